@@ -1,0 +1,8 @@
+"""attnlab: a laboratory for small sequence models.
+
+Train attention-only, convolution + attention and other small models, compare them
+honestly and look inside them. The public entry points are importable functions
+(`attnlab.train.train`, `attnlab.experiments.compare.compare`) with a thin CLI on top.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,113 @@
+"""Load a `RunConfig` from YAML with `--set a.b=value` overrides.
+
+A config file may start from another one with `base: other.yaml` (a path relative to the
+file); the two are merged key by key, the file's own keys winning. Overrides are applied
+after the merge and their values are parsed as YAML (`--set train.lr=1e-3` is a float,
+`--set model.mixer.conv_kernel=null` is None).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from attnlab.config.schema import RunConfig
+from attnlab.errors import ConfigError
+
+
+def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """Read one YAML mapping, following `base:` links (cycles are errors)."""
+    path = path.resolve()
+    if path in seen:
+        raise ConfigError(f"{path}: 'base' links form a cycle")
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping, got {type(raw).__name__}")
+    base = raw.pop("base", None)
+    if base is None:
+        return raw
+    return deep_merge(_read_yaml(path.parent / base, (*seen, path)), raw)
+
+
+def deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    """Merge two nested mappings; values of `top` win, mappings merge recursively."""
+    out = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply `a.b.c=value` strings to a nested mapping (values parsed as YAML)."""
+    out = deep_merge({}, raw)
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"override {item!r} is not of the form a.b=value")
+        try:
+            value = yaml.safe_load(text) if text.strip() else None
+        except yaml.YAMLError:
+            value = text
+        node = out
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            elif not isinstance(child, dict):
+                raise ConfigError(f"override {item!r}: {part!r} is not a section")
+            else:
+                child = node[part] = dict(child)
+            node = child
+        node[parts[-1]] = value
+    return out
+
+
+def format_validation_error(err: ValidationError, source: str) -> str:
+    """One line per problem: the dotted field path, what is wrong, and the source file."""
+    lines = [f"invalid config ({source}):"]
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"] if not str(p).startswith("function-after"))
+        # discriminated unions put the tag in the path (data.lm_text.seq_len): drop it
+        for tag in ("lm_text.", "repeat_tokens.", "attention."):
+            loc = loc.replace(tag, "")
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key"
+        lines.append(f"  {loc or '(root)'}: {msg}")
+    return "\n".join(lines)
+
+
+def validate(raw: dict[str, Any], source: str = "<config>") -> RunConfig:
+    """Validate a mapping as a `RunConfig`, raising `ConfigError` that names fields."""
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as e:
+        raise ConfigError(format_validation_error(e, source)) from None
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
+    """Load, merge `base:` files, apply overrides and validate one config file."""
+    raw = apply_overrides(_read_yaml(Path(path)), overrides or [])
+    return validate(raw, str(path))
+
+
+def dump_config(cfg: RunConfig) -> str:
+    """The fully resolved config as YAML (what `config.yaml` in a run directory holds)."""
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
+
+
+def save_config(cfg: RunConfig, path: Path) -> None:
+    """Write the resolved config to `path`."""
+    path.write_text(dump_config(cfg), encoding="utf-8")

@@ -1,0 +1,193 @@
+"""Typed, nested, saveable config: one root `RunConfig{data, model, train, probes}`.
+
+Every section forbids unknown keys, so a typo in a YAML file or a `--set` override is an
+error that names the field instead of a silently ignored setting. This module knows
+nothing of torch.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+PositiveInt = Annotated[int, Field(gt=0)]
+
+
+class Section(BaseModel):
+    """Base of every config section: unknown keys are errors, assignment is validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class LMTextData(Section):
+    """Next-token prediction on text: a Hugging Face dataset or local files.
+
+    `path` (a directory or a single text file) wins over `dataset` when both are set, so
+    one config runs online (`dataset: wikitext`) and offline (`--set data.path=DIR`).
+    """
+
+    task: Literal["lm_text"] = "lm_text"
+    dataset: str | None = Field(None, description="Hugging Face dataset name, e.g. 'wikitext'")
+    dataset_config: str | None = Field(None, description="e.g. 'wikitext-2-raw-v1'")
+    path: str | None = Field(None, description="local directory or .txt file")
+    text_column: str = "text"
+    val_fraction: float = Field(0.05, gt=0, lt=0.5, description="for a single file")
+    test_fraction: float = Field(0.05, gt=0, lt=0.5, description="for a single file")
+    tokenizer: Literal["gpt2", "char", "bpe"] = "gpt2"
+    tokenizer_path: str | None = Field(
+        None, description="directory with vocab.json + merges.txt (gpt2); Hub when unset"
+    )
+    bpe_vocab_size: int = Field(4096, ge=260, description="vocabulary of a trained 'bpe'")
+    seq_len: PositiveInt = 256
+    batch_size: PositiveInt = 32
+    cache_dir: str | None = Field(None, description="token cache; default ~/.cache/attnlab")
+
+    @model_validator(mode="after")
+    def _has_source(self) -> LMTextData:
+        if self.path is None and self.dataset is None:
+            raise ValueError("lm_text needs data.path (local) or data.dataset (Hugging Face)")
+        return self
+
+
+class RepeatTokensData(Section):
+    """Random token segments shown twice (Olsson et al. 2022), generated from a seed.
+
+    Each sequence is `prefix (random length) · segment · segment · filler`, all tokens
+    uniform over `vocab_size`; loss and accuracy are scored on the predictable part of
+    the repeat (every repeated token but the first).
+    """
+
+    task: Literal["repeat_tokens"] = "repeat_tokens"
+    vocab_size: int = Field(128, ge=2)
+    segment_len: PositiveInt = 24
+    seq_len: PositiveInt = 64
+    batch_size: PositiveInt = 32
+    num_train: PositiveInt = 20000
+    num_val: PositiveInt = 512
+    num_test: PositiveInt = 512
+    seed: int = 1234
+    cache_dir: str | None = None
+
+    @model_validator(mode="after")
+    def _fits(self) -> RepeatTokensData:
+        if 2 * self.segment_len > self.seq_len:
+            raise ValueError(
+                f"2 * segment_len ({2 * self.segment_len}) must be <= seq_len ({self.seq_len})"
+            )
+        return self
+
+
+def _require_tag(key: str, default: str | None = None):
+    """Before-validator for a tagged union: fill a default tag or name the missing key."""
+
+    def check(value):
+        if isinstance(value, dict) and key not in value:
+            if default is None:
+                raise ValueError(f"missing '{key}' (which kind of section this is)")
+            value = {key: default, **value}
+        return value
+
+    return BeforeValidator(check)
+
+
+DataConfig = Annotated[
+    LMTextData | RepeatTokensData, Field(discriminator="task"), _require_tag("task")
+]
+
+
+class AttentionMixer(Section):
+    """Multi-head attention, optionally with a depth-wise causal conv or smeared keys."""
+
+    name: Literal["attention"] = "attention"
+    n_heads: PositiveInt = 8
+    conv_kernel: int | None = Field(None, description="depth-wise causal conv kernel (>= 1)")
+    conv_where: Literal["input", "qkv", "k"] = "input"
+    smear_keys: bool = False
+    bias: bool = False
+
+    @field_validator("conv_kernel")
+    @classmethod
+    def _kernel_positive(cls, v: int | None) -> int | None:
+        if v is not None and v < 1:
+            raise ValueError(f"conv_kernel must be >= 1 (got {v})")
+        return v
+
+
+MixerConfig = Annotated[
+    AttentionMixer, Field(discriminator="name"), _require_tag("name", "attention")
+]
+
+
+class ModelConfig(Section):
+    """Decoder-only stack: embed → blocks (x + mixer(norm(x)) [+ mlp]) → norm → unembed."""
+
+    arch: Literal["decoder"] = "decoder"
+    vocab_size: int | None = Field(None, ge=2, description="unset: taken from the data")
+    d_model: PositiveInt = 512
+    n_layers: PositiveInt = 4
+    mixer: MixerConfig = Field(default_factory=AttentionMixer)
+    mlp: bool = False
+    mlp_ratio: PositiveInt = 4
+    norm: Literal["layernorm", "rmsnorm", "none"] = "layernorm"
+    pos: Literal["none", "learned", "sinusoidal", "rope"] = "learned"
+    max_seq_len: PositiveInt = 1024
+    tie_embeddings: bool = False
+    dropout: float = Field(0.0, ge=0, lt=1)
+    pad_vocab_multiple: PositiveInt = Field(
+        64, description="pad the embedding/unembedding rows to a multiple (speed)"
+    )
+
+    @model_validator(mode="after")
+    def _heads_divide(self) -> ModelConfig:
+        h = self.mixer.n_heads
+        if self.d_model % h:
+            raise ValueError(f"mixer.n_heads ({h}) must divide d_model ({self.d_model})")
+        if self.pos == "rope" and (self.d_model // h) % 2:
+            raise ValueError(f"rope needs an even head size (d_model / n_heads = {self.d_model // h})")
+        return self
+
+
+class TrainConfig(Section):
+    """Optimiser, schedule, length, precision and bookkeeping of one training run."""
+
+    seed: int = 42
+    lr: float = Field(3e-4, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
+    betas: tuple[float, float] = (0.9, 0.95)
+    schedule: Literal["cosine", "constant"] = "cosine"
+    warmup_steps: int = Field(0, ge=0)
+    min_lr_ratio: float = Field(0.1, ge=0, le=1, description="cosine floor as a share of lr")
+    epochs: float | None = Field(1.0, gt=0)
+    max_steps: int | None = Field(None, gt=0, description="wins over epochs when set")
+    grad_clip: float | None = Field(1.0, gt=0)
+    grad_accum: PositiveInt = 1
+    precision: Literal["auto", "32-true", "bf16-mixed", "16-mixed"] = "auto"
+    accelerator: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    devices: PositiveInt = 1
+    eval_every: int = Field(200, gt=0)
+    eval_batches: int | None = Field(50, gt=0, description="cap for periodic evals")
+    log_every: int = Field(10, gt=0)
+    checkpoint_every: int | None = Field(None, gt=0, description="default: eval_every")
+    check_causal: bool = True
+    progress: bool = True
+
+    @model_validator(mode="after")
+    def _has_length(self) -> TrainConfig:
+        if self.epochs is None and self.max_steps is None:
+            raise ValueError("set train.epochs or train.max_steps")
+        return self
+
+
+class ProbesConfig(Section):
+    """Room for the probes section (filled by the probes issue)."""
+
+
+class RunConfig(Section):
+    """The root config saved as `config.yaml` in every run directory."""
+
+    name: str = "run"
+    data: DataConfig
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    probes: ProbesConfig = Field(default_factory=ProbesConfig)

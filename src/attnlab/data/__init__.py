@@ -1,0 +1,117 @@
+"""Data: task → tokenizer → cached token arrays → batches.
+
+`build(cfg.data)` is the one entry point; it returns a `Dataset` whose splits hand out
+`Batch(x, y, mask)` objects. This package knows nothing of models.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from attnlab.config.schema import LMTextData, RepeatTokensData
+from attnlab.data.cache import cache_root, cached_array, content_hash, smallest_uint
+from attnlab.data.splits import Batch, RowSplit, StreamSplit, eval_batches, train_ids
+from attnlab.data.synthetic import repeat_tokens
+from attnlab.data.text import SPLITS, load_splits
+from attnlab.data.tokenizers import CharTokenizer, HFTokenizer, gpt2_tokenizer, train_bpe
+from attnlab.errors import DataError
+
+__all__ = ["Batch", "Dataset", "build", "eval_batches", "train_ids"]
+
+
+@dataclass
+class Dataset:
+    """The splits of one task, its vocabulary size and (for text) its tokenizer."""
+
+    splits: dict[str, StreamSplit | RowSplit]
+    vocab_size: int
+    seq_len: int
+    batch_size: int
+    tokenizer: object | None = None
+    sources: dict[str, str] = field(default_factory=dict)
+
+    def describe(self) -> dict:
+        """Sizes and sources, for the run summary."""
+        return {
+            "vocab_size": self.vocab_size,
+            "sources": self.sources,
+            **{f"{s}_sequences": sp.num_sequences for s, sp in self.splits.items()},
+            **{f"{s}_tokens": sp.num_tokens for s, sp in self.splits.items()},
+        }
+
+
+def _tokenizer(cfg: LMTextData, train_text: str, root: Path):
+    if cfg.tokenizer == "gpt2":
+        return gpt2_tokenizer(cfg.tokenizer_path)
+    if cfg.tokenizer == "char":
+        return CharTokenizer.fit(train_text)
+    path = root / f"bpe-{content_hash(train_text)}-{cfg.bpe_vocab_size}.json"
+    if path.is_file():
+        from tokenizers import Tokenizer
+
+        return HFTokenizer(Tokenizer.from_file(str(path)), f"bpe{cfg.bpe_vocab_size}")
+    tok = train_bpe(train_text, cfg.bpe_vocab_size)
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tok.save(tmp)
+    tmp.replace(path)
+    return tok
+
+
+def _lm_text(cfg: LMTextData) -> Dataset:
+    texts, sources = load_splits(cfg)
+    root = cache_root(cfg.cache_dir)
+    tok = _tokenizer(cfg, texts["train"], root)
+    dtype = smallest_uint(tok.vocab_size)
+
+    def encode(text: str):
+        return lambda: tok.encode(text).astype(dtype)
+
+    splits = {}
+    for s in SPLITS:
+        key = f"tokens-{content_hash(texts[s])}-{tok.name}-{tok.fingerprint}"
+        splits[s] = StreamSplit(cached_array(root, key, encode(texts[s])), cfg.seq_len)
+    need = {"train": cfg.batch_size, "validation": 1, "test": 1}
+    for s, n in need.items():
+        if splits[s].num_sequences < n:
+            raise DataError(
+                f"{sources[s]}: the {s} split has {len(splits[s].tokens)} tokens, fewer than "
+                f"one batch needs ({n} x {cfg.seq_len} + 1); use more text or a smaller "
+                "data.batch_size / data.seq_len"
+            )
+    return Dataset(splits, tok.vocab_size, cfg.seq_len, cfg.batch_size, tok, sources)
+
+
+def _repeat_tokens(cfg: RepeatTokensData) -> Dataset:
+    root = cache_root(cfg.cache_dir)
+    spec = cfg.model_dump(exclude={"batch_size", "cache_dir"})
+    splits = {}
+    for s in SPLITS:
+        key = f"repeat-{content_hash(json.dumps(spec, sort_keys=True), s)}"
+        made = {}
+
+        def rows(s=s, made=made):
+            made["rows"], made["mask"] = repeat_tokens(cfg, s)
+            return made["rows"].astype(smallest_uint(cfg.vocab_size))
+
+        def mask(s=s, made=made):
+            return made["mask"] if "mask" in made else repeat_tokens(cfg, s)[1]
+
+        splits[s] = RowSplit(cached_array(root, key, rows), cached_array(root, key + "-m", mask))
+    if splits["train"].num_sequences < cfg.batch_size:
+        raise DataError(f"repeat_tokens: num_train ({cfg.num_train}) < batch_size")
+    sources = dict.fromkeys(SPLITS, "repeat_tokens (generated)")
+    return Dataset(splits, cfg.vocab_size, cfg.seq_len, cfg.batch_size, None, sources)
+
+
+def build(cfg: LMTextData | RepeatTokensData) -> Dataset:
+    """Build the dataset a data config describes (tokenizing or generating once, cached)."""
+    if isinstance(cfg, LMTextData):
+        return _lm_text(cfg)
+    if isinstance(cfg, RepeatTokensData):
+        return _repeat_tokens(cfg)
+    raise TypeError(f"unknown data config {type(cfg).__name__}")

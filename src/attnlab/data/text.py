@@ -1,0 +1,115 @@
+"""Text corpora for `lm_text`: local files or a Hugging Face dataset, as split → text.
+
+Local layouts understood, in this order:
+- a directory with WikiText's `wiki.{train,valid,test}.{raw,tokens}`;
+- a directory with `{train,valid|validation,test}.txt`;
+- a directory with other `.txt` files, or a single file: concatenated, and the tail cut
+  into validation and test by `val_fraction` / `test_fraction`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from attnlab.config.schema import LMTextData
+from attnlab.errors import DataError
+
+SPLITS = ("train", "validation", "test")
+_NAMED = {
+    "train": ("wiki.train.raw", "wiki.train.tokens", "train.txt"),
+    "validation": ("wiki.valid.raw", "wiki.valid.tokens", "valid.txt", "validation.txt"),
+    "test": ("wiki.test.raw", "wiki.test.tokens", "test.txt"),
+}
+
+
+def read_text(path: Path) -> str:
+    """Read a UTF-8 file; a missing, empty or non-UTF-8 file is a `DataError` naming it."""
+    if not path.is_file():
+        raise DataError(f"data file not found: {path}")
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        bad = data[e.start : e.start + 1].hex()
+        raise DataError(
+            f"{path} is not UTF-8 text: invalid byte 0x{bad} at byte offset {e.start}"
+        ) from None
+    if not text.strip():
+        raise DataError(f"{path} is empty (no text to train on)")
+    return text
+
+
+def _split_tail(text: str, cfg: LMTextData, source: str) -> dict[str, str]:
+    n = len(text)
+    n_test, n_val = int(n * cfg.test_fraction), int(n * cfg.val_fraction)
+    n_train = n - n_val - n_test
+    if min(n_test, n_val) == 0:
+        raise DataError(f"{source}: too little text to cut validation and test splits from")
+    return {
+        "train": text[:n_train],
+        "validation": text[n_train : n_train + n_val],
+        "test": text[n_train + n_val :],
+    }
+
+
+def local_splits(cfg: LMTextData) -> tuple[dict[str, str], dict[str, str]]:
+    """Read a local directory or file; returns (split → text, split → source path)."""
+    root = Path(cfg.path).expanduser()
+    if not root.exists():
+        raise DataError(f"data path not found: {root}")
+    if root.is_file():
+        return _split_tail(read_text(root), cfg, str(root)), dict.fromkeys(SPLITS, str(root))
+    found = {}
+    for split, names in _NAMED.items():
+        hit = next((root / n for n in names if (root / n).is_file()), None)
+        if hit is not None:
+            found[split] = hit
+    if found:
+        missing = [s for s in SPLITS if s not in found]
+        if missing:
+            raise DataError(
+                f"{root}: found {', '.join(p.name for p in found.values())} but no "
+                f"{' / '.join(missing)} split (looked for {', '.join(_NAMED[missing[0]])})"
+            )
+        return {s: read_text(p) for s, p in found.items()}, {s: str(p) for s, p in found.items()}
+    files = sorted(root.glob("*.txt"))
+    if not files:
+        raise DataError(f"{root}: no text files (.txt or wiki.*.raw) in this directory")
+    text = "".join(read_text(f) for f in files)
+    return _split_tail(text, cfg, str(root)), dict.fromkeys(SPLITS, str(root))
+
+
+def hub_splits(cfg: LMTextData) -> tuple[dict[str, str], dict[str, str]]:
+    """Load a Hugging Face dataset and join its text column per split."""
+    try:
+        import datasets
+
+        ds = datasets.load_dataset(cfg.dataset, cfg.dataset_config)
+    except Exception as e:  # offline, unknown name, ...
+        raise DataError(
+            f"could not load Hugging Face dataset {cfg.dataset!r} "
+            f"({cfg.dataset_config or 'default config'}): {type(e).__name__}: {e}; "
+            "offline, set data.path to a local copy"
+        ) from None
+    names = {"train": "train", "validation": "validation", "test": "test"}
+    if "validation" not in ds and "valid" in ds:
+        names["validation"] = "valid"
+    src = f"hf:{cfg.dataset}/{cfg.dataset_config or ''}"
+    out = {}
+    for split, name in names.items():
+        if name not in ds:
+            raise DataError(f"{src} has no {name!r} split (it has {', '.join(ds)})")
+        if cfg.text_column not in ds[name].column_names:
+            raise DataError(f"{src}: no column {cfg.text_column!r} in split {name!r}")
+        rows = ds[name][cfg.text_column]
+        # WikiText rows keep their trailing newline; other corpora get one per row.
+        sep = "" if rows and all(r.endswith("\n") or not r for r in rows[:100]) else "\n"
+        out[split] = sep.join(rows)
+        if not out[split].strip():
+            raise DataError(f"{src}: split {name!r} is empty")
+    return out, dict.fromkeys(SPLITS, src)
+
+
+def load_splits(cfg: LMTextData) -> tuple[dict[str, str], dict[str, str]]:
+    """Split → text and split → source, from `cfg.path` when set, else the Hub."""
+    return local_splits(cfg) if cfg.path is not None else hub_splits(cfg)
