@@ -40,7 +40,7 @@ class Dataset:
             "vocab_size": self.vocab_size,
             "sources": self.sources,
             **{f"{s}_sequences": sp.num_sequences for s, sp in self.splits.items()},
-            **{f"{s}_tokens": sp.num_tokens for s, sp in self.splits.items()},
+            **{f"{s}_scored_targets": sp.num_tokens for s, sp in self.splits.items()},
         }
 
 

@@ -1,0 +1,124 @@
+"""Multi-head attention mixer: causal, bidirectional or cross, with optional depth-wise
+causal convolutions and smeared keys.
+
+Legend: B batch, T query time, S key time, D model width, H heads, E head width (D / H).
+
+Options (all from config, see `AttentionMixer`):
+- `conv_kernel` + `conv_where`: a depth-wise causal convolution of kernel K on the block
+  input (`input`: the write-ups' Conv-Attn, "embeddings → Conv1d → attention"), on the
+  projected q, k and v (`qkv`: Primer's multi-dconv-head attention, So et al. 2021, which
+  convolves per channel after the projection), or on the keys only (`k`).
+- `smear_keys`: Olsson et al. 2022's smeared key, `k'_j = σ(α_h) k_j + (1 - σ(α_h)) k_{j-1}`
+  with one learned α per head and `k_{-1} = 0`. α starts at 0 (an even mix); the paper
+  does not state its initialisation.
+- `rope`: rotary embeddings on q and k, applied after smearing (the smear mixes key
+  contents; each key is then rotated at its own position j).
+
+The fast path runs `F.scaled_dot_product_attention`; `forward_ref` computes the explicit
+softmax pattern with loops-free but obviously-correct tensor code, for tests and probes.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+from attnlab.models.conv import CausalDepthwiseConv
+from attnlab.models.positional import Rotary
+
+
+class Attention(nn.Module):
+    """Mixer contract: `Attention(d_model, layer_idx, **options)`, (B, T, D) → (B, T, D)."""
+
+    def __init__(
+        self,
+        d_model: int,
+        layer_idx: int = 0,
+        n_heads: int = 8,
+        causal: bool = True,
+        conv_kernel: int | None = None,
+        conv_where: str = "input",
+        smear_keys: bool = False,
+        bias: bool = False,
+        rope: bool = False,
+        max_seq_len: int = 1024,
+        dropout: float = 0.0,
+    ):
+        super().__init__()
+        if d_model % n_heads:
+            raise ValueError(f"n_heads ({n_heads}) must divide d_model ({d_model})")
+        self.d_model, self.layer_idx, self.n_heads = d_model, layer_idx, n_heads
+        self.head_dim = d_model // n_heads
+        self.causal, self.dropout = causal, dropout
+        self.conv_where = conv_where if conv_kernel else None
+        conv_channels = {"input": d_model, "qkv": 3 * d_model, "k": d_model}
+        self.conv = (
+            CausalDepthwiseConv(conv_channels[conv_where], conv_kernel) if conv_kernel else None
+        )
+        self.qkv = nn.Linear(d_model, 3 * d_model, bias=bias)
+        self.out = nn.Linear(d_model, d_model, bias=bias)
+        self.smear_alpha = nn.Parameter(torch.zeros(n_heads)) if smear_keys else None
+        self.rotary = Rotary(self.head_dim, max_seq_len) if rope else None
+
+    def state_size(self, seq_len: int) -> int:
+        """Numbers kept per sequence to generate the next token: keys and values of T steps."""
+        return 2 * seq_len * self.d_model
+
+    def project(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """q, k, v of shape (B, H, T, E) after every optional conv, smear and rotation."""
+        if self.conv_where == "input":
+            x = self.conv(x)  # (B, T, D)
+        qkv = self.qkv(x)  # (B, T, 3D)
+        if self.conv_where == "qkv":
+            qkv = self.conv(qkv)  # (B, T, 3D)
+        q, k, v = qkv.chunk(3, dim=-1)  # (B, T, D) each
+        if self.conv_where == "k":
+            k = self.conv(k)  # (B, T, D)
+        q, k, v = (rearrange(t, "b t (h e) -> b h t e", h=self.n_heads) for t in (q, k, v))
+        if self.smear_alpha is not None:
+            k = self.smear(k)
+        if self.rotary is not None:
+            q, k = self.rotary(q), self.rotary(k)
+        return q, k, v
+
+    def smear(self, k: torch.Tensor) -> torch.Tensor:
+        """Mix each key with the previous one, one learned sigmoid gate per head."""
+        gate = torch.sigmoid(self.smear_alpha)[None, :, None, None]  # (1, H, 1, 1)
+        prev = F.pad(k, (0, 0, 1, 0))[:, :, :-1]  # (B, H, T, E), k_{j-1}, zero at j = 0
+        return gate * k + (1 - gate) * prev
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q, k, v = self.project(x)  # (B, H, T, E)
+        p = self.dropout if self.training else 0.0
+        o = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal, dropout_p=p)
+        return self.out(rearrange(o, "b h t e -> b t (h e)"))  # (B, T, D)
+
+    def forward_ref(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Slow reference: explicit convs, scores, mask and softmax; returns (out, pattern)."""
+        if self.conv_where == "input":
+            x = self.conv.forward_ref(x)
+        qkv = self.qkv(x)
+        if self.conv_where == "qkv":
+            qkv = self.conv.forward_ref(qkv)
+        q, k, v = qkv.chunk(3, dim=-1)
+        if self.conv_where == "k":
+            k = self.conv.forward_ref(k)
+        q, k, v = (rearrange(t, "b t (h e) -> b h t e", h=self.n_heads) for t in (q, k, v))
+        if self.smear_alpha is not None:
+            g = torch.sigmoid(self.smear_alpha)[None, :, None, None]
+            prev = torch.cat([torch.zeros_like(k[:, :, :1]), k[:, :, :-1]], dim=2)
+            k = g * k + (1 - g) * prev
+        if self.rotary is not None:
+            q, k = self.rotary(q), self.rotary(k)
+        scores = q @ k.transpose(-1, -2) / math.sqrt(self.head_dim)  # (B, H, T, T)
+        if self.causal:
+            T = x.shape[1]
+            future = torch.ones(T, T, dtype=torch.bool, device=x.device).triu(1)
+            scores = scores.masked_fill(future, float("-inf"))
+        pattern = scores.softmax(dim=-1)  # (B, H, T, T)
+        o = rearrange(pattern @ v, "b h t e -> b t (h e)")
+        return self.out(o), pattern

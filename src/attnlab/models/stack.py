@@ -1,0 +1,148 @@
+"""The decoder-only stack: embed → blocks → norm → unembed, one block type, many mixers.
+
+Legend: B batch, T time, D model width, V vocabulary, Vp padded vocabulary.
+
+Each block is `x + mixer(norm(x))`, optionally followed by `x + mlp(norm(x))`. Mixers are
+looked up by name in `MIXERS` (an explicit dict, not import strings), so Attn-Attn,
+Conv-Attn and smeared keys differ only in config. The vocabulary rows are padded to a
+multiple of `pad_vocab_multiple` for faster matmuls; the padded logits are cut off before
+they leave the model, so no loss or metric ever sees them.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from attnlab.config.schema import ModelConfig
+from attnlab.models.attention import Attention
+from attnlab.models.positional import LearnedPositions, SinusoidalPositions
+
+MIXERS: dict[str, type[nn.Module]] = {"attention": Attention}
+
+
+def make_norm(kind: str, d: int) -> nn.Module:
+    """`layernorm`, `rmsnorm` or `none` (identity)."""
+    if kind == "layernorm":
+        return nn.LayerNorm(d)
+    if kind == "rmsnorm":
+        return nn.RMSNorm(d)
+    return nn.Identity()
+
+
+class MLP(nn.Module):
+    """Two linear layers with GELU in between (width `ratio * D`)."""
+
+    def __init__(self, d_model: int, ratio: int, dropout: float):
+        super().__init__()
+        self.up = nn.Linear(d_model, ratio * d_model)
+        self.down = nn.Linear(ratio * d_model, d_model)
+        self.act = nn.GELU()
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.drop(self.down(self.act(self.up(x))))  # (B, T, D)
+
+
+class Block(nn.Module):
+    """`x + mixer(norm(x))` then, when the block has one, `x + mlp(norm(x))`."""
+
+    def __init__(self, mixer: nn.Module, d_model: int, norm: str, mlp: MLP | None, dropout: float):
+        super().__init__()
+        self.norm1 = make_norm(norm, d_model)
+        self.mixer = mixer
+        self.drop = nn.Dropout(dropout)
+        self.norm2 = make_norm(norm, d_model) if mlp is not None else None
+        self.mlp = mlp
+
+    @property
+    def attn(self) -> nn.Module:
+        """TransformerLens-style alias (`blocks.0.attn`)."""
+        return self.mixer
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.drop(self.mixer(self.norm1(x)))  # (B, T, D)
+        if self.mlp is not None:
+            x = x + self.mlp(self.norm2(x))
+        return x
+
+
+class DecoderLM(nn.Module):
+    """Decoder-only language model over token ids: (B, T) int → (B, T, V) logits."""
+
+    def __init__(self, cfg: ModelConfig, vocab_size: int):
+        super().__init__()
+        self.cfg, self.vocab_size = cfg, vocab_size
+        m = cfg.pad_vocab_multiple
+        self.padded_vocab = -(-vocab_size // m) * m
+        D = cfg.d_model
+        self.embed = nn.Embedding(self.padded_vocab, D)
+        self.pos = {
+            "learned": lambda: LearnedPositions(cfg.max_seq_len, D),
+            "sinusoidal": lambda: SinusoidalPositions(cfg.max_seq_len, D),
+        }.get(cfg.pos, lambda: None)()
+        self.drop = nn.Dropout(cfg.dropout)
+        options = cfg.mixer.model_dump(exclude={"name"})
+        mixer_cls = MIXERS[cfg.mixer.name]
+        self.blocks = nn.ModuleList(
+            Block(
+                mixer_cls(
+                    D, i, **options, rope=cfg.pos == "rope", max_seq_len=cfg.max_seq_len,
+                    dropout=cfg.dropout,
+                ),
+                D,
+                cfg.norm,
+                MLP(D, cfg.mlp_ratio, cfg.dropout) if cfg.mlp else None,
+                cfg.dropout,
+            )
+            for i in range(cfg.n_layers)
+        )
+        self.norm = make_norm(cfg.norm, D)
+        self.unembed = nn.Linear(D, self.padded_vocab, bias=False)
+        init_weights(self)
+        if cfg.tie_embeddings:
+            self.unembed.weight = self.embed.weight
+
+    def num_params(self) -> int:
+        """Trainable parameters, each shared tensor counted once."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        T = tokens.shape[1]
+        if T > self.cfg.max_seq_len and self.pos is not None:
+            raise ValueError(f"sequence of {T} tokens > model.max_seq_len {self.cfg.max_seq_len}")
+        x = self.embed(tokens)  # (B, T, D)
+        if self.pos is not None:
+            x = x + self.pos(T)
+        x = self.drop(x)
+        for block in self.blocks:
+            x = block(x)
+        logits = self.unembed(self.norm(x))  # (B, T, Vp)
+        return logits[..., : self.vocab_size]  # (B, T, V)
+
+
+def init_weights(model: DecoderLM) -> None:
+    """Every initialisation in one place (GPT-2 / nanoGPT style).
+
+    - Linear and embedding weights: N(0, 0.02); biases 0.
+    - Residual output projections (`attn.out`, `mlp.down`): N(0, 0.02 / sqrt(2 L)), so the
+      residual stream's variance does not grow with depth L.
+    - Learned positions: N(0, 0.01) (a smaller start than tokens').
+    - Depth-wise convs keep PyTorch's default (Kaiming-uniform), as in the write-ups'
+      `nn.Conv1d`; smear gates α = 0 (σ = 0.5); norms: weight 1, bias 0.
+    """
+    n_layers = len(model.blocks)
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Linear):
+            std = 0.02
+            if name.endswith((".out", ".down")):
+                std = 0.02 / math.sqrt(2 * n_layers)
+            nn.init.normal_(module.weight, 0.0, std)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, 0.0, 0.02)
+        elif isinstance(module, LearnedPositions):
+            nn.init.normal_(module.weight, 0.0, 0.01)

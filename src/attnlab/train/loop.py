@@ -1,0 +1,190 @@
+"""The training loop: Lightning Fabric for device, precision and DDP; nothing model-specific.
+
+One optimizer step consumes one global batch of `data.batch_size` sequences, cut into
+`grad_accum` micro-batches and, under DDP, each micro-batch into one slice per process.
+Losses are sums divided by the scored targets of the whole global batch, so the gradient
+is the same for any split into micro-batches and processes.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from attnlab.config.schema import TrainConfig
+from attnlab.data import Dataset, eval_batches, train_ids
+from attnlab.data.splits import steps_per_epoch
+from attnlab.errors import ConfigError
+from attnlab.train import checkpoint as ckpt
+from attnlab.train.losses import token_stats
+from attnlab.train.metrics import MetricsLog
+from attnlab.train.optim import lr_at
+
+
+@dataclass
+class LoopState:
+    """Bookkeeping that a checkpoint carries across a resume."""
+
+    step: int = 0
+    best_val_loss: float = math.inf
+    best_step: int = -1
+    train_tokens: int = 0
+    train_seconds: float = 0.0
+    history: list = field(default_factory=list)
+
+
+def total_steps(data: Dataset, cfg: TrainConfig) -> int:
+    """`max_steps` when set, else `epochs` passes over the training split."""
+    if cfg.max_steps is not None:
+        return cfg.max_steps
+    return max(1, math.ceil(cfg.epochs * steps_per_epoch(data.splits["train"], data.batch_size)))
+
+
+def evaluate(fabric, model, split, batch_size: int, max_batches: int | None) -> dict:
+    """Loss, accuracy and perplexity over (the first `max_batches` batches of) a split."""
+    model.eval()
+    sums = torch.zeros(3, dtype=torch.float64, device=fabric.device)  # loss, n, correct
+    with torch.no_grad():
+        for i, batch in enumerate(eval_batches(split, batch_size, max_batches)):
+            if i % fabric.world_size != fabric.global_rank:
+                continue
+            batch = batch.to(fabric.device)
+            with fabric.autocast():
+                logits = model(batch.x)
+            loss, n, correct = token_stats(logits, batch.y, batch.mask)
+            sums += torch.stack([loss.double(), n.double(), correct.double()])
+    model.train()
+    sums = fabric.all_reduce(sums, reduce_op="sum") if fabric.world_size > 1 else sums
+    loss_sum, n, correct = sums.tolist()
+    loss = loss_sum / max(n, 1)
+    return {"loss": loss, "accuracy": correct / max(n, 1), "perplexity": math.exp(min(loss, 50)),
+            "tokens": int(n)}
+
+
+class Trainer:
+    """Runs optimizer steps, evaluations and checkpoints for one run directory."""
+
+    def __init__(self, fabric, model, raw_model, optimizer, data: Dataset, cfg: TrainConfig,
+                 run_dir: Path):
+        self.fabric, self.model, self.raw_model = fabric, model, raw_model
+        self.opt, self.data, self.cfg, self.run_dir = optimizer, data, cfg, run_dir
+        self.total = total_steps(data, cfg)
+        self.log = MetricsLog(run_dir / "metrics.jsonl", enabled=fabric.global_rank == 0)
+        self.state = LoopState()
+        world = fabric.world_size * cfg.grad_accum
+        if data.batch_size % world:
+            raise ConfigError(
+                f"data.batch_size ({data.batch_size}) must be divisible by train.grad_accum x "
+                f"devices ({cfg.grad_accum} x {fabric.world_size})"
+            )
+        if data.splits["train"].num_sequences < data.batch_size:
+            raise ConfigError("the training split holds fewer sequences than one batch")
+
+    def step(self, step: int) -> tuple[float, int]:
+        """One optimizer step; returns (mean training loss, scored tokens)."""
+        split, cfg, f = self.data.splits["train"], self.cfg, self.fabric
+        ids = train_ids(split.num_sequences, self.data.batch_size, cfg.seed, step)  # (B,)
+        n_total = self._scored(split, ids)
+        lr = lr_at(step, self.total, cfg)
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+        micro = len(ids) // cfg.grad_accum
+        loss_total = torch.zeros((), device=f.device)
+        for m in range(cfg.grad_accum):
+            part = ids[m * micro : (m + 1) * micro][f.global_rank :: f.world_size]
+            batch = split.get(part).to(f.device)
+            last = m == cfg.grad_accum - 1
+            with f.no_backward_sync(self.model, enabled=not last):
+                logits = self.model(batch.x)  # (b, T, V)
+                loss_sum, _, _ = token_stats(logits, batch.y, batch.mask)
+                # DDP averages gradients over processes: scale back to a global-batch mean
+                f.backward(loss_sum * (f.world_size / n_total))
+            loss_total += loss_sum.detach()
+        if cfg.grad_clip is not None:
+            f.clip_gradients(self.model, self.opt, max_norm=cfg.grad_clip)
+        self.opt.step()
+        self.opt.zero_grad(set_to_none=True)
+        if f.world_size > 1:
+            loss_total = f.all_reduce(loss_total, reduce_op="sum")
+        return loss_total.item() / n_total, n_total
+
+    @staticmethod
+    def _scored(split, ids: np.ndarray) -> int:
+        mask = getattr(split, "mask", None)
+        return int(mask[ids].sum()) if mask is not None else len(ids) * split.seq_len
+
+    def run_eval(self, step: int, max_batches: int | None, final: bool = False) -> dict:
+        """Evaluate on validation, log it, and keep the best weights."""
+        res = evaluate(self.fabric, self.model, self.data.splits["validation"],
+                       self.data.batch_size, max_batches)
+        rec = {"step": step, "split": "validation", **res}
+        if final:
+            rec["final"] = True
+        else:
+            rec["subset_batches"] = max_batches
+            if res["loss"] < self.state.best_val_loss:
+                self.state.best_val_loss, self.state.best_step = res["loss"], step
+                if self.fabric.global_rank == 0:
+                    ckpt.save_weights(self.raw_model, self.run_dir / ckpt.BEST)
+        self.log.write(rec)
+        return res
+
+    def save(self, step: int) -> None:
+        """Last weights and the resume state at `step`."""
+        if self.fabric.global_rank != 0:
+            return
+        ckpt.save_weights(self.raw_model, self.run_dir / ckpt.WEIGHTS)
+        s = self.state
+        ckpt.save_state(self.run_dir / ckpt.STATE, self.opt, step=step,
+                        best_val_loss=s.best_val_loss, best_step=s.best_step,
+                        train_tokens=s.train_tokens, train_seconds=s.train_seconds)
+
+    def restore(self) -> None:
+        """Continue from the checkpoint in the run directory."""
+        extra = ckpt.load_state(self.run_dir / ckpt.STATE, self.opt)
+        self.state = LoopState(step=extra["step"], best_val_loss=extra["best_val_loss"],
+                               best_step=extra["best_step"], train_tokens=extra["train_tokens"],
+                               train_seconds=extra["train_seconds"])
+        self.log.truncate_after(self.state.step)
+
+    def fit(self, stop_after: int | None = None) -> bool:
+        """Train to the last step (or `stop_after` more steps); True when training finished."""
+        cfg, s = self.cfg, self.state
+        every_ckpt = cfg.checkpoint_every or cfg.eval_every
+        end = self.total if stop_after is None else min(self.total, s.step + stop_after)
+        bar = tqdm(total=self.total, initial=s.step, disable=not cfg.progress or
+                   self.fabric.global_rank != 0, desc="train", unit="step", leave=False)
+        self.model.train()
+        window_tokens, window_s = 0, 0.0
+        while s.step < end:
+            t0 = time.perf_counter()
+            loss, n = self.step(s.step)
+            if not math.isfinite(loss):
+                raise FloatingPointError(f"training loss is {loss} at step {s.step}")
+            dt = time.perf_counter() - t0
+            s.step += 1
+            seq_tokens = self.data.batch_size * self.data.seq_len
+            s.train_tokens += seq_tokens
+            s.train_seconds += dt
+            window_tokens += seq_tokens
+            window_s += dt
+            bar.update(1)
+            if s.step % cfg.log_every == 0 or s.step == end:
+                tps = window_tokens / max(window_s, 1e-9)
+                window_tokens, window_s = 0, 0.0
+                lr = self.opt.param_groups[0]["lr"]
+                self.log.write({"step": s.step, "split": "train", "loss": loss, "lr": lr,
+                                "tokens_per_s": tps})
+                bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{tps:,.0f}")
+            if s.step % cfg.eval_every == 0 or s.step == self.total:
+                self.run_eval(s.step, cfg.eval_batches)
+            if s.step % every_ckpt == 0 or s.step == end:
+                self.save(s.step)
+        bar.close()
+        return s.step >= self.total

@@ -1,0 +1,164 @@
+"""`train(cfg, run_dir)` and `resume(run_dir)`: the data path from config to run directory.
+
+config → data.build → models.build → check_causal → Trainer.fit → final evals →
+`summary.json`. The run directory holds everything needed to resume or report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+import attnlab
+from attnlab import data as data_mod
+from attnlab import models
+from attnlab.config import load_config, save_config
+from attnlab.config.schema import RunConfig
+from attnlab.errors import UserError
+from attnlab.train.loop import Trainer, evaluate
+from attnlab.train.optim import make_optimizer
+
+
+def resolve(cfg: RunConfig, dataset) -> RunConfig:
+    """Fill what the data decides: vocabulary size and the model's maximum length."""
+    model = cfg.model.model_copy(update={
+        "vocab_size": cfg.model.vocab_size or dataset.vocab_size,
+        "max_seq_len": max(cfg.model.max_seq_len, dataset.seq_len)
+        if cfg.model.pos == "none" else dataset.seq_len,
+    })
+    if model.vocab_size < dataset.vocab_size:
+        raise UserError(
+            f"model.vocab_size ({model.vocab_size}) < the data's vocabulary ({dataset.vocab_size})"
+        )
+    return cfg.model_copy(update={"model": model})
+
+
+def _precision(cfg: RunConfig) -> str:
+    """`auto`: fp16 mixed precision on CUDA (the write-ups' AMP), float32 elsewhere."""
+    if cfg.train.precision != "auto":
+        return cfg.train.precision
+    want_cuda = cfg.train.accelerator in ("auto", "cuda") and torch.cuda.is_available()
+    return "16-mixed" if want_cuda else "32-true"
+
+
+def _fabric(cfg: RunConfig):
+    from lightning_fabric import Fabric
+
+    fabric = Fabric(accelerator=cfg.train.accelerator, devices=cfg.train.devices,
+                    precision=_precision(cfg))
+    if cfg.train.devices > 1:
+        fabric.launch()
+    return fabric
+
+
+def _versions() -> dict:
+    return {"attnlab": attnlab.__version__, "torch": torch.__version__,
+            "python": platform.python_version()}
+
+
+def _prepare_dir(run_dir: Path) -> None:
+    if run_dir.exists() and any(run_dir.iterdir()):
+        raise UserError(
+            f"run directory {run_dir} already exists and is not empty; continue it with "
+            f"`attnlab train --resume {run_dir}` or choose another --out"
+        )
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+
+def _setup(cfg: RunConfig, run_dir: Path, fresh: bool):
+    """Build data, model (checked for leaks), optimizer and a Trainer for `run_dir`."""
+    dataset = data_mod.build(cfg.data)
+    cfg = resolve(cfg, dataset)
+    torch.manual_seed(cfg.train.seed)
+    model = models.build(cfg.model)
+    if cfg.train.check_causal:
+        models.check_causal(model, cfg.model.vocab_size, dataset.seq_len)
+    fabric = _fabric(cfg)
+    if fresh and fabric.global_rank == 0:
+        save_config(cfg, run_dir / "config.yaml")
+        if dataset.tokenizer is not None:
+            dataset.tokenizer.save(run_dir / "tokenizer.json")
+    if not fresh:
+        from attnlab.train.checkpoint import WEIGHTS, load_weights
+
+        load_weights(model, run_dir / WEIGHTS)
+    optimizer = make_optimizer(model, cfg.train)
+    wrapped, optimizer = fabric.setup(model, optimizer)
+    trainer = Trainer(fabric, wrapped, model, optimizer, dataset, cfg.train, run_dir)
+    return cfg, trainer
+
+
+def _finish(cfg: RunConfig, trainer: Trainer, wall_s: float) -> dict:
+    """Full validation and test evaluation with the final weights, then `summary.json`."""
+    f, ds, s = trainer.fabric, trainer.data, trainer.state
+    val = trainer.run_eval(s.step, None, final=True)
+    test = evaluate(f, trainer.model, ds.splits["test"], ds.batch_size, None)
+    trainer.log.write({"step": s.step, "split": "test", "final": True, **test})
+    summary = {
+        "name": cfg.name,
+        "params": trainer.raw_model.num_params(),
+        "steps": s.step,
+        "final_val_loss": val["loss"],
+        "final_val_accuracy": val["accuracy"],
+        "val_perplexity": val["perplexity"],
+        "best_val_loss": s.best_val_loss,
+        "best_step": s.best_step,
+        "best_val_note": f"periodic evals on the first {cfg.train.eval_batches} val batches",
+        "test_loss": test["loss"],
+        "test_accuracy": test["accuracy"],
+        "test_perplexity": test["perplexity"],
+        "test_weights": "final",
+        "tokens_per_s": s.train_tokens / max(s.train_seconds, 1e-9),
+        "train_tokens": s.train_tokens,
+        "train_s": s.train_seconds,
+        "wall_s": wall_s,
+        "seed": cfg.train.seed,
+        "device": str(f.device),
+        "precision": _precision(cfg),
+        "world_size": f.world_size,
+        "data": ds.describe(),
+        "versions": _versions(),
+    }
+    if f.global_rank == 0:
+        (trainer.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def _go(cfg: RunConfig, trainer: Trainer, stop_after: int | None, wall0: float) -> dict | None:
+    t0 = time.perf_counter()
+    done = trainer.fit(stop_after)
+    wall_file = trainer.run_dir / ".wall_s"
+    wall = wall0 + time.perf_counter() - t0
+    if trainer.fabric.global_rank == 0:
+        wall_file.write_text(f"{wall}\n")
+    return _finish(cfg, trainer, wall) if done else None
+
+
+def train(cfg: RunConfig, run_dir: str | Path, stop_after: int | None = None) -> dict | None:
+    """Train a fresh run into `run_dir`; returns the summary (None when stopped early).
+
+    `stop_after` ends the run after that many steps with a resumable checkpoint.
+    """
+    run_dir = Path(run_dir)
+    if int(os.environ.get("LOCAL_RANK", 0)) == 0:
+        _prepare_dir(run_dir)
+    cfg, trainer = _setup(cfg, run_dir, fresh=True)
+    return _go(cfg, trainer, stop_after, 0.0)
+
+
+def resume(run_dir: str | Path, stop_after: int | None = None) -> dict | None:
+    """Continue the run in `run_dir` from its last checkpoint, exactly where it stopped."""
+    run_dir = Path(run_dir)
+    for name in ("config.yaml", "state.pt", "model.safetensors"):
+        if not (run_dir / name).is_file():
+            raise UserError(f"cannot resume {run_dir}: {name} is missing (no checkpoint yet)")
+    cfg, trainer = _setup(load_config(run_dir / "config.yaml"), run_dir, fresh=False)
+    trainer.restore()
+    wall_file = run_dir / ".wall_s"
+    wall0 = float(wall_file.read_text()) if wall_file.is_file() else 0.0
+    return _go(cfg, trainer, stop_after, wall0)
