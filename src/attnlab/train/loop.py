@@ -175,7 +175,7 @@ class Trainer:
             window_tokens += seq_tokens
             window_s += dt
             bar.update(1)
-            if s.step % cfg.log_every == 0 or s.step == end:
+            if s.step % cfg.log_every == 0 or s.step == self.total:
                 tps = window_tokens / max(window_s, 1e-9)
                 window_tokens, window_s = 0, 0.0
                 lr = self.opt.param_groups[0]["lr"]
