@@ -11,3 +11,7 @@ class ConfigError(UserError):
 
 class DataError(UserError):
     """Data that cannot be read or is unusable (missing, empty, too short, not UTF-8)."""
+
+
+class LeakageError(UserError):
+    """A causal model's output at some position moved when only later tokens changed."""

@@ -55,12 +55,15 @@ class RepeatTokensData(Section):
 
     Each sequence is `prefix (random length) · segment · segment · filler`, all tokens
     uniform over `vocab_size`; loss and accuracy are scored on the predictable part of
-    the repeat (every repeated token but the first).
+    the repeat (every repeated token but the first). The segment length is drawn from
+    [min_segment_len, segment_len] per sequence, so the distance back to the earlier
+    copy varies too: neither an absolute nor a relative positional offset solves it.
     """
 
     task: Literal["repeat_tokens"] = "repeat_tokens"
     vocab_size: int = Field(128, ge=2)
-    segment_len: PositiveInt = 24
+    segment_len: PositiveInt = Field(24, description="longest segment")
+    min_segment_len: int = Field(4, ge=2, description="shortest segment")
     seq_len: PositiveInt = 64
     batch_size: PositiveInt = 32
     num_train: PositiveInt = 20000
@@ -71,6 +74,10 @@ class RepeatTokensData(Section):
 
     @model_validator(mode="after")
     def _fits(self) -> RepeatTokensData:
+        if self.min_segment_len > self.segment_len:
+            raise ValueError(
+                f"min_segment_len ({self.min_segment_len}) > segment_len ({self.segment_len})"
+            )
         if 2 * self.segment_len > self.seq_len:
             raise ValueError(
                 f"2 * segment_len ({2 * self.segment_len}) must be <= seq_len ({self.seq_len})"

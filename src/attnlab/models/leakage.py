@@ -5,9 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-
-class LeakageError(AssertionError):
-    """A model's output at some position moved when only later tokens changed."""
+from attnlab.errors import LeakageError
 
 
 @torch.no_grad()

@@ -108,7 +108,7 @@ def _finish(cfg: RunConfig, trainer: Trainer, wall_s: float) -> dict:
         "val_perplexity": val["perplexity"],
         "best_val_loss": s.best_val_loss,
         "best_step": s.best_step,
-        "best_val_note": f"periodic evals on the first {cfg.train.eval_batches} val batches",
+        "val_subset_batches": cfg.train.eval_batches,
         "test_loss": test["loss"],
         "test_accuracy": test["accuracy"],
         "test_perplexity": test["perplexity"],

@@ -1,0 +1,145 @@
+"""The `attnlab` command: parse, call an importable function, print. Nothing runs at import.
+
+Every user error (bad config, missing data, a leaking model) exits with status 2 and a
+one-paragraph message, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from attnlab.errors import LeakageError, UserError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="attnlab: train, compare and look inside small sequence models.")
+config_app = typer.Typer(no_args_is_help=True, help="Inspect configs.")
+app.add_typer(config_app, name="config")
+
+SET_HELP = "Override a config value, e.g. --set train.lr=1e-3 (repeatable)."
+
+
+def _fail(msg: str) -> None:
+    typer.echo(f"error: {msg}", err=True)
+    raise typer.Exit(2)
+
+
+def config_path(name: str) -> Path:
+    """A config file path, or a name under the packaged configs (`smeared_keys/conv_attn`)."""
+    p = Path(name)
+    if p.exists():
+        return p
+    packaged = Path(__file__).parent / "configs" / name
+    for cand in (packaged, packaged.with_suffix(".yaml")):
+        if cand.is_file():
+            return cand
+    return p  # load_config reports it as missing
+
+
+@config_app.command("show")
+def config_show(
+    file: str = typer.Argument(..., help="Config YAML file or packaged name."),
+    sets: list[str] = typer.Option([], "--set", help=SET_HELP),
+) -> None:
+    """Print the fully resolved config (after `base:` merges and overrides)."""
+    from attnlab.config import dump_config, load_config
+
+    typer.echo(dump_config(load_config(config_path(file), sets)), nl=False)
+
+
+@app.command()
+def train(
+    config: str = typer.Argument(None, help="Config YAML file or packaged name."),
+    sets: list[str] = typer.Option([], "--set", help=SET_HELP),
+    out: Path = typer.Option(None, "--out", help="Run directory (default runs/NAME-TIME)."),
+    resume: Path = typer.Option(None, "--resume", help="Continue the run in this directory."),
+    devices: int = typer.Option(None, "--devices", help="Devices (processes for DDP)."),
+    precision: str = typer.Option(
+        None, "--precision", help="32-true | bf16-mixed | 16-mixed | auto."
+    ),
+    stop_after: int = typer.Option(
+        None, "--stop-after", help="Stop after this many steps, leaving a resumable checkpoint."
+    ),
+) -> None:
+    """Train one model; writes config, metrics, checkpoints, summary and report."""
+    import time
+
+    from attnlab.config import load_config
+    from attnlab.report import write_run_report
+    from attnlab.train import resume as resume_run
+    from attnlab.train import train as train_run
+
+    if resume is not None:
+        if config is not None or sets:
+            _fail("--resume takes the config from the run directory; drop CONFIG and --set")
+        summary, run_dir = resume_run(resume, stop_after=stop_after), resume
+    else:
+        if config is None:
+            _fail("give a CONFIG file (or --resume RUN_DIR)")
+        extra = [f"train.devices={devices}"] if devices else []
+        extra += [f"train.precision={precision}"] if precision else []
+        cfg = load_config(config_path(config), [*sets, *extra])
+        run_dir = out or Path("runs") / f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        summary = train_run(cfg, run_dir, stop_after=stop_after)
+    if summary is None:
+        typer.echo(f"stopped with a checkpoint; continue with: attnlab train --resume {run_dir}")
+        return
+    report = write_run_report(run_dir)
+    typer.echo(
+        f"{summary['name']}: val loss {summary['final_val_loss']:.4f}, "
+        f"val accuracy {summary['final_val_accuracy']:.4f}, "
+        f"perplexity {summary['val_perplexity']:.2f}, {summary['tokens_per_s']:,.0f} tokens/s"
+    )
+    typer.echo(f"run directory: {run_dir}\nreport: {report}")
+
+
+@app.command()
+def compare(
+    run_dirs: list[Path] = typer.Argument(..., help="Run directories to compare."),
+    out: Path = typer.Option(Path("runs/compare"), "--out", help="Where the comparison goes."),
+) -> None:
+    """Table and overlaid validation curves of several runs."""
+    from attnlab.experiments.compare import compare as compare_runs
+
+    path = compare_runs(run_dirs, out)
+    typer.echo(path.read_text(encoding="utf-8"))
+    typer.echo(f"written: {path}")
+
+
+@app.command()
+def report(run_dir: Path = typer.Argument(..., help="A run directory.")) -> None:
+    """(Re)write a run's report.md and plots from its run directory alone."""
+    from attnlab.report import write_run_report
+
+    typer.echo(f"report: {write_run_report(run_dir)}")
+
+
+@app.command()
+def demo(
+    data_dir: Path = typer.Option(
+        None, "--data-dir", help="A local WikiText copy (wiki.{train,valid,test}.*) to add."
+    ),
+    tokenizer_dir: Path = typer.Option(
+        None, "--tokenizer-dir", help="GPT-2 vocab.json + merges.txt (else a BPE is trained)."
+    ),
+    out: Path = typer.Option(Path("runs/demo"), "--out", help="Where the demo's runs go."),
+) -> None:
+    """Train quick Attn-Attn, Conv-Attn and 1-layer baselines offline and compare them."""
+    from attnlab.experiments.demo import run_demo
+
+    report_path = run_demo(out, data_dir, tokenizer_dir, echo=typer.echo)
+    typer.echo(f"\nreport: {report_path}")
+
+
+def main() -> None:
+    """Console entry point: user errors become status 2 and a message."""
+    try:
+        app()
+    except LeakageError as e:
+        typer.echo(f"error: refusing to train a leaking model: {e}", err=True)
+        sys.exit(2)
+    except UserError as e:
+        typer.echo(f"error: {e}", err=True)
+        sys.exit(2)

@@ -1,0 +1,1 @@
+"""Experiments: comparisons of run directories, the demo (sweeps come later)."""

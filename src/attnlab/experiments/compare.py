@@ -1,0 +1,53 @@
+"""`compare(run_dirs, out)`: a Markdown table and overlaid validation curves.
+
+Reads run directories only (their `summary.json` and `metrics.jsonl`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from attnlab.errors import UserError
+from attnlab.report import curves, line_plot, load_run, markdown_table
+
+HEADERS = ["model", "params", "best val loss", "final val loss", "val accuracy",
+           "val perplexity", "test loss", "tokens/s", "steps"]
+
+
+def compare(run_dirs: list[Path], out: Path) -> Path:
+    """Write `compare.md`, `val_loss.png` and `val_accuracy.png` into `out`; returns the .md."""
+    if not run_dirs:
+        raise UserError("compare needs at least one run directory")
+    runs = [(Path(d), *load_run(Path(d))) for d in run_dirs]
+    names = _unique_names([s["name"] for _, s, _ in runs])
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = [[n, s["params"], s["best_val_loss"], s["final_val_loss"], s["final_val_accuracy"],
+             s["val_perplexity"], s["test_loss"], s["tokens_per_s"], s["steps"]]
+            for n, (_, s, _) in zip(names, runs, strict=True)]
+    for key, label, file in (("loss", "validation loss", "val_loss.png"),
+                             ("accuracy", "validation accuracy", "val_accuracy.png")):
+        series = {n: curves(recs, "validation", key)
+                  for n, (_, _, recs) in zip(names, runs, strict=True)}
+        line_plot(series, "step", label, label, out / file)
+    sources = "\n".join(f"- `{n}`: {d}" for n, (d, _, _) in zip(names, runs, strict=True))
+    text = (
+        "# Comparison\n\n" + markdown_table(HEADERS, rows)
+        + "\nFinal figures: whole validation / test split, final weights. Best val loss: "
+        "periodic evaluations on a fixed validation subset.\n\n"
+        "![validation loss](val_loss.png)\n\n![validation accuracy](val_accuracy.png)\n\n"
+        f"Runs:\n{sources}\n"
+    )
+    path = out / "compare.md"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _unique_names(names: list[str]) -> list[str]:
+    """Suffix repeated run names with #2, #3 … so curves stay distinguishable."""
+    seen: dict[str, int] = {}
+    out = []
+    for n in names:
+        seen[n] = seen.get(n, 0) + 1
+        out.append(n if seen[n] == 1 else f"{n}#{seen[n]}")
+    return out

@@ -1,0 +1,71 @@
+"""Reports: plots (matplotlib), tables and Markdown, rebuilt from a run directory alone.
+
+Every number in a report is read from `summary.json` or `metrics.jsonl` of the run.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from attnlab.errors import UserError
+from attnlab.report.plots import line_plot
+from attnlab.report.tables import markdown_table
+
+__all__ = ["curves", "line_plot", "load_run", "markdown_table", "write_run_report"]
+
+
+def load_run(run_dir: Path) -> tuple[dict, list[dict]]:
+    """(summary, metrics records) of a finished run; a clear error when it is not one."""
+    run_dir = Path(run_dir)
+    summary_path, metrics_path = run_dir / "summary.json", run_dir / "metrics.jsonl"
+    if not summary_path.is_file():
+        raise UserError(f"{run_dir} is not a finished run directory (no summary.json)")
+    from attnlab.train.metrics import read_metrics
+
+    return json.loads(summary_path.read_text()), read_metrics(metrics_path)
+
+
+def curves(records: list[dict], split: str, key: str) -> tuple[list, list]:
+    """(steps, values) of `key` over the periodic records of one split."""
+    pts = [(r["step"], r[key]) for r in records
+           if r["split"] == split and not r.get("final") and r.get(key) is not None]
+    return [p[0] for p in pts], [p[1] for p in pts]
+
+
+SUMMARY_KEYS = [
+    ("params", "parameters"), ("steps", "steps"), ("final_val_loss", "final val loss"),
+    ("best_val_loss", "best val loss (subset)"), ("final_val_accuracy", "final val accuracy"),
+    ("val_perplexity", "val perplexity"), ("test_loss", "test loss"),
+    ("test_accuracy", "test accuracy"), ("tokens_per_s", "training tokens/s"),
+    ("wall_s", "wall time (s)"), ("seed", "seed"),
+]
+
+
+def write_run_report(run_dir: Path) -> Path:
+    """Write `report.md` and `plots/{loss,accuracy}.png` for one run."""
+    run_dir = Path(run_dir)
+    summary, records = load_run(run_dir)
+    plots = run_dir / "plots"
+    line_plot({"train": curves(records, "train", "loss"),
+               "validation": curves(records, "validation", "loss")},
+              "step", "loss (nats / token)", f"{summary['name']}: loss", plots / "loss.png")
+    line_plot({"validation": curves(records, "validation", "accuracy")},
+              "step", "next-token accuracy", f"{summary['name']}: accuracy",
+              plots / "accuracy.png")
+    rows = [[label, summary.get(key)] for key, label in SUMMARY_KEYS]
+    text = (
+        f"# Run report: {summary['name']}\n\n"
+        f"Device `{summary['device']}`, precision `{summary['precision']}`, "
+        f"attnlab {summary['versions']['attnlab']}, torch {summary['versions']['torch']}.\n\n"
+        + markdown_table(["metric", "value"], rows)
+        + "\nFinal validation and test figures use the whole split and the final weights; "
+        "periodic validation (the curves, the best loss) uses "
+        + (f"the first {summary['val_subset_batches']} batches of the validation split"
+           if summary.get("val_subset_batches") else "the whole validation split")
+        + ".\n\n"
+        "![loss](plots/loss.png)\n\n![accuracy](plots/accuracy.png)\n"
+    )
+    path = run_dir / "report.md"
+    path.write_text(text, encoding="utf-8")
+    return path

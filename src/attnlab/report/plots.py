@@ -1,0 +1,31 @@
+"""Matplotlib figures for reports (Agg backend: no screen needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def line_plot(series: dict[str, tuple[list, list]], xlabel: str, ylabel: str, title: str,
+              path: Path, logy: bool = False) -> Path:
+    """One line per named (x, y) series, saved as a PNG at `path`."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
+    for name, (x, y) in series.items():
+        ax.plot(x, y, marker="o" if len(x) < 30 else None, markersize=3, label=name)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    if logy:
+        ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    if len(series) > 1 or any(series):
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
