@@ -55,10 +55,7 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
         key, sep, text = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"override {item!r} is not of the form a.b=value")
-        try:
-            value = yaml.safe_load(text) if text.strip() else None
-        except yaml.YAMLError:
-            value = text
+        value = _parse_value(text)
         node = out
         parts = key.strip().split(".")
         for part in parts[:-1]:
@@ -74,14 +71,31 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return out
 
 
+_UNION_TAGS = {"lm_text", "repeat_tokens", "attention"}
+
+
+def _parse_value(text: str) -> Any:
+    """YAML scalar parsing, plus numbers that YAML 1.1 leaves as strings (`1e-3`)."""
+    if not text.strip():
+        return None
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
 def format_validation_error(err: ValidationError, source: str) -> str:
     """One line per problem: the dotted field path, what is wrong, and the source file."""
     lines = [f"invalid config ({source}):"]
     for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"] if not str(p).startswith("function-after"))
         # discriminated unions put the tag in the path (data.lm_text.seq_len): drop it
-        for tag in ("lm_text.", "repeat_tokens.", "attention."):
-            loc = loc.replace(tag, "")
+        loc = ".".join(str(p) for p in e["loc"] if str(p) not in _UNION_TAGS)
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
             msg = "unknown key"

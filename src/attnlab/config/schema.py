@@ -174,6 +174,9 @@ class TrainConfig(Section):
     devices: PositiveInt = 1
     eval_every: int = Field(200, gt=0)
     eval_batches: int | None = Field(50, gt=0, description="cap for periodic evals")
+    final_eval_batches: int | None = Field(
+        None, gt=0, description="cap for the final val/test evals (unset: whole splits)"
+    )
     log_every: int = Field(10, gt=0)
     checkpoint_every: int | None = Field(None, gt=0, description="default: eval_every")
     check_causal: bool = True

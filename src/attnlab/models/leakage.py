@@ -31,7 +31,7 @@ def check_causal(
     device = next(model.parameters()).device
     g = torch.Generator().manual_seed(seed)
     x = torch.randint(0, vocab_size, (batch, seq_len), generator=g)  # (B, T)
-    base = model(x.to(device)).float()  # (B, T, V)
+    base = model(x.to(device))[..., :vocab_size].float()  # (B, T, V), padded ids cut off
     rand_t = torch.randint(0, seq_len - 1, (max(0, trials - 2),), generator=g).tolist()
     worst = 0.0
     try:
@@ -39,8 +39,10 @@ def check_causal(
             shift = torch.randint(1, vocab_size, (batch, seq_len - t - 1), generator=g)
             x2 = x.clone()
             x2[:, t + 1 :] = (x[:, t + 1 :] + shift) % vocab_size  # every later token differs
-            out = model(x2.to(device)).float()
+            out = model(x2.to(device))[..., :vocab_size].float()
             moved = (out[:, : t + 1] - base[:, : t + 1]).abs().max().item()
+            if moved != moved:  # NaN: a non-finite output can hide a change
+                raise LeakageError(f"non-finite outputs at positions <= {t}")
             worst = max(worst, moved)
             if moved > tol:
                 raise LeakageError(

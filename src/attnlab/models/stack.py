@@ -5,8 +5,10 @@ Legend: B batch, T time, D model width, V vocabulary, Vp padded vocabulary.
 Each block is `x + mixer(norm(x))`, optionally followed by `x + mlp(norm(x))`. Mixers are
 looked up by name in `MIXERS` (an explicit dict, not import strings), so Attn-Attn,
 Conv-Attn and smeared keys differ only in config. The vocabulary rows are padded to a
-multiple of `pad_vocab_multiple` for faster matmuls; the padded logits are cut off before
-they leave the model, so no loss or metric ever sees them.
+multiple of `pad_vocab_multiple` for faster matmuls; the padded ids get a fixed logit of
+-inf (a bias fused into the unembedding matmul), so their probability is exactly 0 in every
+softmax, loss and argmax, and their gradients are exactly 0. Logits come back padded,
+(B, T, Vp): slicing them to V would cost a copy of the largest tensor of the step.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from attnlab.config.schema import ModelConfig
@@ -70,7 +73,11 @@ class Block(nn.Module):
 
 
 class DecoderLM(nn.Module):
-    """Decoder-only language model over token ids: (B, T) int → (B, T, V) logits."""
+    """Decoder-only language model over token ids: (B, T) int → (B, T, Vp) logits.
+
+    Logits of padded ids (>= `vocab_size`) are -inf; `logits[..., :vocab_size]` is the
+    unpadded view.
+    """
 
     def __init__(self, cfg: ModelConfig, vocab_size: int):
         super().__init__()
@@ -101,6 +108,9 @@ class DecoderLM(nn.Module):
         )
         self.norm = make_norm(cfg.norm, D)
         self.unembed = nn.Linear(D, self.padded_vocab, bias=False)
+        pad = torch.zeros(self.padded_vocab)
+        pad[vocab_size:] = float("-inf")
+        self.register_buffer("vocab_pad", pad, persistent=False)  # (Vp,) 0 or -inf
         init_weights(self)
         if cfg.tie_embeddings:
             self.unembed.weight = self.embed.weight
@@ -119,8 +129,10 @@ class DecoderLM(nn.Module):
         x = self.drop(x)
         for block in self.blocks:
             x = block(x)
-        logits = self.unembed(self.norm(x))  # (B, T, Vp)
-        return logits[..., : self.vocab_size]  # (B, T, V)
+        x = self.norm(x)
+        if self.padded_vocab == self.vocab_size:
+            return self.unembed(x)  # (B, T, V)
+        return F.linear(x, self.unembed.weight, self.vocab_pad)  # (B, T, Vp), pads at -inf
 
 
 def init_weights(model: DecoderLM) -> None:

@@ -59,8 +59,11 @@ def write_run_report(run_dir: Path) -> Path:
         f"Device `{summary['device']}`, precision `{summary['precision']}`, "
         f"attnlab {summary['versions']['attnlab']}, torch {summary['versions']['torch']}.\n\n"
         + markdown_table(["metric", "value"], rows)
-        + "\nFinal validation and test figures use the whole split and the final weights; "
-        "periodic validation (the curves, the best loss) uses "
+        + "\nFinal validation and test figures use the final weights and "
+        + (f"the first {summary['final_eval_batches']} batches of each split "
+           f"({summary['final_eval_tokens']['validation']:,} validation targets); "
+           if summary.get("final_eval_batches") else "the whole splits; ")
+        + "periodic validation (the curves, the best loss) uses "
         + (f"the first {summary['val_subset_batches']} batches of the validation split"
            if summary.get("val_subset_batches") else "the whole validation split")
         + ".\n\n"

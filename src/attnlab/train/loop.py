@@ -102,7 +102,7 @@ class Trainer:
             last = m == cfg.grad_accum - 1
             with f.no_backward_sync(self.model, enabled=not last):
                 logits = self.model(batch.x)  # (b, T, V)
-                loss_sum, _, _ = token_stats(logits, batch.y, batch.mask)
+                loss_sum, _, _ = token_stats(logits, batch.y, batch.mask, accuracy=False)
                 # DDP averages gradients over processes: scale back to a global-batch mean
                 f.backward(loss_sum * (f.world_size / n_total))
             loss_total += loss_sum.detach()

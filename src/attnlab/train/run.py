@@ -21,6 +21,7 @@ from attnlab.config import load_config, save_config
 from attnlab.config.schema import RunConfig
 from attnlab.errors import UserError
 from attnlab.train.loop import Trainer, evaluate
+from attnlab.train.memory import keep_freed_memory
 from attnlab.train.optim import make_optimizer
 
 
@@ -72,6 +73,8 @@ def _prepare_dir(run_dir: Path) -> None:
 
 def _setup(cfg: RunConfig, run_dir: Path, fresh: bool):
     """Build data, model (checked for leaks), optimizer and a Trainer for `run_dir`."""
+    if cfg.train.accelerator in ("auto", "cpu"):
+        keep_freed_memory()
     dataset = data_mod.build(cfg.data)
     cfg = resolve(cfg, dataset)
     torch.manual_seed(cfg.train.seed)
@@ -96,8 +99,9 @@ def _setup(cfg: RunConfig, run_dir: Path, fresh: bool):
 def _finish(cfg: RunConfig, trainer: Trainer, wall_s: float) -> dict:
     """Full validation and test evaluation with the final weights, then `summary.json`."""
     f, ds, s = trainer.fabric, trainer.data, trainer.state
-    val = trainer.run_eval(s.step, None, final=True)
-    test = evaluate(f, trainer.model, ds.splits["test"], ds.batch_size, None)
+    cap = cfg.train.final_eval_batches
+    val = trainer.run_eval(s.step, cap, final=True)
+    test = evaluate(f, trainer.model, ds.splits["test"], ds.batch_size, cap)
     trainer.log.write({"step": s.step, "split": "test", "final": True, **test})
     summary = {
         "name": cfg.name,
@@ -109,6 +113,8 @@ def _finish(cfg: RunConfig, trainer: Trainer, wall_s: float) -> dict:
         "best_val_loss": s.best_val_loss,
         "best_step": s.best_step,
         "val_subset_batches": cfg.train.eval_batches,
+        "final_eval_batches": cap,
+        "final_eval_tokens": {"validation": val["tokens"], "test": test["tokens"]},
         "test_loss": test["loss"],
         "test_accuracy": test["accuracy"],
         "test_perplexity": test["perplexity"],

@@ -1,0 +1,122 @@
+"""Data: local corpora, errors that name the file, the token cache, batches, repeat_tokens."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from attnlab import data
+from attnlab.config import validate
+from attnlab.data.splits import train_ids
+from attnlab.data.synthetic import repeat_tokens
+from attnlab.errors import DataError
+
+
+def lm_cfg(path, **over):
+    d = {"task": "lm_text", "path": str(path), "tokenizer": "char", "seq_len": 16,
+         "batch_size": 4, **over}
+    return validate({"data": d}).data
+
+
+def test_local_wikitext_layout_and_contiguous_windows(text_dir):
+    ds = data.build(lm_cfg(text_dir))
+    train = ds.splits["train"]
+    text = (text_dir / "wiki.train.raw").read_text()
+    assert train.num_sequences == (len(text) - 1) // 16
+    b = train.get(np.array([0, 3]))
+    assert b.x.shape == (2, 16) and b.mask is None
+    assert ds.tokenizer.decode(b.x[1]) == text[48:64]  # window 3 starts at 3 * T
+    assert ds.tokenizer.decode(b.y[1]) == text[49:65]  # targets: shifted by one
+
+
+def test_single_file_is_cut_into_three_splits(text_dir):
+    ds = data.build(lm_cfg(text_dir / "wiki.train.raw", val_fraction=0.1, test_fraction=0.1))
+    n = {s: len(sp.tokens) for s, sp in ds.splits.items()}
+    assert n["train"] > 7 * n["validation"] > 0 and n["test"] > 0
+
+
+def test_missing_path_names_it(tmp_path):
+    with pytest.raises(DataError, match="not found: .*nowhere"):
+        data.build(lm_cfg(tmp_path / "nowhere"))
+
+
+def test_empty_corpus_names_the_file(tmp_path):
+    (tmp_path / "corpus.txt").write_text("  \n\n")
+    with pytest.raises(DataError, match=r"corpus\.txt is empty"):
+        data.build(lm_cfg(tmp_path / "corpus.txt"))
+
+
+def test_corpus_shorter_than_a_batch(tmp_path):
+    (tmp_path / "small.txt").write_text("abcdefghij" * 20)
+    with pytest.raises(DataError, match=r"small\.txt: the train split has .* fewer than one batch"):
+        data.build(lm_cfg(tmp_path / "small.txt", batch_size=64))
+
+
+def test_not_utf8_reports_byte_offset(tmp_path):
+    (tmp_path / "bad.txt").write_bytes(b"hello world " * 10 + b"\xff\xfe tail")
+    with pytest.raises(DataError, match=r"bad\.txt is not UTF-8.*0xff at byte offset 120"):
+        data.build(lm_cfg(tmp_path / "bad.txt"))
+
+
+def test_missing_split_is_named(text_dir):
+    (text_dir / "wiki.train.raw").unlink()
+    with pytest.raises(DataError, match="no train split"):
+        data.build(lm_cfg(text_dir))
+
+
+def test_second_build_reads_the_cache(text_dir, monkeypatch):
+    first = data.build(lm_cfg(text_dir, tokenizer="bpe", bpe_vocab_size=300))
+    calls = []
+    from attnlab.data import tokenizers
+
+    def spy(self, text):
+        calls.append(len(text))
+        return orig(self, text)
+
+    orig = tokenizers.HFTokenizer.encode
+    monkeypatch.setattr(tokenizers.HFTokenizer, "encode", spy)
+    second = data.build(lm_cfg(text_dir, tokenizer="bpe", bpe_vocab_size=300))
+    assert calls == []  # neither trained nor tokenized again
+    assert isinstance(second.splits["train"].tokens, np.memmap)
+    np.testing.assert_array_equal(first.splits["train"].tokens, second.splits["train"].tokens)
+    third = data.build(lm_cfg(text_dir, tokenizer="bpe", bpe_vocab_size=320))
+    assert len(calls) == 3 and third.vocab_size <= 320  # another tokenizer: a new entry
+
+
+def test_train_ids_cover_each_epoch_once():
+    n, b = 50, 8
+    per_epoch = n // b
+    for epoch in range(2):
+        seen = np.concatenate([train_ids(n, b, 7, epoch * per_epoch + i) for i in range(per_epoch)])
+        assert len(set(seen.tolist())) == per_epoch * b
+    assert not np.array_equal(train_ids(n, b, 7, 0), train_ids(n, b, 7, per_epoch))
+    np.testing.assert_array_equal(train_ids(n, b, 7, 3), train_ids(n, b, 7, 3))
+
+
+def test_repeat_tokens_structure():
+    cfg = validate({"data": {"task": "repeat_tokens", "vocab_size": 50, "seq_len": 40,
+                             "segment_len": 12, "min_segment_len": 3, "num_train": 400}}).data
+    rows, mask = repeat_tokens(cfg, "train")
+    assert rows.shape == (400, 41) and mask.shape == (400, 40)
+    assert rows.min() >= 0 and rows.max() < 50
+    scored = mask.sum(axis=1)
+    assert scored.min() == 2 and scored.max() == 11  # S - 1 for S in [3, 12]
+    assert len(set(scored.tolist())) > 5  # segment lengths vary
+    for i in range(400):
+        t = np.flatnonzero(mask[i])  # input positions whose target is scored
+        seg = len(t) + 1
+        # each scored target equals the token one segment earlier
+        np.testing.assert_array_equal(rows[i, t + 1], rows[i, t + 1 - seg])
+    first_scored = np.array([np.flatnonzero(m)[0] for m in mask])
+    assert len(set(first_scored.tolist())) > 10  # the repeat moves around
+    again, _ = repeat_tokens(cfg, "train")
+    np.testing.assert_array_equal(rows, again)
+    other, _ = repeat_tokens(cfg, "validation")
+    assert not np.array_equal(rows[:32], other[:32])
+
+
+def test_repeat_tokens_batches_carry_the_mask(tiny_cfg):
+    ds = data.build(tiny_cfg().data)
+    b = ds.splits["validation"].get(np.arange(4))
+    assert b.mask is not None and b.mask.dtype.is_floating_point is False
+    assert (b.y[b.mask] < 16).all()

@@ -1,0 +1,150 @@
+"""Models: causality of every mixer option, the leak check catching leaks, fast = reference."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from attnlab.config import ModelConfig
+from attnlab.models import LeakageError, build, check_causal
+from attnlab.models.attention import Attention
+from attnlab.models.conv import CausalDepthwiseConv
+
+V, T = 50, 20
+MIXER_OPTIONS = [
+    {},
+    {"conv_kernel": 5, "conv_where": "input"},
+    {"conv_kernel": 3, "conv_where": "qkv"},
+    {"conv_kernel": 4, "conv_where": "k"},
+    {"smear_keys": True},
+    {"conv_kernel": 1, "smear_keys": True},
+]
+POSITIONS = ["none", "learned", "sinusoidal", "rope"]
+
+
+def small(mixer: dict, **over) -> nn.Module:
+    cfg = ModelConfig(d_model=32, n_layers=2, mixer={"n_heads": 4, **mixer}, **over)
+    torch.manual_seed(0)
+    return build(cfg, V)
+
+
+@pytest.mark.parametrize(("mixer", "pos"), list(itertools.product(MIXER_OPTIONS, POSITIONS)))
+def test_every_option_is_causal(mixer, pos):
+    model = small(mixer, pos=pos, mlp=True, norm="rmsnorm", max_seq_len=T)
+    assert check_causal(model, V, T, trials=6) <= 1e-5
+
+
+class SymmetricConv(nn.Module):
+    """A deliberately leaking mixer: depth-wise conv padded on both sides."""
+
+    def __init__(self, d: int, k: int = 3):
+        super().__init__()
+        self.conv = nn.Conv1d(d, d, k, groups=d, padding=k // 2)
+
+    def forward(self, x):
+        return self.conv(x.transpose(1, 2)).transpose(1, 2)
+
+
+def test_leak_check_catches_two_sided_conv():
+    model = small({})
+    model.blocks[1].mixer = SymmetricConv(32)
+    with pytest.raises(LeakageError, match="sees the future"):
+        check_causal(model, V, T)
+
+
+def test_leak_check_catches_attention_without_mask():
+    model = small({})
+    model.blocks[0].mixer.causal = False
+    with pytest.raises(LeakageError):
+        check_causal(model, V, T)
+
+
+def test_leak_check_catches_a_leak_into_the_last_position_only():
+    class PeekNext(nn.Module):  # position T-2 sees token T-1, nothing else moves
+        def forward(self, x):
+            out = torch.zeros_like(x)
+            out[:, -2] = x[:, -1]
+            return out
+
+    model = small({})
+    model.blocks[0].mixer = PeekNext()
+    with pytest.raises(LeakageError):
+        check_causal(model, V, T, trials=2)
+
+
+@pytest.mark.parametrize("mixer", MIXER_OPTIONS)
+@pytest.mark.parametrize("rope", [False, True])
+def test_attention_fast_path_matches_reference(mixer, rope):
+    """SDPA path vs explicit softmax path: outputs and gradients, float64, tol 1e-10."""
+    torch.manual_seed(1)
+    attn = Attention(16, n_heads=4, rope=rope, max_seq_len=T, **mixer).double()
+    if attn.smear_alpha is not None:
+        nn.init.normal_(attn.smear_alpha)
+    x = torch.randn(3, T, 16, dtype=torch.float64, requires_grad=True)
+    fast = attn(x)
+    (g_fast,) = torch.autograd.grad(fast.square().sum(), x)
+    ref, pattern = attn.forward_ref(x)
+    (g_ref,) = torch.autograd.grad(ref.square().sum(), x)
+    torch.testing.assert_close(fast, ref, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(g_fast, g_ref, rtol=1e-10, atol=1e-10)
+    assert pattern.shape == (3, 4, T, T)
+    torch.testing.assert_close(pattern.sum(-1), torch.ones(3, 4, T, dtype=torch.float64))
+    assert pattern.triu(1).abs().max() == 0  # causal: no weight on later keys
+
+
+def test_conv_matches_reference_and_is_causal():
+    torch.manual_seed(2)
+    conv = CausalDepthwiseConv(6, 4).double()
+    x = torch.randn(2, 9, 6, dtype=torch.float64, requires_grad=True)
+    torch.testing.assert_close(conv(x), conv.forward_ref(x), rtol=1e-12, atol=1e-12)
+    gw_fast = torch.autograd.grad(conv(x).sum(), conv.conv.weight)[0]
+    gw_ref = torch.autograd.grad(conv.forward_ref(x).sum(), conv.conv.weight)[0]
+    torch.testing.assert_close(gw_fast, gw_ref)
+    y = conv(x)
+    x2 = x.detach().clone()
+    x2[:, 5:] += 1
+    torch.testing.assert_close(conv(x2)[:, :5], y[:, :5])
+
+
+def test_smear_gate_mixes_current_and_previous_key():
+    attn = Attention(8, n_heads=2, smear_keys=True)
+    with torch.no_grad():
+        attn.smear_alpha.fill_(30.0)  # σ ≈ 1: the key at j only
+    k = torch.randn(1, 2, 5, 4)
+    torch.testing.assert_close(attn.smear(k), k, atol=1e-4, rtol=0)
+    with torch.no_grad():
+        attn.smear_alpha.fill_(-30.0)  # σ ≈ 0: the key at j - 1, zero at j = 0
+    shifted = torch.cat([torch.zeros_like(k[:, :, :1]), k[:, :, :-1]], dim=2)
+    torch.testing.assert_close(attn.smear(k), shifted, atol=1e-4, rtol=0)
+
+
+def test_padded_vocabulary_never_wins_or_costs():
+    model = small({}, pad_vocab_multiple=64)
+    assert model.padded_vocab == 64 and model.vocab_size == V
+    logits = model(torch.randint(0, V, (2, T)))
+    assert logits.shape == (2, T, 64)
+    assert torch.isneginf(logits[..., V:]).all() and torch.isfinite(logits[..., :V]).all()
+    y = torch.randint(0, V, (2 * T,))
+    padded = F.cross_entropy(logits.reshape(-1, 64), y)
+    torch.testing.assert_close(padded, F.cross_entropy(logits[..., :V].reshape(-1, V), y))
+
+
+def test_tied_embeddings_share_one_tensor():
+    untied, tied = small({}), small({}, tie_embeddings=True)
+    assert tied.unembed.weight is tied.embed.weight
+    assert untied.num_params() - tied.num_params() == 64 * 32
+
+
+def test_param_counts_of_the_two_architectures():
+    """Attn-Attn: 4 x 4D^2 attention weights; Conv-Attn: one layer plus a D x k conv."""
+    d, vp = 64, 64
+    aa = build(ModelConfig(d_model=d, n_layers=4, mixer={"n_heads": 8}, pos="none"), V)
+    ca = build(ModelConfig(d_model=d, n_layers=1, mixer={"n_heads": 8, "conv_kernel": 5},
+                           pos="none"), V)
+    embed = 2 * vp * d + 2 * d  # embed, unembed, final norm
+    assert aa.num_params() == embed + 4 * (4 * d * d + 2 * d)
+    assert ca.num_params() == embed + (4 * d * d + 2 * d) + (5 * d + d)
