@@ -9,8 +9,9 @@ import pytest
 
 from attnlab.config import validate
 
-SHARED_DATA = Path(os.environ.get(
-    "ATTNLAB_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+SHARED_DATA = Path(
+    os.environ.get("ATTNLAB_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
+)
 GPT2_DIR = SHARED_DATA / "gpt2-tokenizer"
 WIKI_RAW = SHARED_DATA / "wikitext-2-raw-v1"
 WIKI_TOK = SHARED_DATA / "wikitext-2-v1-tokenized"
@@ -29,12 +30,27 @@ def tiny_raw(**over) -> dict:
     """A raw config of a 2-layer model on a small repeat_tokens task (trains in seconds)."""
     raw = {
         "name": "tiny",
-        "data": {"task": "repeat_tokens", "vocab_size": 16, "seq_len": 24, "segment_len": 8,
-                 "min_segment_len": 3, "batch_size": 8, "num_train": 256, "num_val": 32,
-                 "num_test": 32},
+        "data": {
+            "task": "repeat_tokens",
+            "vocab_size": 16,
+            "seq_len": 24,
+            "segment_len": 8,
+            "min_segment_len": 3,
+            "batch_size": 8,
+            "num_train": 256,
+            "num_val": 32,
+            "num_test": 32,
+        },
         "model": {"d_model": 32, "n_layers": 2, "mixer": {"n_heads": 4}},
-        "train": {"max_steps": 12, "lr": 3e-3, "warmup_steps": 2, "eval_every": 4,
-                  "log_every": 2, "progress": False, "eval_batches": 2},
+        "train": {
+            "max_steps": 12,
+            "lr": 3e-3,
+            "warmup_steps": 2,
+            "eval_every": 4,
+            "log_every": 2,
+            "progress": False,
+            "eval_batches": 2,
+        },
     }
     for key, value in over.items():
         section, _, field = key.partition("__")
@@ -51,7 +67,24 @@ def tiny_cfg():
 @pytest.fixture
 def text_dir(tmp_path) -> Path:
     """A local corpus laid out like WikiText (train / valid / test files)."""
-    words = "the cat sat on the mat and the dog ran to the park while birds sang ".split()
+    words = [
+        "the",
+        "cat",
+        "sat",
+        "on",
+        "the",
+        "mat",
+        "and",
+        "the",
+        "dog",
+        "ran",
+        "to",
+        "the",
+        "park",
+        "while",
+        "birds",
+        "sang",
+    ]
     files = (("wiki.train.raw", 4000, 7), ("wiki.valid.raw", 600, 5), ("wiki.test.raw", 600, 3))
     for name, n, stride in files:
         text = " ".join(words[(i * stride) % len(words)] for i in range(n)) + "\n"

@@ -10,7 +10,6 @@ from attnlab.cli import main
 from attnlab.config import apply_overrides, load_config, validate
 from attnlab.errors import ConfigError
 
-
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
@@ -24,7 +23,8 @@ def run_cli(args, monkeypatch, capsys) -> tuple[int, str, str]:
 
 def test_base_merge_and_overrides(tmp_path):
     (tmp_path / "a.yaml").write_text(
-        "name: a\ndata: {task: repeat_tokens, seq_len: 64}\nmodel: {d_model: 64}\n")
+        "name: a\ndata: {task: repeat_tokens, seq_len: 64}\nmodel: {d_model: 64}\n"
+    )
     (tmp_path / "b.yaml").write_text("base: a.yaml\nname: b\nmodel: {n_layers: 1}\n")
     cfg = load_config(tmp_path / "b.yaml", ["train.lr=1e-3", "model.mixer.conv_kernel=3"])
     assert cfg.name == "b"
@@ -79,7 +79,8 @@ def test_cli_missing_file_and_unknown_key(tmp_path, monkeypatch, capsys):
 def test_cli_config_show_prints_resolved(monkeypatch, capsys):
     code, out, _ = run_cli(
         ["config", "show", str(CONFIGS / "smeared_keys/conv_attn.yaml"), "--set", "train.lr=1e-3"],
-        monkeypatch, capsys,
+        monkeypatch,
+        capsys,
     )
     assert code == 0
     cfg = validate(__import__("yaml").safe_load(out))

@@ -13,8 +13,14 @@ from attnlab.errors import DataError
 
 
 def lm_cfg(path, **over):
-    d = {"task": "lm_text", "path": str(path), "tokenizer": "char", "seq_len": 16,
-         "batch_size": 4, **over}
+    d = {
+        "task": "lm_text",
+        "path": str(path),
+        "tokenizer": "char",
+        "seq_len": 16,
+        "batch_size": 4,
+        **over,
+    }
     return validate({"data": d}).data
 
 
@@ -36,7 +42,7 @@ def test_single_file_is_cut_into_three_splits(text_dir):
 
 
 def test_missing_path_names_it(tmp_path):
-    with pytest.raises(DataError, match="not found: .*nowhere"):
+    with pytest.raises(DataError, match=r"not found: .*nowhere"):
         data.build(lm_cfg(tmp_path / "nowhere"))
 
 
@@ -94,8 +100,18 @@ def test_train_ids_cover_each_epoch_once():
 
 
 def test_repeat_tokens_structure():
-    cfg = validate({"data": {"task": "repeat_tokens", "vocab_size": 50, "seq_len": 40,
-                             "segment_len": 12, "min_segment_len": 3, "num_train": 400}}).data
+    cfg = validate(
+        {
+            "data": {
+                "task": "repeat_tokens",
+                "vocab_size": 50,
+                "seq_len": 40,
+                "segment_len": 12,
+                "min_segment_len": 3,
+                "num_train": 400,
+            }
+        }
+    ).data
     rows, mask = repeat_tokens(cfg, "train")
     assert rows.shape == (400, 41) and mask.shape == (400, 40)
     assert rows.min() >= 0 and rows.max() < 50

@@ -143,8 +143,9 @@ def test_param_counts_of_the_two_architectures():
     """Attn-Attn: 4 x 4D^2 attention weights; Conv-Attn: one layer plus a D x k conv."""
     d, vp = 64, 64
     aa = build(ModelConfig(d_model=d, n_layers=4, mixer={"n_heads": 8}, pos="none"), V)
-    ca = build(ModelConfig(d_model=d, n_layers=1, mixer={"n_heads": 8, "conv_kernel": 5},
-                           pos="none"), V)
+    ca = build(
+        ModelConfig(d_model=d, n_layers=1, mixer={"n_heads": 8, "conv_kernel": 5}, pos="none"), V
+    )
     embed = 2 * vp * d + 2 * d  # embed, unembed, final norm
     assert aa.num_params() == embed + 4 * (4 * d * d + 2 * d)
     assert ca.num_params() == embed + (4 * d * d + 2 * d) + (5 * d + d)

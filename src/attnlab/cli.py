@@ -13,8 +13,11 @@ import typer
 
 from attnlab.errors import LeakageError, UserError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="attnlab: train, compare and look inside small sequence models.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="attnlab: train, compare and look inside small sequence models.",
+)
 config_app = typer.Typer(no_args_is_help=True, help="Inspect configs.")
 app.add_typer(config_app, name="config")
 

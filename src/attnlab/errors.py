@@ -15,3 +15,7 @@ class DataError(UserError):
 
 class LeakageError(UserError):
     """A causal model's output at some position moved when only later tokens changed."""
+
+
+class TrainingDiverged(UserError):
+    """The training loss became NaN or infinite."""

@@ -151,7 +151,9 @@ class ModelConfig(Section):
         if self.d_model % h:
             raise ValueError(f"mixer.n_heads ({h}) must divide d_model ({self.d_model})")
         if self.pos == "rope" and (self.d_model // h) % 2:
-            raise ValueError(f"rope needs an even head size (d_model / n_heads = {self.d_model // h})")
+            raise ValueError(
+                f"rope needs an even head size (d_model / n_heads = {self.d_model // h})"
+            )
         return self
 
 

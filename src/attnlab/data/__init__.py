@@ -10,8 +10,6 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from attnlab.config.schema import LMTextData, RepeatTokensData
 from attnlab.data.cache import cache_root, cached_array, content_hash, smallest_uint
 from attnlab.data.splits import Batch, RowSplit, StreamSplit, eval_batches, train_ids

@@ -10,8 +10,17 @@ from pathlib import Path
 from attnlab.errors import UserError
 from attnlab.report import curves, line_plot, load_run, markdown_table
 
-HEADERS = ["model", "params", "best val loss", "final val loss", "val accuracy",
-           "val perplexity", "test loss", "tokens/s", "steps"]
+HEADERS = [
+    "model",
+    "params",
+    "best val loss",
+    "final val loss",
+    "val accuracy",
+    "val perplexity",
+    "test loss",
+    "tokens/s",
+    "steps",
+]
 
 
 def compare(run_dirs: list[Path], out: Path) -> Path:
@@ -22,17 +31,32 @@ def compare(run_dirs: list[Path], out: Path) -> Path:
     names = _unique_names([s["name"] for _, s, _ in runs])
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    rows = [[n, s["params"], s["best_val_loss"], s["final_val_loss"], s["final_val_accuracy"],
-             s["val_perplexity"], s["test_loss"], s["tokens_per_s"], s["steps"]]
-            for n, (_, s, _) in zip(names, runs, strict=True)]
-    for key, label, file in (("loss", "validation loss", "val_loss.png"),
-                             ("accuracy", "validation accuracy", "val_accuracy.png")):
-        series = {n: curves(recs, "validation", key)
-                  for n, (_, _, recs) in zip(names, runs, strict=True)}
+    rows = [
+        [
+            n,
+            s["params"],
+            s["best_val_loss"],
+            s["final_val_loss"],
+            s["final_val_accuracy"],
+            s["val_perplexity"],
+            s["test_loss"],
+            s["tokens_per_s"],
+            s["steps"],
+        ]
+        for n, (_, s, _) in zip(names, runs, strict=True)
+    ]
+    for key, label, file in (
+        ("loss", "validation loss", "val_loss.png"),
+        ("accuracy", "validation accuracy", "val_accuracy.png"),
+    ):
+        series = {
+            n: curves(recs, "validation", key) for n, (_, _, recs) in zip(names, runs, strict=True)
+        }
         line_plot(series, "step", label, label, out / file)
     sources = "\n".join(f"- `{n}`: {d}" for n, (d, _, _) in zip(names, runs, strict=True))
     text = (
-        "# Comparison\n\n" + markdown_table(HEADERS, rows)
+        "# Comparison\n\n"
+        + markdown_table(HEADERS, rows)
         + "\nFinal figures: whole validation / test split, final weights. Best val loss: "
         "periodic evaluations on a fixed validation subset.\n\n"
         "![validation loss](val_loss.png)\n\n![validation accuracy](val_accuracy.png)\n\n"

@@ -45,8 +45,14 @@ def _prepare(out: Path) -> None:
     (out / MARKER).write_text("made by attnlab demo; replaced by the next demo run\n")
 
 
-def _study(title: str, data_task: dict, train_cfg: dict, out: Path, echo,
-           lrs: dict[str, float] | None = None) -> tuple[str, Path]:
+def _study(
+    title: str,
+    data_task: dict,
+    train_cfg: dict,
+    out: Path,
+    echo,
+    lrs: dict[str, float] | None = None,
+) -> tuple[str, Path]:
     """Train the three demo models on one task and compare them."""
     run_dirs = []
     for name, (file, model_over) in MODELS.items():
@@ -63,22 +69,26 @@ def _study(title: str, data_task: dict, train_cfg: dict, out: Path, echo,
         cfg = validate(raw, f"demo:{name}")
         echo(f"[{title}] training {name} (lr {cfg.train.lr:g}) ...")
         s = train(cfg, out / name)
-        echo(f"  val loss {s['final_val_loss']:.3f}, val accuracy {s['final_val_accuracy']:.3f}, "
-             f"{s['params']:,} params, {s['tokens_per_s']:,.0f} tokens/s, {s['wall_s']:.0f} s")
+        echo(
+            f"  val loss {s['final_val_loss']:.3f}, val accuracy {s['final_val_accuracy']:.3f}, "
+            f"{s['params']:,} params, {s['tokens_per_s']:,.0f} tokens/s, {s['wall_s']:.0f} s"
+        )
         run_dirs.append(out / name)
     path = compare(run_dirs, out / "compare")
     return path.read_text(encoding="utf-8"), path
 
 
-def run_demo(out: Path, data_dir: Path | None = None, tokenizer_dir: Path | None = None,
-             echo=print) -> Path:
+def run_demo(
+    out: Path, data_dir: Path | None = None, tokenizer_dir: Path | None = None, echo=print
+) -> Path:
     """Run the demo studies into `out` and write `out/report.md`; returns its path."""
     out = Path(out)
     _prepare(out)
     synth = load_config(CONFIGS / "synthetic/repeat_tokens.yaml").model_dump(mode="json")
     sections = []
-    table, _ = _study("repeat_tokens", synth["data"], synth["train"], out / "repeat_tokens", echo,
-                      REPEAT_LR)
+    table, _ = _study(
+        "repeat_tokens", synth["data"], synth["train"], out / "repeat_tokens", echo, REPEAT_LR
+    )
     sections.append(("Repeated random tokens (induction)", "repeat_tokens", table))
     if data_dir is not None:
         text = {"task": "lm_text", "path": str(data_dir), "seq_len": 128, "batch_size": 16}
@@ -98,7 +108,9 @@ def run_demo(out: Path, data_dir: Path | None = None, tokenizer_dir: Path | None
         "# attnlab demo: Attn-Attn vs Conv-Attn vs a 1-layer baseline\n\n"
         "On `repeat_tokens` the scored targets are the repeated tokens after the first, so "
         f"chance accuracy is 1 / {synth['data']['vocab_size']}. Learning rates on it: "
-        + ", ".join(f"{k} {v:g}" for k, v in REPEAT_LR.items()) + ".\n\n" + body,
+        + ", ".join(f"{k} {v:g}" for k, v in REPEAT_LR.items())
+        + ".\n\n"
+        + body,
         encoding="utf-8",
     )
     return report

@@ -96,7 +96,11 @@ class DecoderLM(nn.Module):
         self.blocks = nn.ModuleList(
             Block(
                 mixer_cls(
-                    D, i, **options, rope=cfg.pos == "rope", max_seq_len=cfg.max_seq_len,
+                    D,
+                    i,
+                    **options,
+                    rope=cfg.pos == "rope",
+                    max_seq_len=cfg.max_seq_len,
                     dropout=cfg.dropout,
                 ),
                 D,
@@ -121,7 +125,7 @@ class DecoderLM(nn.Module):
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         T = tokens.shape[1]
-        if T > self.cfg.max_seq_len and self.pos is not None:
+        if self.cfg.max_seq_len < T and self.pos is not None:
             raise ValueError(f"sequence of {T} tokens > model.max_seq_len {self.cfg.max_seq_len}")
         x = self.embed(tokens)  # (B, T, D)
         if self.pos is not None:

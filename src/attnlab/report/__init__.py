@@ -28,17 +28,26 @@ def load_run(run_dir: Path) -> tuple[dict, list[dict]]:
 
 def curves(records: list[dict], split: str, key: str) -> tuple[list, list]:
     """(steps, values) of `key` over the periodic records of one split."""
-    pts = [(r["step"], r[key]) for r in records
-           if r["split"] == split and not r.get("final") and r.get(key) is not None]
+    pts = [
+        (r["step"], r[key])
+        for r in records
+        if r["split"] == split and not r.get("final") and r.get(key) is not None
+    ]
     return [p[0] for p in pts], [p[1] for p in pts]
 
 
 SUMMARY_KEYS = [
-    ("params", "parameters"), ("steps", "steps"), ("final_val_loss", "final val loss"),
-    ("best_val_loss", "best val loss (subset)"), ("final_val_accuracy", "final val accuracy"),
-    ("val_perplexity", "val perplexity"), ("test_loss", "test loss"),
-    ("test_accuracy", "test accuracy"), ("tokens_per_s", "training tokens/s"),
-    ("wall_s", "wall time (s)"), ("seed", "seed"),
+    ("params", "parameters"),
+    ("steps", "steps"),
+    ("final_val_loss", "final val loss"),
+    ("best_val_loss", "best val loss (subset)"),
+    ("final_val_accuracy", "final val accuracy"),
+    ("val_perplexity", "val perplexity"),
+    ("test_loss", "test loss"),
+    ("test_accuracy", "test accuracy"),
+    ("tokens_per_s", "training tokens/s"),
+    ("wall_s", "wall time (s)"),
+    ("seed", "seed"),
 ]
 
 
@@ -47,12 +56,23 @@ def write_run_report(run_dir: Path) -> Path:
     run_dir = Path(run_dir)
     summary, records = load_run(run_dir)
     plots = run_dir / "plots"
-    line_plot({"train": curves(records, "train", "loss"),
-               "validation": curves(records, "validation", "loss")},
-              "step", "loss (nats / token)", f"{summary['name']}: loss", plots / "loss.png")
-    line_plot({"validation": curves(records, "validation", "accuracy")},
-              "step", "next-token accuracy", f"{summary['name']}: accuracy",
-              plots / "accuracy.png")
+    line_plot(
+        {
+            "train": curves(records, "train", "loss"),
+            "validation": curves(records, "validation", "loss"),
+        },
+        "step",
+        "loss (nats / token)",
+        f"{summary['name']}: loss",
+        plots / "loss.png",
+    )
+    line_plot(
+        {"validation": curves(records, "validation", "accuracy")},
+        "step",
+        "next-token accuracy",
+        f"{summary['name']}: accuracy",
+        plots / "accuracy.png",
+    )
     rows = [[label, summary.get(key)] for key, label in SUMMARY_KEYS]
     text = (
         f"# Run report: {summary['name']}\n\n"
@@ -60,12 +80,18 @@ def write_run_report(run_dir: Path) -> Path:
         f"attnlab {summary['versions']['attnlab']}, torch {summary['versions']['torch']}.\n\n"
         + markdown_table(["metric", "value"], rows)
         + "\nFinal validation and test figures use the final weights and "
-        + (f"the first {summary['final_eval_batches']} batches of each split "
-           f"({summary['final_eval_tokens']['validation']:,} validation targets); "
-           if summary.get("final_eval_batches") else "the whole splits; ")
+        + (
+            f"the first {summary['final_eval_batches']} batches of each split "
+            f"({summary['final_eval_tokens']['validation']:,} validation targets); "
+            if summary.get("final_eval_batches")
+            else "the whole splits; "
+        )
         + "periodic validation (the curves, the best loss) uses "
-        + (f"the first {summary['val_subset_batches']} batches of the validation split"
-           if summary.get("val_subset_batches") else "the whole validation split")
+        + (
+            f"the first {summary['val_subset_batches']} batches of the validation split"
+            if summary.get("val_subset_batches")
+            else "the whole validation split"
+        )
         + ".\n\n"
         "![loss](plots/loss.png)\n\n![accuracy](plots/accuracy.png)\n"
     )

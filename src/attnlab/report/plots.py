@@ -7,11 +7,17 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 
-def line_plot(series: dict[str, tuple[list, list]], xlabel: str, ylabel: str, title: str,
-              path: Path, logy: bool = False) -> Path:
+def line_plot(
+    series: dict[str, tuple[list, list]],
+    xlabel: str,
+    ylabel: str,
+    title: str,
+    path: Path,
+    logy: bool = False,
+) -> Path:
     """One line per named (x, y) series, saved as a PNG at `path`."""
     fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
     for name, (x, y) in series.items():

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from attnlab.config.schema import TrainConfig
 from attnlab.data import Dataset, eval_batches, train_ids
 from attnlab.data.splits import steps_per_epoch
-from attnlab.errors import ConfigError
+from attnlab.errors import ConfigError, TrainingDiverged
 from attnlab.train import checkpoint as ckpt
 from attnlab.train.losses import token_stats
 from attnlab.train.metrics import MetricsLog
@@ -63,15 +63,20 @@ def evaluate(fabric, model, split, batch_size: int, max_batches: int | None) -> 
     sums = fabric.all_reduce(sums, reduce_op="sum") if fabric.world_size > 1 else sums
     loss_sum, n, correct = sums.tolist()
     loss = loss_sum / max(n, 1)
-    return {"loss": loss, "accuracy": correct / max(n, 1), "perplexity": math.exp(min(loss, 50)),
-            "tokens": int(n)}
+    return {
+        "loss": loss,
+        "accuracy": correct / max(n, 1),
+        "perplexity": math.exp(min(loss, 50)),
+        "tokens": int(n),
+    }
 
 
 class Trainer:
     """Runs optimizer steps, evaluations and checkpoints for one run directory."""
 
-    def __init__(self, fabric, model, raw_model, optimizer, data: Dataset, cfg: TrainConfig,
-                 run_dir: Path):
+    def __init__(
+        self, fabric, model, raw_model, optimizer, data: Dataset, cfg: TrainConfig, run_dir: Path
+    ):
         self.fabric, self.model, self.raw_model = fabric, model, raw_model
         self.opt, self.data, self.cfg, self.run_dir = optimizer, data, cfg, run_dir
         self.total = total_steps(data, cfg)
@@ -86,8 +91,8 @@ class Trainer:
         if data.splits["train"].num_sequences < data.batch_size:
             raise ConfigError("the training split holds fewer sequences than one batch")
 
-    def step(self, step: int) -> tuple[float, int]:
-        """One optimizer step; returns (mean training loss, scored tokens)."""
+    def step(self, step: int) -> float:
+        """One optimizer step; returns the mean training loss over the global batch."""
         split, cfg, f = self.data.splits["train"], self.cfg, self.fabric
         ids = train_ids(split.num_sequences, self.data.batch_size, cfg.seed, step)  # (B,)
         n_total = self._scored(split, ids)
@@ -112,7 +117,7 @@ class Trainer:
         self.opt.zero_grad(set_to_none=True)
         if f.world_size > 1:
             loss_total = f.all_reduce(loss_total, reduce_op="sum")
-        return loss_total.item() / n_total, n_total
+        return loss_total.item() / n_total
 
     @staticmethod
     def _scored(split, ids: np.ndarray) -> int:
@@ -121,8 +126,13 @@ class Trainer:
 
     def run_eval(self, step: int, max_batches: int | None, final: bool = False) -> dict:
         """Evaluate on validation, log it, and keep the best weights."""
-        res = evaluate(self.fabric, self.model, self.data.splits["validation"],
-                       self.data.batch_size, max_batches)
+        res = evaluate(
+            self.fabric,
+            self.model,
+            self.data.splits["validation"],
+            self.data.batch_size,
+            max_batches,
+        )
         rec = {"step": step, "split": "validation", **res}
         if final:
             rec["final"] = True
@@ -141,16 +151,26 @@ class Trainer:
             return
         ckpt.save_weights(self.raw_model, self.run_dir / ckpt.WEIGHTS)
         s = self.state
-        ckpt.save_state(self.run_dir / ckpt.STATE, self.opt, step=step,
-                        best_val_loss=s.best_val_loss, best_step=s.best_step,
-                        train_tokens=s.train_tokens, train_seconds=s.train_seconds)
+        ckpt.save_state(
+            self.run_dir / ckpt.STATE,
+            self.opt,
+            step=step,
+            best_val_loss=s.best_val_loss,
+            best_step=s.best_step,
+            train_tokens=s.train_tokens,
+            train_seconds=s.train_seconds,
+        )
 
     def restore(self) -> None:
         """Continue from the checkpoint in the run directory."""
         extra = ckpt.load_state(self.run_dir / ckpt.STATE, self.opt)
-        self.state = LoopState(step=extra["step"], best_val_loss=extra["best_val_loss"],
-                               best_step=extra["best_step"], train_tokens=extra["train_tokens"],
-                               train_seconds=extra["train_seconds"])
+        self.state = LoopState(
+            step=extra["step"],
+            best_val_loss=extra["best_val_loss"],
+            best_step=extra["best_step"],
+            train_tokens=extra["train_tokens"],
+            train_seconds=extra["train_seconds"],
+        )
         self.log.truncate_after(self.state.step)
 
     def fit(self, stop_after: int | None = None) -> bool:
@@ -158,15 +178,24 @@ class Trainer:
         cfg, s = self.cfg, self.state
         every_ckpt = cfg.checkpoint_every or cfg.eval_every
         end = self.total if stop_after is None else min(self.total, s.step + stop_after)
-        bar = tqdm(total=self.total, initial=s.step, disable=not cfg.progress or
-                   self.fabric.global_rank != 0, desc="train", unit="step", leave=False)
+        bar = tqdm(
+            total=self.total,
+            initial=s.step,
+            disable=not cfg.progress or self.fabric.global_rank != 0,
+            desc="train",
+            unit="step",
+            leave=False,
+        )
         self.model.train()
         window_tokens, window_s = 0, 0.0
         while s.step < end:
             t0 = time.perf_counter()
-            loss, n = self.step(s.step)
+            loss = self.step(s.step)
             if not math.isfinite(loss):
-                raise FloatingPointError(f"training loss is {loss} at step {s.step}")
+                raise TrainingDiverged(
+                    f"training loss is {loss} at step {s.step + 1}; try a lower train.lr, "
+                    "more warmup or train.grad_clip (the last checkpoint is kept)"
+                )
             dt = time.perf_counter() - t0
             s.step += 1
             seq_tokens = self.data.batch_size * self.data.seq_len
@@ -179,8 +208,9 @@ class Trainer:
                 tps = window_tokens / max(window_s, 1e-9)
                 window_tokens, window_s = 0, 0.0
                 lr = self.opt.param_groups[0]["lr"]
-                self.log.write({"step": s.step, "split": "train", "loss": loss, "lr": lr,
-                                "tokens_per_s": tps})
+                self.log.write(
+                    {"step": s.step, "split": "train", "loss": loss, "lr": lr, "tokens_per_s": tps}
+                )
                 bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{tps:,.0f}")
             if s.step % cfg.eval_every == 0 or s.step == self.total:
                 self.run_eval(s.step, cfg.eval_batches)

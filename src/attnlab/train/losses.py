@@ -10,7 +10,9 @@ import torch.nn.functional as F
 
 
 def token_stats(
-    logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor | None,
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    mask: torch.Tensor | None,
     accuracy: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """(sum of cross-entropy, number of scored targets, number predicted right or None).

@@ -27,11 +27,14 @@ from attnlab.train.optim import make_optimizer
 
 def resolve(cfg: RunConfig, dataset) -> RunConfig:
     """Fill what the data decides: vocabulary size and the model's maximum length."""
-    model = cfg.model.model_copy(update={
-        "vocab_size": cfg.model.vocab_size or dataset.vocab_size,
-        "max_seq_len": max(cfg.model.max_seq_len, dataset.seq_len)
-        if cfg.model.pos == "none" else dataset.seq_len,
-    })
+    model = cfg.model.model_copy(
+        update={
+            "vocab_size": cfg.model.vocab_size or dataset.vocab_size,
+            "max_seq_len": max(cfg.model.max_seq_len, dataset.seq_len)
+            if cfg.model.pos == "none"
+            else dataset.seq_len,
+        }
+    )
     if model.vocab_size < dataset.vocab_size:
         raise UserError(
             f"model.vocab_size ({model.vocab_size}) < the data's vocabulary ({dataset.vocab_size})"
@@ -50,16 +53,20 @@ def _precision(cfg: RunConfig) -> str:
 def _fabric(cfg: RunConfig):
     from lightning_fabric import Fabric
 
-    fabric = Fabric(accelerator=cfg.train.accelerator, devices=cfg.train.devices,
-                    precision=_precision(cfg))
+    fabric = Fabric(
+        accelerator=cfg.train.accelerator, devices=cfg.train.devices, precision=_precision(cfg)
+    )
     if cfg.train.devices > 1:
         fabric.launch()
     return fabric
 
 
 def _versions() -> dict:
-    return {"attnlab": attnlab.__version__, "torch": torch.__version__,
-            "python": platform.python_version()}
+    return {
+        "attnlab": attnlab.__version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+    }
 
 
 def _prepare_dir(run_dir: Path) -> None:
