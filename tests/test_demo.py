@@ -1,0 +1,36 @@
+"""Acceptance: the demo, offline, reproduces the induction effect (slow)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from attnlab.experiments.demo import run_demo
+
+
+@pytest.mark.slow
+def test_demo_conv_attn_copies_and_one_layer_does_not(tmp_path):
+    report = run_demo(tmp_path / "demo", echo=lambda *_: None)
+    text = report.read_text()
+    assert "| conv_attn |" in text and "| attn_attn |" in text
+    acc = {
+        name: json.loads((tmp_path / "demo" / "repeat_tokens" / name / "summary.json").read_text())[
+            "final_val_accuracy"
+        ]
+        for name in ("attn_only_1layer", "attn_attn", "conv_attn")
+    }
+    assert acc["attn_only_1layer"] < 0.3
+    assert acc["conv_attn"] > 0.8
+    assert acc["attn_attn"] > acc["attn_only_1layer"] + 0.3
+    for png in ("val_loss.png", "val_accuracy.png"):
+        assert (tmp_path / "demo" / "repeat_tokens" / "compare" / png).is_file()
+
+
+def test_demo_refuses_to_replace_a_foreign_directory(tmp_path):
+    from attnlab.errors import UserError
+
+    (tmp_path / "mine.txt").write_text("precious")
+    with pytest.raises(UserError, match="not made by the demo"):
+        run_demo(tmp_path, echo=lambda *_: None)
+    assert (tmp_path / "mine.txt").read_text() == "precious"
