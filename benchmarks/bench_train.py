@@ -2,7 +2,9 @@
 
     python benchmarks/bench_train.py [--steps 8] [--warmup 3] [--batch 8] [--out FILE.json]
 
-Each measurement runs in its own process (so peak RSS is its own) at the write-up's width:
+`attnlab-freeing` (with --no-heap-reuse) is attnlab without `keep_freed_memory`, to
+separate the allocator's share. Each measurement runs in its own process (so peak RSS is
+its own) at the write-up's width:
 d_model 512, 8 heads, vocabulary 50257, seq 256, batch 8; Attn-Attn = 4 attention layers,
 Conv-Attn = 1 layer after a k=5 depth-wise conv. attnlab runs its real training step
 (`Trainer.step`: Fabric, padded vocabulary, SDPA, summed loss, AdamW, clipping); the naive
@@ -46,7 +48,9 @@ def run_naive(arch: str, batch: int, steps: int, warmup: int) -> dict:
     return {"times": times, "losses": losses}
 
 
-def run_attnlab(arch: str, batch: int, steps: int, warmup: int, precision: str) -> dict:
+def run_attnlab(
+    arch: str, batch: int, steps: int, warmup: int, precision: str, heap_reuse: bool = True
+) -> dict:
     from attnlab import models
     from attnlab.config import validate
     from attnlab.data import Dataset
@@ -71,7 +75,8 @@ def run_attnlab(arch: str, batch: int, steps: int, warmup: int, precision: str) 
             },
         }
     )
-    keep_freed_memory()
+    if heap_reuse:
+        keep_freed_memory()
     tokens = np.random.default_rng(0).integers(0, V, batch * 64 * T + 1).astype(np.uint16)
     split = StreamSplit(tokens, T)
     ds = Dataset({"train": split, "validation": split, "test": split}, V, T, batch)
@@ -94,7 +99,14 @@ def child(args) -> None:
     if args.impl == "naive":
         res = run_naive(args.arch, args.batch, args.steps, args.warmup)
     else:
-        res = run_attnlab(args.arch, args.batch, args.steps, args.warmup, args.precision)
+        res = run_attnlab(
+            args.arch,
+            args.batch,
+            args.steps,
+            args.warmup,
+            args.precision,
+            heap_reuse=args.impl == "attnlab",
+        )
     med = float(np.median(res["times"]))
     res.update(
         impl=args.impl,
@@ -116,6 +128,11 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--bf16", action="store_true", help="also measure attnlab in bf16-mixed")
+    p.add_argument(
+        "--no-heap-reuse",
+        action="store_true",
+        help="also measure attnlab with glibc's default allocator settings",
+    )
     p.add_argument("--out", type=Path, default=None)
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--impl", default="attnlab", help=argparse.SUPPRESS)
@@ -129,6 +146,8 @@ def main() -> None:
     plan = [(impl, arch, "32-true") for arch in ARCHS for impl in ("naive", "attnlab")]
     if args.bf16:
         plan += [("attnlab", arch, "bf16-mixed") for arch in ARCHS]
+    if args.no_heap_reuse:
+        plan += [("attnlab-freeing", arch, "32-true") for arch in ARCHS]
     for impl, arch, prec in plan:
         cmd = [
             sys.executable,
@@ -158,11 +177,11 @@ def main() -> None:
     base = {r["arch"]: r for r in runs if r["impl"] == "naive"}
     print("\nratio to the naive implementation (tokens/s, peak RSS):")
     for r in runs:
-        if r["impl"] == "attnlab":
+        if r["impl"] != "naive":
             b = base[r["arch"]]
             speed = r["tokens_per_s"] / b["tokens_per_s"]
             memory = r["peak_rss_mb"] / b["peak_rss_mb"]
-            name = f"{r['arch']:10s} {r['precision']:10s}"
+            name = f"{r['impl']:15s} {r['arch']:10s} {r['precision']:10s}"
             print(f"  {name} x{speed:.2f} speed, x{memory:.2f} memory")
     if args.out:
         args.out.write_text(json.dumps(runs, indent=2))

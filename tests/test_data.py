@@ -136,3 +136,42 @@ def test_repeat_tokens_batches_carry_the_mask(tiny_cfg):
     b = ds.splits["validation"].get(np.arange(4))
     assert b.mask is not None and b.mask.dtype.is_floating_point is False
     assert (b.y[b.mask] < 16).all()
+
+
+def test_hugging_face_dataset_rows_are_joined_per_split(monkeypatch):
+    """The Hub path, with `datasets.load_dataset` answered locally (no network in tests)."""
+    import datasets
+
+    rows = {
+        "train": [" \n", " = Title = \n", " The cat sat on the mat . \n"] * 200,
+        "validation": [" \n", " A dog ran . \n"] * 100,
+        "test": [" \n", " Birds sang . \n"] * 100,
+    }
+    seen = {}
+
+    def fake_load(name, config):
+        seen["args"] = (name, config)
+        return datasets.DatasetDict(
+            {k: datasets.Dataset.from_dict({"text": v}) for k, v in rows.items()})
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load)
+    cfg = validate({"data": {"task": "lm_text", "dataset": "wikitext",
+                             "dataset_config": "wikitext-2-raw-v1", "tokenizer": "char",
+                             "seq_len": 16, "batch_size": 4}}).data
+    ds = data.build(cfg)
+    assert seen["args"] == ("wikitext", "wikitext-2-raw-v1")
+    train = ds.splits["train"]
+    assert len(train.tokens) == len("".join(rows["train"]))  # rows keep their own newlines
+    assert ds.tokenizer.decode(train.tokens[:14]) == " \n = Title = \n"
+
+
+def test_hugging_face_failure_is_a_clear_error(monkeypatch):
+    import datasets
+
+    def offline(*_):
+        raise ConnectionError("no network")
+
+    monkeypatch.setattr(datasets, "load_dataset", offline)
+    cfg = validate({"data": {"task": "lm_text", "dataset": "wikitext", "tokenizer": "char"}}).data
+    with pytest.raises(DataError, match="could not load Hugging Face dataset 'wikitext'.*data.path"):
+        data.build(cfg)

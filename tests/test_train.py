@@ -185,3 +185,10 @@ def test_conv_gives_one_layer_an_induction_mechanism(tmp_path):
     plain = repeat_run(tmp_path, "plain", 400)
     assert conv["final_val_accuracy"] > 0.7
     assert conv["final_val_accuracy"] > plain["final_val_accuracy"] + 0.3
+
+
+def test_bf16_mixed_precision_trains_close_to_float32(tiny_cfg, tmp_path):
+    f32 = train(tiny_cfg(), tmp_path / "f32")
+    bf16 = train(tiny_cfg(train__precision="bf16-mixed"), tmp_path / "bf16")
+    assert bf16["precision"] == "bf16-mixed"
+    assert bf16["final_val_loss"] == pytest.approx(f32["final_val_loss"], rel=0.05)
