@@ -2,8 +2,9 @@
 
     python benchmarks/bench_train.py [--steps 8] [--warmup 3] [--batch 8] [--out FILE.json]
 
-`attnlab-freeing` (with --no-heap-reuse) is attnlab without `keep_freed_memory`, to
-separate the allocator's share. Each measurement runs in its own process (so peak RSS is
+With --allocators it also measures `naive+reuse` (the naive model with attnlab's
+`keep_freed_memory`) and `attnlab-freeing` (attnlab without it), to separate the
+allocator's share from the model code's. Each measurement runs in its own process (so peak RSS is
 its own) at the write-up's width:
 d_model 512, 8 heads, vocabulary 50257, seq 256, batch 8; Attn-Attn = 4 attention layers,
 Conv-Attn = 1 layer after a k=5 depth-wise conv. attnlab runs its real training step
@@ -96,7 +97,11 @@ def run_attnlab(
 
 
 def child(args) -> None:
-    if args.impl == "naive":
+    if args.impl.startswith("naive"):
+        if args.impl == "naive+reuse":
+            from attnlab.train.memory import keep_freed_memory
+
+            keep_freed_memory()
         res = run_naive(args.arch, args.batch, args.steps, args.warmup)
     else:
         res = run_attnlab(
@@ -146,8 +151,10 @@ def main() -> None:
     plan = [(impl, arch, "32-true") for arch in ARCHS for impl in ("naive", "attnlab")]
     if args.bf16:
         plan += [("attnlab", arch, "bf16-mixed") for arch in ARCHS]
-    if args.no_heap_reuse:
-        plan += [("attnlab-freeing", arch, "32-true") for arch in ARCHS]
+    if args.allocators:
+        plan += [
+            (impl, arch, "32-true") for arch in ARCHS for impl in ("naive+reuse", "attnlab-freeing")
+        ]
     for impl, arch, prec in plan:
         cmd = [
             sys.executable,

@@ -152,12 +152,22 @@ def test_hugging_face_dataset_rows_are_joined_per_split(monkeypatch):
     def fake_load(name, config):
         seen["args"] = (name, config)
         return datasets.DatasetDict(
-            {k: datasets.Dataset.from_dict({"text": v}) for k, v in rows.items()})
+            {k: datasets.Dataset.from_dict({"text": v}) for k, v in rows.items()}
+        )
 
     monkeypatch.setattr(datasets, "load_dataset", fake_load)
-    cfg = validate({"data": {"task": "lm_text", "dataset": "wikitext",
-                             "dataset_config": "wikitext-2-raw-v1", "tokenizer": "char",
-                             "seq_len": 16, "batch_size": 4}}).data
+    cfg = validate(
+        {
+            "data": {
+                "task": "lm_text",
+                "dataset": "wikitext",
+                "dataset_config": "wikitext-2-raw-v1",
+                "tokenizer": "char",
+                "seq_len": 16,
+                "batch_size": 4,
+            }
+        }
+    ).data
     ds = data.build(cfg)
     assert seen["args"] == ("wikitext", "wikitext-2-raw-v1")
     train = ds.splits["train"]
@@ -173,5 +183,7 @@ def test_hugging_face_failure_is_a_clear_error(monkeypatch):
 
     monkeypatch.setattr(datasets, "load_dataset", offline)
     cfg = validate({"data": {"task": "lm_text", "dataset": "wikitext", "tokenizer": "char"}}).data
-    with pytest.raises(DataError, match="could not load Hugging Face dataset 'wikitext'.*data.path"):
+    with pytest.raises(
+        DataError, match=r"could not load Hugging Face dataset 'wikitext'.*data\.path"
+    ):
         data.build(cfg)

@@ -192,3 +192,35 @@ def test_bf16_mixed_precision_trains_close_to_float32(tiny_cfg, tmp_path):
     bf16 = train(tiny_cfg(train__precision="bf16-mixed"), tmp_path / "bf16")
     assert bf16["precision"] == "bf16-mixed"
     assert bf16["final_val_loss"] == pytest.approx(f32["final_val_loss"], rel=0.05)
+
+
+def test_two_process_ddp_equals_one_process(tmp_path):
+    """`--devices 2` on CPU (gloo): same global batch, so the same loss curve."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    raw = tiny_raw(train__max_steps=6)
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(raw))
+    for devices in (1, 2):
+        out = tmp_path / f"d{devices}"
+        cmd = [
+            sys.executable,
+            "-m",
+            "attnlab",
+            "train",
+            str(tmp_path / "tiny.yaml"),
+            "--devices",
+            str(devices),
+            "--out",
+            str(out),
+        ]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert done.stdout.count("run directory:") == 1  # only rank 0 reports
+    one, two = curve(tmp_path / "d1"), curve(tmp_path / "d2")
+    assert [r["step"] for r in one] == [r["step"] for r in two]
+    for r1, r2 in zip(one, two, strict=True):
+        assert r1["loss"] == pytest.approx(r2["loss"], rel=1e-5)
+    assert json.loads((tmp_path / "d2" / "summary.json").read_text())["world_size"] == 2

@@ -71,6 +71,7 @@ def train(
 
     from attnlab.config import load_config
     from attnlab.report import write_run_report
+    from attnlab.train import is_main_process
     from attnlab.train import resume as resume_run
     from attnlab.train import train as train_run
 
@@ -86,6 +87,8 @@ def train(
         cfg = load_config(config_path(config), [*sets, *extra])
         run_dir = out or Path("runs") / f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
         summary = train_run(cfg, run_dir, stop_after=stop_after)
+    if not is_main_process():
+        return
     if summary is None:
         typer.echo(f"stopped with a checkpoint; continue with: attnlab train --resume {run_dir}")
         return

@@ -4,6 +4,6 @@
 know which model it trains.
 """
 
-from attnlab.train.run import resume, train
+from attnlab.train.run import is_main_process, resume, train
 
-__all__ = ["resume", "train"]
+__all__ = ["is_main_process", "resume", "train"]

@@ -69,6 +69,11 @@ def _versions() -> dict:
     }
 
 
+def is_main_process() -> bool:
+    """True outside DDP and in the process of global rank 0 (launcher environment)."""
+    return all(int(os.environ.get(k, 0)) == 0 for k in ("LOCAL_RANK", "NODE_RANK", "RANK"))
+
+
 def _prepare_dir(run_dir: Path) -> None:
     if run_dir.exists() and any(run_dir.iterdir()):
         raise UserError(
@@ -158,7 +163,7 @@ def train(cfg: RunConfig, run_dir: str | Path, stop_after: int | None = None) ->
     `stop_after` ends the run after that many steps with a resumable checkpoint.
     """
     run_dir = Path(run_dir)
-    if int(os.environ.get("LOCAL_RANK", 0)) == 0:
+    if is_main_process():
         _prepare_dir(run_dir)
     cfg, trainer = _setup(cfg, run_dir, fresh=True)
     return _go(cfg, trainer, stop_after, 0.0)
