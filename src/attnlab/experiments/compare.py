@@ -20,6 +20,7 @@ HEADERS = [
     "test loss",
     "tokens/s",
     "steps",
+    "val targets",
 ]
 
 
@@ -42,6 +43,7 @@ def compare(run_dirs: list[Path], out: Path) -> Path:
             s["test_loss"],
             s["tokens_per_s"],
             s["steps"],
+            s["final_eval_tokens"]["validation"],
         ]
         for n, (_, s, _) in zip(names, runs, strict=True)
     ]
@@ -57,7 +59,8 @@ def compare(run_dirs: list[Path], out: Path) -> Path:
     text = (
         "# Comparison\n\n"
         + markdown_table(HEADERS, rows)
-        + "\nFinal figures: whole validation / test split, final weights. Best val loss: "
+        + "\nFinal figures: final weights, on the number of validation targets shown (the "
+        "whole split unless the run capped `train.final_eval_batches`). Best val loss: "
         "periodic evaluations on a fixed validation subset.\n\n"
         "![validation loss](val_loss.png)\n\n![validation accuracy](val_accuracy.png)\n\n"
         f"Runs:\n{sources}\n"

@@ -33,6 +33,9 @@ MODELS = {  # run name → (quick config, overrides of its model section)
 # 2026-11-22, 600 steps, seed 42; see docs/LOG.md): attention-only stacks form the
 # induction head at 1e-3 but not at 2e-3 or 3e-3; Conv-Attn learns fastest at 3e-3.
 REPEAT_LR = {"attn_only_1layer": 1e-3, "attn_attn": 1e-3, "conv_attn": 3e-3}
+# On text the demo keeps the quick configs' 150 steps; with its default trained BPE
+# (8,192 tokens) that takes about a minute a model, with GPT-2's 50,257 about three.
+WIKITEXT_TRAIN = {"final_eval_batches": 20}
 
 
 def _prepare(out: Path) -> None:
@@ -97,7 +100,8 @@ def run_demo(
         else:
             text.update(tokenizer="bpe", bpe_vocab_size=8192)
         quick_train = load_config(CONFIGS / MODELS["attn_attn"][0]).train.model_dump(mode="json")
-        table, _ = _study("wikitext", text, quick_train, out / "wikitext", echo)
+        train_cfg = deep_merge(quick_train, WIKITEXT_TRAIN)
+        table, _ = _study("wikitext", text, train_cfg, out / "wikitext", echo)
         sections.append(("WikiText (next-token prediction)", "wikitext", table))
     body = "\n".join(
         f"## {title}\n\n" + tbl.replace("# Comparison\n\n", "").replace("](", f"]({sub}/compare/")
