@@ -138,7 +138,9 @@ class ModelConfig(Section):
     mlp_ratio: PositiveInt = 4
     norm: Literal["layernorm", "rmsnorm", "none"] = "layernorm"
     pos: Literal["none", "learned", "sinusoidal", "rope"] = "learned"
-    max_seq_len: PositiveInt = 1024
+    max_seq_len: int | None = Field(
+        None, gt=0, description="position tables' length; unset: data.seq_len"
+    )
     tie_embeddings: bool = False
     dropout: float = Field(0.0, ge=0, lt=1)
     pad_vocab_multiple: PositiveInt = Field(

@@ -85,10 +85,11 @@ class DecoderLM(nn.Module):
         m = cfg.pad_vocab_multiple
         self.padded_vocab = -(-vocab_size // m) * m
         D = cfg.d_model
+        self.max_seq_len = L = cfg.max_seq_len or 1024  # unset outside a run: 1024
         self.embed = nn.Embedding(self.padded_vocab, D)
         self.pos = {
-            "learned": lambda: LearnedPositions(cfg.max_seq_len, D),
-            "sinusoidal": lambda: SinusoidalPositions(cfg.max_seq_len, D),
+            "learned": lambda: LearnedPositions(L, D),
+            "sinusoidal": lambda: SinusoidalPositions(L, D),
         }.get(cfg.pos, lambda: None)()
         self.drop = nn.Dropout(cfg.dropout)
         options = cfg.mixer.model_dump(exclude={"name"})
@@ -100,7 +101,7 @@ class DecoderLM(nn.Module):
                     i,
                     **options,
                     rope=cfg.pos == "rope",
-                    max_seq_len=cfg.max_seq_len,
+                    max_seq_len=L,
                     dropout=cfg.dropout,
                 ),
                 D,
@@ -125,8 +126,8 @@ class DecoderLM(nn.Module):
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         T = tokens.shape[1]
-        if self.cfg.max_seq_len < T and self.pos is not None:
-            raise ValueError(f"sequence of {T} tokens > model.max_seq_len {self.cfg.max_seq_len}")
+        if self.max_seq_len < T and (self.pos is not None or self.cfg.pos == "rope"):
+            raise ValueError(f"sequence of {T} tokens > model.max_seq_len {self.max_seq_len}")
         x = self.embed(tokens)  # (B, T, D)
         if self.pos is not None:
             x = x + self.pos(T)

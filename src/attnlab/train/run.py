@@ -30,14 +30,16 @@ def resolve(cfg: RunConfig, dataset) -> RunConfig:
     model = cfg.model.model_copy(
         update={
             "vocab_size": cfg.model.vocab_size or dataset.vocab_size,
-            "max_seq_len": max(cfg.model.max_seq_len, dataset.seq_len)
-            if cfg.model.pos == "none"
-            else dataset.seq_len,
+            "max_seq_len": cfg.model.max_seq_len or dataset.seq_len,
         }
     )
     if model.vocab_size < dataset.vocab_size:
         raise UserError(
             f"model.vocab_size ({model.vocab_size}) < the data's vocabulary ({dataset.vocab_size})"
+        )
+    if model.max_seq_len < dataset.seq_len:
+        raise UserError(
+            f"model.max_seq_len ({model.max_seq_len}) < data.seq_len ({dataset.seq_len})"
         )
     return cfg.model_copy(update={"model": model})
 
