@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,19 +88,14 @@ def _lm_text(cfg: LMTextData) -> Dataset:
 def _repeat_tokens(cfg: RepeatTokensData) -> Dataset:
     root = cache_root(cfg.cache_dir)
     spec = cfg.model_dump(exclude={"batch_size", "cache_dir"})
+    dtype = smallest_uint(cfg.vocab_size)
     splits = {}
     for s in SPLITS:
         key = f"repeat-{content_hash(json.dumps(spec, sort_keys=True), s)}"
-        made = {}
-
-        def rows(s=s, made=made):
-            made["rows"], made["mask"] = repeat_tokens(cfg, s)
-            return made["rows"].astype(smallest_uint(cfg.vocab_size))
-
-        def mask(s=s, made=made):
-            return made["mask"] if "mask" in made else repeat_tokens(cfg, s)[1]
-
-        splits[s] = RowSplit(cached_array(root, key, rows), cached_array(root, key + "-m", mask))
+        generate = functools.cache(lambda s=s: repeat_tokens(cfg, s))  # once, if at all
+        rows = cached_array(root, key, lambda g=generate: g()[0].astype(dtype))
+        mask = cached_array(root, key + "-m", lambda g=generate: g()[1])
+        splits[s] = RowSplit(rows, mask)
     if splits["train"].num_sequences < cfg.batch_size:
         raise DataError(f"repeat_tokens: num_train ({cfg.num_train}) < batch_size")
     sources = dict.fromkeys(SPLITS, "repeat_tokens (generated)")
