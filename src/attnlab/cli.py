@@ -123,6 +123,50 @@ def report(run_dir: Path = typer.Argument(..., help="A run directory.")) -> None
 
 
 @app.command()
+def probe(
+    run_dir: Path = typer.Argument(..., help="A trained run directory."),
+    weights: str = typer.Option("final", "--weights", help="final | best."),
+) -> None:
+    """Look inside a trained model: head scores, ICL score, kernels, embeddings, grids."""
+    from attnlab.probes import probe as probe_run
+    from attnlab.report import write_run_report
+
+    if weights not in ("final", "best"):
+        _fail("--weights is final or best")
+    res = probe_run(run_dir, weights)
+    best = res["heads"]["max_induction"]
+    if best["score"] is not None:
+        typer.echo(
+            f"max induction score {best['score']:.3f} (layer {best['layer']}, head "
+            f"{best['head']}); uniform head {res['heads']['uniform']['induction']:.3f}"
+        )
+    icl = res.get("icl", {})
+    if "score" in icl:
+        typer.echo(f"ICL score {icl['score']:+.3f} ± {icl['stderr']:.3f} nats")
+    for name, prof in res["conv"].items():
+        typer.echo(f"{name}: kernel peaks (mean |w|) at offset {prof['argmax_offset']}")
+    typer.echo(f"written: {Path(run_dir) / 'probes.json'}, plots in {Path(run_dir) / 'plots'}")
+    if (Path(run_dir) / "summary.json").is_file():
+        typer.echo(f"report: {write_run_report(run_dir)}")
+
+
+@app.command()
+def study(
+    name: str = typer.Argument(..., help="Study name (induction)."),
+    seeds: int = typer.Option(3, "--seeds", help="Seeds per model (train.seed = 1..N)."),
+    quick: bool = typer.Option(False, "--quick", help="Only the study's quick subset of models."),
+    jobs: int = typer.Option(None, "--jobs", help="Runs at a time (default: CPU cores)."),
+    out: Path = typer.Option(None, "--out", help="Study directory (default runs/study-NAME)."),
+) -> None:
+    """Train and probe every model of a study over seeds; table with mean ± std and plots."""
+    from attnlab.experiments.study import run_study
+
+    path = run_study(name, out or Path("runs") / f"study-{name}", seeds, quick, jobs, typer.echo)
+    typer.echo(path.read_text(encoding="utf-8"))
+    typer.echo(f"written: {path}")
+
+
+@app.command()
 def demo(
     data_dir: Path = typer.Option(
         None, "--data-dir", help="A local WikiText copy (wiki.{train,valid,test}.*) to add."

@@ -85,6 +85,81 @@ class RepeatTokensData(Section):
         return self
 
 
+class AssocRecallData(Section):
+    """Multi-query associative recall (Zoology's MQAR, Arora et al. 2023), from a seed.
+
+    Each sequence lists `num_pairs` key–value pairs, then `num_queries` of the keys again
+    (distinct, in random order, at random places among filler zeros), each followed by its
+    value. Keys come from [1, V/2), values from [V/2, V), 0 is the filler. Only the
+    prediction of the value after a query key is scored, so accuracy is recall accuracy.
+    """
+
+    task: Literal["assoc_recall"] = "assoc_recall"
+    vocab_size: int = Field(64, ge=6)
+    num_pairs: PositiveInt = 8
+    num_queries: int | None = Field(None, gt=0, description="unset: every key once")
+    seq_len: PositiveInt = 64
+    batch_size: PositiveInt = 32
+    num_train: PositiveInt = 20000
+    num_val: PositiveInt = 512
+    num_test: PositiveInt = 512
+    seed: int = 1234
+    cache_dir: str | None = None
+
+    @model_validator(mode="after")
+    def _fits(self) -> AssocRecallData:
+        keys = self.vocab_size // 2 - 1
+        if self.num_pairs > keys:
+            raise ValueError(f"num_pairs ({self.num_pairs}) > distinct keys ({keys} = V/2 - 1)")
+        q = self.num_queries or self.num_pairs
+        if q > self.num_pairs:
+            raise ValueError(f"num_queries ({q}) > num_pairs ({self.num_pairs})")
+        if 2 * (self.num_pairs + q) > self.seq_len + 1:
+            raise ValueError(
+                f"2 x (num_pairs + num_queries) = {2 * (self.num_pairs + q)} tokens do not fit "
+                f"in seq_len + 1 = {self.seq_len + 1}"
+            )
+        return self
+
+
+class CopyingData(Section):
+    """Copy a random segment after a separator, from a seed.
+
+    Each sequence is `segment · SEP · segment · filler` with segment tokens uniform over
+    [2, V), SEP = 1 and filler 0; the segment length is drawn from
+    [min_segment_len, segment_len]. Every token of the copy is scored, the first one too:
+    the separator says where the copy starts.
+    """
+
+    task: Literal["copying"] = "copying"
+    vocab_size: int = Field(32, ge=3)
+    segment_len: PositiveInt = Field(16, description="longest segment")
+    min_segment_len: PositiveInt = Field(4, description="shortest segment")
+    seq_len: PositiveInt = 48
+    batch_size: PositiveInt = 32
+    num_train: PositiveInt = 20000
+    num_val: PositiveInt = 512
+    num_test: PositiveInt = 512
+    seed: int = 1234
+    cache_dir: str | None = None
+
+    @model_validator(mode="after")
+    def _fits(self) -> CopyingData:
+        if self.min_segment_len > self.segment_len:
+            raise ValueError(
+                f"min_segment_len ({self.min_segment_len}) > segment_len ({self.segment_len})"
+            )
+        if 2 * self.segment_len + 1 > self.seq_len + 1:
+            raise ValueError(
+                f"2 * segment_len + 1 ({2 * self.segment_len + 1}) must be <= seq_len + 1 "
+                f"({self.seq_len + 1})"
+            )
+        return self
+
+
+SyntheticData = RepeatTokensData | AssocRecallData | CopyingData
+
+
 def _require_tag(key: str, default: str | None = None):
     """Before-validator for a tagged union: fill a default tag or name the missing key."""
 
@@ -99,7 +174,9 @@ def _require_tag(key: str, default: str | None = None):
 
 
 DataConfig = Annotated[
-    LMTextData | RepeatTokensData, Field(discriminator="task"), _require_tag("task")
+    LMTextData | RepeatTokensData | AssocRecallData | CopyingData,
+    Field(discriminator="task"),
+    _require_tag("task"),
 ]
 
 
@@ -185,6 +262,9 @@ class TrainConfig(Section):
     checkpoint_every: int | None = Field(None, gt=0, description="default: eval_every")
     check_causal: bool = True
     progress: bool = True
+    probe_every: int | None = Field(
+        None, gt=0, description="record head scores and the ICL score every N steps"
+    )
 
     @model_validator(mode="after")
     def _has_length(self) -> TrainConfig:
@@ -194,7 +274,18 @@ class TrainConfig(Section):
 
 
 class ProbesConfig(Section):
-    """Room for the probes section (filled by the probes issue)."""
+    """What `attnlab probe` and `train.probe_every` measure, and on how much data."""
+
+    num_sequences: PositiveInt = Field(64, description="repeated random sequences scored")
+    seq_len: int | None = Field(None, ge=4, description="their length; unset: data.seq_len")
+    seed: int = Field(0, description="seed of the probe set (fixed across runs)")
+    batch_size: PositiveInt = 16
+    icl_batches: int | None = Field(
+        50, gt=0, description="validation batches for the ICL score (unset: whole split)"
+    )
+    copying: bool = Field(True, description="compute the activation copying score")
+    grid_len: int = Field(32, ge=4, description="tokens in the attention-grid sequences")
+    label_tokens: PositiveInt = Field(30, description="tokens labelled in the embedding plot")
 
 
 class RunConfig(Section):

@@ -11,10 +11,10 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from attnlab.config.schema import LMTextData, RepeatTokensData
+from attnlab.config.schema import LMTextData, SyntheticData
 from attnlab.data.cache import cache_root, cached_array, content_hash, smallest_uint
 from attnlab.data.splits import Batch, RowSplit, StreamSplit, eval_batches, train_ids
-from attnlab.data.synthetic import repeat_tokens
+from attnlab.data.synthetic import assoc_recall, copying, repeat_tokens
 from attnlab.data.text import SPLITS, load_splits
 from attnlab.data.tokenizers import CharTokenizer, HFTokenizer, gpt2_tokenizer, train_bpe
 from attnlab.errors import DataError
@@ -85,27 +85,32 @@ def _lm_text(cfg: LMTextData) -> Dataset:
     return Dataset(splits, tok.vocab_size, cfg.seq_len, cfg.batch_size, tok, sources)
 
 
-def _repeat_tokens(cfg: RepeatTokensData) -> Dataset:
+GENERATORS = {"repeat_tokens": repeat_tokens, "assoc_recall": assoc_recall, "copying": copying}
+
+
+def _synthetic(cfg: SyntheticData) -> Dataset:
+    """Generate (once per config hash, cached) the rows and score masks of a synthetic task."""
+    make = GENERATORS[cfg.task]
     root = cache_root(cfg.cache_dir)
     spec = cfg.model_dump(exclude={"batch_size", "cache_dir"})
     dtype = smallest_uint(cfg.vocab_size)
     splits = {}
     for s in SPLITS:
-        key = f"repeat-{content_hash(json.dumps(spec, sort_keys=True), s)}"
-        generate = functools.cache(lambda s=s: repeat_tokens(cfg, s))  # once, if at all
+        key = f"{cfg.task}-{content_hash(json.dumps(spec, sort_keys=True), s)}"
+        generate = functools.cache(lambda s=s: make(cfg, s))  # once, if at all
         rows = cached_array(root, key, lambda g=generate: g()[0].astype(dtype))
         mask = cached_array(root, key + "-m", lambda g=generate: g()[1])
         splits[s] = RowSplit(rows, mask)
     if splits["train"].num_sequences < cfg.batch_size:
-        raise DataError(f"repeat_tokens: num_train ({cfg.num_train}) < batch_size")
-    sources = dict.fromkeys(SPLITS, "repeat_tokens (generated)")
+        raise DataError(f"{cfg.task}: num_train ({cfg.num_train}) < batch_size")
+    sources = dict.fromkeys(SPLITS, f"{cfg.task} (generated)")
     return Dataset(splits, cfg.vocab_size, cfg.seq_len, cfg.batch_size, None, sources)
 
 
-def build(cfg: LMTextData | RepeatTokensData) -> Dataset:
+def build(cfg: LMTextData | SyntheticData) -> Dataset:
     """Build the dataset a data config describes (tokenizing or generating once, cached)."""
     if isinstance(cfg, LMTextData):
         return _lm_text(cfg)
-    if isinstance(cfg, RepeatTokensData):
-        return _repeat_tokens(cfg)
+    if cfg.task in GENERATORS:
+        return _synthetic(cfg)
     raise TypeError(f"unknown data config {type(cfg).__name__}")

@@ -14,8 +14,10 @@ Options (all from config, see `AttentionMixer`):
 - `rope`: rotary embeddings on q and k, applied after smearing (the smear mixes key
   contents; each key is then rotated at its own position j).
 
-The fast path runs `F.scaled_dot_product_attention`; `forward_ref` computes the explicit
-softmax pattern with loops-free but obviously-correct tensor code, for tests and probes.
+The fast path runs `F.scaled_dot_product_attention`. While a probe listens at
+`hook_pattern` (B, H, T, S) or `hook_z` (B, T, H, E, the per-head outputs before the output
+projection), `forward` computes the explicit softmax pattern instead (same numbers, up to
+float rounding). `forward_ref` is the slow reference (explicit convolutions too), for tests.
 """
 
 from __future__ import annotations
@@ -28,11 +30,14 @@ from einops import rearrange
 from torch import nn
 
 from attnlab.models.conv import CausalDepthwiseConv
+from attnlab.models.hooks import HookPoint
 from attnlab.models.positional import Rotary
 
 
 class Attention(nn.Module):
     """Mixer contract: `Attention(d_model, layer_idx, **options)`, (B, T, D) → (B, T, D)."""
+
+    alias = "attn"  # probe names: blocks.{i}.attn.hook_pattern
 
     def __init__(
         self,
@@ -63,6 +68,8 @@ class Attention(nn.Module):
         self.out = nn.Linear(d_model, d_model, bias=bias)
         self.smear_alpha = nn.Parameter(torch.zeros(n_heads)) if smear_keys else None
         self.rotary = Rotary(self.head_dim, max_seq_len) if rope else None
+        self.hook_pattern = HookPoint()  # (B, H, T, S) softmax attention weights
+        self.hook_z = HookPoint()  # (B, T, H, E) per-head outputs before `out`
 
     def state_size(self, seq_len: int) -> int:
         """Numbers kept per sequence to generate the next token: keys and values of T steps."""
@@ -91,11 +98,34 @@ class Attention(nn.Module):
         prev = F.pad(k, (0, 0, 1, 0))[:, :, :-1]  # (B, H, T, E), k_{j-1}, zero at j = 0
         return gate * k + (1 - gate) * prev
 
+    def smear_gate(self) -> torch.Tensor | None:
+        """σ(α) per head (H,): the weight of the key's own content; None without smearing."""
+        return None if self.smear_alpha is None else torch.sigmoid(self.smear_alpha).detach()
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         q, k, v = self.project(x)  # (B, H, T, E)
+        if self.hook_pattern.active or self.hook_z.active:
+            o, pattern = self.attend_explicit(q, k, v)
+            self.hook_pattern(pattern)
+            o = self.hook_z(rearrange(o, "b h t e -> b t h e"))  # (B, T, H, E)
+            return self.out(rearrange(o, "b t h e -> b t (h e)"))
         p = self.dropout if self.training else 0.0
         o = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal, dropout_p=p)
         return self.out(rearrange(o, "b h t e -> b t (h e)"))  # (B, T, D)
+
+    def attend_explicit(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Scores, causal mask and softmax spelt out: ((B, H, T, E) output, (B, H, T, S))."""
+        scores = q @ k.transpose(-1, -2) / math.sqrt(self.head_dim)  # (B, H, T, S)
+        if self.causal:
+            T, S = q.shape[2], k.shape[2]
+            future = torch.ones(T, S, dtype=torch.bool, device=q.device).triu(S - T + 1)
+            scores = scores.masked_fill(future, float("-inf"))
+        pattern = scores.softmax(dim=-1)  # (B, H, T, S)
+        if self.training and self.dropout:
+            return F.dropout(pattern, self.dropout) @ v, pattern
+        return pattern @ v, pattern  # (B, H, T, E)
 
     def forward_ref(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Slow reference: explicit convs, scores, mask and softmax; returns (out, pattern)."""
@@ -114,11 +144,5 @@ class Attention(nn.Module):
             k = g * k + (1 - g) * prev
         if self.rotary is not None:
             q, k = self.rotary(q), self.rotary(k)
-        scores = q @ k.transpose(-1, -2) / math.sqrt(self.head_dim)  # (B, H, T, T)
-        if self.causal:
-            T = x.shape[1]
-            future = torch.ones(T, T, dtype=torch.bool, device=x.device).triu(1)
-            scores = scores.masked_fill(future, float("-inf"))
-        pattern = scores.softmax(dim=-1)  # (B, H, T, T)
-        o = rearrange(pattern @ v, "b h t e -> b t (h e)")
-        return self.out(o), pattern
+        o, pattern = self.attend_explicit(q, k, v)  # (B, H, T, E), (B, H, T, T)
+        return self.out(rearrange(o, "b h t e -> b t (h e)")), pattern

@@ -1,6 +1,6 @@
 """Reports: plots (matplotlib), tables and Markdown, rebuilt from a run directory alone.
 
-Every number in a report is read from `summary.json` or `metrics.jsonl` of the run.
+Every number in a report is read from `summary.json`, `metrics.jsonl` or `probes.json`.
 """
 
 from __future__ import annotations
@@ -95,6 +95,11 @@ def write_run_report(run_dir: Path) -> Path:
         + ".\n\n"
         "![loss](plots/loss.png)\n\n![accuracy](plots/accuracy.png)\n"
     )
+    probes_path = run_dir / "probes.json"
+    if probes_path.is_file():
+        from attnlab.report.probe_section import probe_section
+
+        text += "\n" + probe_section(json.loads(probes_path.read_text(encoding="utf-8")))
     path = run_dir / "report.md"
     path.write_text(text, encoding="utf-8")
     return path

@@ -35,3 +35,34 @@ def line_plot(
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def seed_lines_plot(
+    series: dict[str, list[tuple[list, list]]],
+    xlabel: str,
+    ylabel: str,
+    title: str,
+    path: Path,
+) -> Path:
+    """Per name: a thin line per seed and a thick line for their mean (where steps agree)."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (name, runs) in enumerate(series.items()):
+        c = colours[i % len(colours)]
+        for x, y in runs:
+            ax.plot(x, y, color=c, alpha=0.35, linewidth=0.8)
+        steps = runs[0][0] if runs else []
+        same = [y for x, y in runs if x == steps]
+        if steps and same:
+            mean = [sum(v) / len(same) for v in zip(*same, strict=True)]
+            ax.plot(steps, mean, color=c, linewidth=2.0, label=f"{name} (n={len(same)})")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

@@ -82,6 +82,7 @@ class Trainer:
         self.total = total_steps(data, cfg)
         self.log = MetricsLog(run_dir / "metrics.jsonl", enabled=fabric.global_rank == 0)
         self.state = LoopState()
+        self.probe_fn = None  # step → metrics record (train.probe_every), set by the caller
         world = fabric.world_size * cfg.grad_accum
         if data.batch_size % world:
             raise ConfigError(
@@ -145,6 +146,13 @@ class Trainer:
         self.log.write(rec)
         return res
 
+    def run_probe(self, step: int) -> None:
+        """Record the probe scores of the model at `step` (main process only, no sync)."""
+        if self.probe_fn is None or self.fabric.global_rank != 0:
+            return
+        t0 = time.perf_counter()
+        self.log.write({**self.probe_fn(step), "probe_s": time.perf_counter() - t0})
+
     def save(self, step: int) -> None:
         """Last weights and the resume state at `step`."""
         if self.fabric.global_rank != 0:
@@ -188,6 +196,8 @@ class Trainer:
         )
         self.model.train()
         window_tokens, window_s = 0, 0.0
+        if s.step == 0:
+            self.run_probe(0)
         while s.step < end:
             t0 = time.perf_counter()
             loss = self.step(s.step)
@@ -214,6 +224,8 @@ class Trainer:
                 bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{tps:,.0f}")
             if s.step % cfg.eval_every == 0 or s.step == self.total:
                 self.run_eval(s.step, cfg.eval_batches)
+            if cfg.probe_every and (s.step % cfg.probe_every == 0 or s.step == self.total):
+                self.run_probe(s.step)
             if s.step % every_ckpt == 0 or s.step == end:
                 self.save(s.step)
         bar.close()

@@ -107,6 +107,10 @@ def _setup(cfg: RunConfig, run_dir: Path, fresh: bool):
     optimizer = make_optimizer(model, cfg.train)
     wrapped, optimizer = fabric.setup(model, optimizer)
     trainer = Trainer(fabric, wrapped, model, optimizer, dataset, cfg.train, run_dir)
+    if cfg.train.probe_every:
+        from attnlab.probes import TrainingProbe
+
+        trainer.probe_fn = TrainingProbe(model, cfg, dataset)
     return cfg, trainer
 
 

@@ -1,0 +1,211 @@
+"""`attnlab study NAME`: one config folder × several seeds → trained, probed runs and a table.
+
+A study is a folder of configs under `configs/` (files starting with `_` are bases). Each
+model is trained with `train.seed` = 1 … seeds and probed; the table reports mean ± std
+over seeds, and the phase-change plot the probe records of `train.probe_every`. Runs go
+to `OUT/runs/MODEL-sSEED`; a finished run (summary.json and probes.json) is kept when the
+study is run again, so an interrupted study continues instead of starting over.
+
+Runs are spread over `jobs` worker processes with cpu_count / jobs threads each: on a
+2-core CPU two one-thread runs finish in about the time of one two-thread run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+
+from attnlab.errors import UserError
+from attnlab.report.plots import seed_lines_plot
+from attnlab.report.tables import markdown_table
+
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+
+
+@dataclass(frozen=True)
+class Study:
+    """A named study: its config folder, its models (in table order) and the quick subset."""
+
+    folder: str
+    models: tuple[str, ...]
+    quick: tuple[str, ...]
+    finding: str
+
+
+STUDIES = {
+    "induction": Study(
+        folder="synthetic/induction",
+        models=("attn_1layer", "attn_2layer", "smeared_1layer", "conv_k3_1layer", "conv_k5_1layer"),
+        quick=("attn_1layer", "attn_2layer"),
+        finding=(
+            "Olsson et al. (2022): a 1-layer attention-only model forms no induction head and "
+            "stays near chance on the repeat; 2 layers form one; 1 layer with smeared keys "
+            "forms one too. Conv-Attn (a causal conv on the input of one layer) is the "
+            "write-ups' question."
+        ),
+    ),
+}
+
+
+def _train_and_probe(config: str, seed: int, run_dir: str, threads: int) -> str:
+    """Worker: train one model of the study and probe it (runs in its own process)."""
+    import torch
+
+    from attnlab.config import load_config
+    from attnlab.probes import probe
+    from attnlab.train import train
+
+    torch.set_num_threads(threads)
+    cfg = load_config(config, [f"train.seed={seed}"])
+    train(cfg, run_dir)
+    probe(run_dir)
+    return run_dir
+
+
+def _finished(run_dir: Path) -> bool:
+    return (run_dir / "summary.json").is_file() and (run_dir / "probes.json").is_file()
+
+
+def run_study(
+    name: str,
+    out: Path,
+    seeds: int = 3,
+    quick: bool = False,
+    jobs: int | None = None,
+    echo=print,
+) -> Path:
+    """Train, probe and tabulate a study; returns the path of `study.md`."""
+    if name not in STUDIES:
+        raise UserError(f"unknown study {name!r}; known: {', '.join(STUDIES)}")
+    if seeds < 1:
+        raise UserError("--seeds must be >= 1")
+    study = STUDIES[name]
+    models = study.quick if quick else study.models
+    out = Path(out)
+    (out / "runs").mkdir(parents=True, exist_ok=True)
+    cpus = os.cpu_count() or 1
+    jobs = max(1, min(jobs or cpus, cpus))
+    threads = max(1, cpus // jobs)
+    todo = []
+    for model in models:
+        for seed in range(1, seeds + 1):
+            run_dir = out / "runs" / f"{model}-s{seed}"
+            if _finished(run_dir):
+                continue
+            if run_dir.exists():
+                shutil.rmtree(run_dir)  # an interrupted run: start it again
+            todo.append((str(CONFIGS / study.folder / f"{model}.yaml"), seed, str(run_dir)))
+    t0 = time.perf_counter()
+    echo(
+        f"study {name}: {len(models)} models x {seeds} seeds, {len(todo)} runs to train "
+        f"({jobs} at a time, {threads} thread(s) each)"
+    )
+    if todo:
+        with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
+            futures = [pool.submit(_train_and_probe, *job, threads) for job in todo]
+            for f in futures:
+                echo(f"  done: {Path(f.result()).name}")
+    wall = time.perf_counter() - t0
+    results = collect(out, models, seeds)
+    path = write_study(out, study, name, results, wall, quick)
+    echo(f"study {name}: {wall / 60:.1f} min")
+    return path
+
+
+def collect(out: Path, models: tuple[str, ...], seeds: int) -> dict:
+    """Per model and seed: the final figures and the probe records over training."""
+    from attnlab.report import load_run
+
+    results = {}
+    for model in models:
+        rows = []
+        for seed in range(1, seeds + 1):
+            run_dir = out / "runs" / f"{model}-s{seed}"
+            summary, records = load_run(run_dir)
+            probes = json.loads((run_dir / "probes.json").read_text())
+            curve = [r for r in records if r["split"] == "probe"]
+            rows.append(
+                {
+                    "seed": seed,
+                    "run_dir": str(run_dir),
+                    "max_induction": probes["heads"]["max_induction"]["score"],
+                    "max_induction_head": probes["heads"]["max_induction"],
+                    "repeat_accuracy": summary["final_val_accuracy"],
+                    "icl_score": probes.get("icl", {}).get("score"),
+                    "uniform_induction": probes["heads"]["uniform"]["induction"],
+                    "steps": [r["step"] for r in curve],
+                    "induction_by_step": [r["max_induction"] for r in curve],
+                    "accuracy_by_step": [r["repeat_accuracy"] for r in curve],
+                    "wall_s": summary["wall_s"],
+                }
+            )
+        results[model] = rows
+    return results
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for one value)."""
+    m = sum(values) / len(values)
+    if len(values) < 2:
+        return m, 0.0
+    return m, math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1))
+
+
+def _pm(values: list[float]) -> str:
+    if not values:
+        return "–"
+    m, s = mean_std(values)
+    return f"{m:.3f} ± {s:.3f}"
+
+
+def write_study(out: Path, study: Study, name: str, results: dict, wall: float, quick: bool):
+    """`study.md`, `results.json` and the phase-change plots from collected results."""
+    rows = []
+    for model, runs in results.items():
+        rows.append(
+            [
+                model,
+                len(runs),
+                _pm([r["max_induction"] for r in runs]),
+                _pm([r["repeat_accuracy"] for r in runs]),
+                _pm([r["icl_score"] for r in runs if r["icl_score"] is not None]),
+            ]
+        )
+    for key, label, file in (
+        ("induction_by_step", "max induction score", "induction_by_step.png"),
+        ("accuracy_by_step", "repeat accuracy (probe set)", "accuracy_by_step.png"),
+    ):
+        series = {m: [(r["steps"], r[key]) for r in runs] for m, runs in results.items()}
+        seed_lines_plot(series, "step", label, f"{label} during training (thin: seeds)", out / file)
+    any_run = next(iter(results.values()))[0]
+    cfg_path = Path(any_run["run_dir"]) / "config.yaml"
+    import yaml
+
+    vocab = yaml.safe_load(cfg_path.read_text())["data"]["vocab_size"]
+    text = (
+        f"# Study: {name}{' (quick)' if quick else ''}\n\n{study.finding}\n\n"
+        + markdown_table(
+            ["model", "seeds", "max induction score", "repeat accuracy", "ICL score"], rows
+        )
+        + f"\nMean ± sample std over seeds. Chance: repeat accuracy 1/{vocab} = "
+        f"{1 / vocab:.3f}; induction score of a uniform causal head "
+        f"{any_run['uniform_induction']:.3f}. Max induction score: the largest induction "
+        "score of any head on the fixed probe set (attention mass on the token after the "
+        "earlier copy, averaged over the second copy). Repeat accuracy: final validation "
+        "accuracy on the scored repeat. ICL score: loss at the late position minus the "
+        "early one on validation sequences (negative: later tokens are predicted better).\n\n"
+        "![max induction score by step](induction_by_step.png)\n\n"
+        "![repeat accuracy by step](accuracy_by_step.png)\n\n"
+        f"Wall time of this invocation: {wall / 60:.1f} min. Runs: `runs/`.\n"
+    )
+    (out / "results.json").write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+    path = out / "study.md"
+    path.write_text(text, encoding="utf-8")
+    return path

@@ -1,0 +1,25 @@
+"""Named capture points (TransformerLens-style `HookPoint`s).
+
+A `HookPoint` is an identity module placed at an activation that probes read
+(`blocks.0.attn.hook_pattern`). It stores nothing itself: `attnlab.probes.capture` attaches
+forward hooks to the points it wants and always removes them. A module asks
+`hook.active` to decide whether to compute an activation that its fast path skips (the
+explicit attention pattern is only built while something listens for it).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class HookPoint(nn.Module):
+    """Identity at a named activation; probes attach forward hooks to it."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    @property
+    def active(self) -> bool:
+        """True while a probe listens (a forward hook is attached)."""
+        return bool(self._forward_hooks)

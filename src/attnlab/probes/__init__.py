@@ -1,0 +1,31 @@
+"""Probes: everything that looks inside a trained model. Knows nothing of training.
+
+- `capture(model)`: TransformerLens-style named activations (`blocks.0.attn.hook_pattern`).
+- `head_scores`: previous-token, duplicate-token, induction and copying scores per head.
+- `icl_score`: late-token minus early-token loss (Olsson et al. 2022).
+- `weights`: convolution kernel profiles, smear gates, embedding geometry.
+- `probe(run_dir)`: all of it for a run directory → `probes.json` and `plots/`.
+"""
+
+from attnlab.probes.capture import Cache, capture, hook_points
+from attnlab.probes.heads import head_scores, pattern_score, target_masks
+from attnlab.probes.icl import icl_positions, icl_score, per_position_loss
+from attnlab.probes.run import TrainingProbe, load_trained, probe
+from attnlab.probes.sequences import ProbeSet, repeated_sequences
+
+__all__ = [
+    "Cache",
+    "ProbeSet",
+    "TrainingProbe",
+    "capture",
+    "head_scores",
+    "hook_points",
+    "icl_positions",
+    "icl_score",
+    "load_trained",
+    "pattern_score",
+    "per_position_loss",
+    "probe",
+    "repeated_sequences",
+    "target_masks",
+]

@@ -1,0 +1,221 @@
+"""Head scores on the probe set: previous-token, duplicate-token, induction and copying.
+
+Legend: N sequences, B batch, H heads, T query time, S key time, D model width, E head
+width, V vocabulary, Q scored queries.
+
+Every pattern score is the attention mass a head puts on its target keys, averaged over
+the scored queries: the positions of the *second copy* of the repeated segment, where all
+three behaviours have a target (`sequences.py`). With A the (T, S) pattern of one head and
+M its 0/1 target mask, `score = mean_t Σ_s A[t, s] M[t, s]`, so a head that is exactly that
+behaviour scores 1.0 and a uniform causal head scores ≈ mean_t (#targets / (t + 1)), which
+`uniform` reports beside every score.
+
+- previous-token: M[t, s] = (s = t - 1).
+- duplicate-token: M[t, s] = (s < t and x_s = x_t): the earlier copy of the current token.
+- induction: M[t, s] = (1 <= s <= t and x_{s-1} = x_t): the token *after* an earlier copy of
+  the current token (Olsson et al. 2022's "prefix matching" on repeated random tokens).
+- copying (activations): the share of scored queries at which the token of the key the
+  head attends to most is among the 5 tokens whose logits the head's own output raises
+  most (its direct path to the logits through the final norm's scale, centred for
+  layernorm). A head that copies scores ≈ 1; chance is 5 / V.
+- ov_copying (weights): Olsson et al.'s eigenvalue score Σλ / Σ|λ| of the OV circuit
+  W_U γ W_O^h W_V^h W_E (1 copies, -1 suppresses, ≈ 0 neither); it ignores the
+  convolution and the per-block norms.
+
+TransformerLens's `head_detector` scores "previous_token_head", "duplicate_token_head" and
+"induction_head" with the same masks (its `mul` method), but over every query position and
+with the first token excluded; scoring only the repeat keeps chance near 0. These are
+defined for attention mixers; other mixers have no pattern and are skipped.
+"""
+
+from __future__ import annotations
+
+import torch
+from einops import rearrange
+from torch import nn
+
+from attnlab.probes.capture import capture
+from attnlab.probes.sequences import ProbeSet
+
+PATTERN_SCORES = ("previous_token", "duplicate_token", "induction")
+TOP_K = 5
+
+
+def target_masks(tokens: torch.Tensor) -> dict[str, torch.Tensor]:
+    """(N, T, T) bool target masks of the three pattern scores for token rows (N, T)."""
+    N, T = tokens.shape
+    t = torch.arange(T)[:, None]  # (T, 1) query
+    s = torch.arange(T)[None, :]  # (1, S) key
+    same = tokens[:, :, None] == tokens[:, None, :]  # (N, T, S): x_t == x_s
+    prev_same = torch.zeros_like(same)
+    prev_same[:, :, 1:] = same[:, :, :-1]  # [t, s] = (x_t == x_{s-1})
+    return {
+        "previous_token": (s == t - 1).expand(N, T, T),
+        "duplicate_token": same & (s < t),
+        "induction": prev_same & (s >= 1) & (s <= t),
+    }
+
+
+def pattern_score(pattern: torch.Tensor, targets: torch.Tensor, queries: torch.Tensor):
+    """(sum over queries of the mass on targets (H,), number of queries).
+
+    pattern (N, H, T, S), targets (N, T, S) bool, queries (N, T) bool; queries without any
+    target are left out.
+    """
+    q = queries & targets.any(-1)  # (N, T)
+    mass = (pattern * targets[:, None].to(pattern.dtype)).sum(-1)  # (N, H, T)
+    return (mass * q[:, None]).sum((0, 2)), int(q.sum())
+
+
+def uniform_pattern(N: int, T: int) -> torch.Tensor:
+    """(N, 1, T, T) causal pattern with equal weight on every visible key."""
+    keep = torch.ones(T, T).tril()
+    return (keep / keep.sum(-1, keepdim=True)).expand(N, 1, T, T)
+
+
+def _final_norm(model: nn.Module) -> tuple[torch.Tensor, bool]:
+    """The final norm's scale γ (D,) and whether it centres (layernorm)."""
+    norm, D = model.norm, model.cfg.d_model
+    weight = getattr(norm, "weight", None)
+    gamma = weight.detach().float() if weight is not None else torch.ones(D)
+    return gamma.cpu(), isinstance(norm, nn.LayerNorm)
+
+
+def _centre(x: torch.Tensor, centre: bool) -> torch.Tensor:
+    return x - x.mean(-1, keepdim=True) if centre else x
+
+
+def ov_copying(model: nn.Module) -> list[list[float]]:
+    """Σλ / Σ|λ| of each head's OV circuit W_U γ W_O^h W_V^h W_E (layers × heads)."""
+    V = model.vocab_size
+    gamma, centre = _final_norm(model)
+    W_E = model.embed.weight.detach().float().cpu()[:V]  # (V, D)
+    W_U = model.unembed.weight.detach().float().cpu()[:V]  # (V, D)
+    out = []
+    for block in model.blocks:
+        attn = block.mixer
+        if not hasattr(attn, "hook_pattern"):
+            continue
+        H, E, D = attn.n_heads, attn.head_dim, attn.d_model
+        W_V = attn.qkv.weight.detach().float().cpu()[2 * D :]  # (D, D) rows h*E + e
+        W_O = attn.out.weight.detach().float().cpu()  # (D, D) columns h*E + e
+        row = []
+        for h in range(H):
+            wo = _centre(W_O[:, h * E : (h + 1) * E].T, centre).T * gamma[:, None]  # (D, E)
+            # eigenvalues of the (V, V) circuit = those of this (E, E) cycle, plus zeros
+            m = W_V[h * E : (h + 1) * E] @ W_E.T @ W_U @ wo  # (E, E)
+            lam = torch.linalg.eigvals(m.double())
+            row.append(float(lam.real.sum() / lam.abs().sum().clamp_min(1e-30)))
+        out.append(row)
+    return out
+
+
+def _copy_hits(
+    attn: nn.Module,
+    z: torch.Tensor,
+    pattern: torch.Tensor,
+    tokens: torch.Tensor,
+    queries: torch.Tensor,
+    unembed: torch.Tensor,
+    chunk: int = 256,
+) -> torch.Tensor:
+    """(H,) scored queries whose most-attended token is among the head's top-k raised tokens.
+
+    z (B, T, H, E) per-head outputs, pattern (B, H, T, S), tokens (B, T), queries (B, T),
+    unembed (V, D) with the final norm's scale (and centring) folded in.
+    """
+    H = attn.n_heads
+    W_O = rearrange(attn.out.weight.detach().float().cpu(), "d (h e) -> h e d", h=H)
+    b, t = queries.nonzero(as_tuple=True)  # (Q,), (Q,)
+    attended = tokens[b[:, None], pattern[b, :, t].argmax(-1)]  # (Q, H) token ids
+    hits = torch.zeros(H)
+    for i in range(0, len(b), chunk):
+        zq = z[b[i : i + chunk], t[i : i + chunk]].float()  # (q, H, E)
+        write = torch.einsum("qhe,hed->qhd", zq, W_O)  # (q, H, D) each head's output
+        logits = write @ unembed.T  # (q, H, V) its direct effect on the logits
+        top = logits.topk(min(TOP_K, logits.shape[-1]), dim=-1).indices  # (q, H, k)
+        hits += (top == attended[i : i + chunk, :, None]).any(-1).sum(0).float()
+    return hits
+
+
+@torch.no_grad()
+def head_scores(
+    model: nn.Module, probe: ProbeSet, batch_size: int = 16, copying: bool = True
+) -> dict:
+    """Every score of every attention head on the probe set, plus the model's repeat accuracy.
+
+    Returns a JSON-ready dict: `scores[name][layer][head]`, the `uniform` baseline of each
+    score, the `max_induction` head, and `repeat_accuracy` / `repeat_loss` (next-token
+    predictions inside the second copy, first repeated token excluded).
+    """
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    layers = [i for i, b in enumerate(model.blocks) if hasattr(b.mixer, "hook_pattern")]
+    names = [f"blocks.{i}.attn.hook_pattern" for i in layers]
+    names += [f"blocks.{i}.attn.hook_z" for i in layers]
+    V = model.vocab_size
+    gamma, centre = _final_norm(model)
+    W_U = model.unembed.weight.detach().float().cpu()[:V]  # (V, D)
+    unembed = _centre(W_U * gamma, centre)  # (V, D): logits = W_U γ C w = (C γ W_U^T)^T w
+    H = model.blocks[layers[0]].mixer.n_heads if layers else 0
+    sums = {k: torch.zeros(len(layers), H) for k in (*PATTERN_SCORES, "copying")}
+    counts = dict.fromkeys((*PATTERN_SCORES, "copying"), 0)
+    uni_sums, correct, loss_sum = dict.fromkeys(PATTERN_SCORES, 0.0), 0, 0.0
+    n_pred = 0
+    for i in range(0, len(probe.tokens), batch_size):
+        x = probe.tokens[i : i + batch_size]  # (B, T)
+        part = ProbeSet(x, probe.prefix[i : i + batch_size], probe.seg_len[i : i + batch_size])
+        queries, pred = part.repeat_queries(), part.repeat_queries(drop_last=True)
+        with capture(model, names) as cache:
+            logits = model(x.to(device)).float().cpu()  # (B, T, Vp)
+        y = torch.roll(x, -1, dims=1)  # (B, T) next tokens (the wrapped last is never scored)
+        correct += int((logits.argmax(-1) == y)[pred].sum())
+        loss_sum += float(torch.nn.functional.cross_entropy(logits[pred], y[pred], reduction="sum"))
+        n_pred += int(pred.sum())
+        masks = target_masks(x)
+        uniform = uniform_pattern(len(x), x.shape[1])
+        for name in PATTERN_SCORES:
+            u, _ = pattern_score(uniform, masks[name], queries)
+            uni_sums[name] += float(u[0])
+        for li, layer in enumerate(layers):
+            pattern = cache[f"blocks.{layer}.attn.hook_pattern"].float()  # (B, H, T, S)
+            for name in PATTERN_SCORES:
+                s, n = pattern_score(pattern, masks[name], queries)
+                sums[name][li] += s
+                if li == 0:
+                    counts[name] += n
+            if copying:
+                z = cache[f"blocks.{layer}.attn.hook_z"]  # (B, T, H, E)
+                attn = model.blocks[layer].mixer
+                sums["copying"][li] += _copy_hits(attn, z, pattern, x, queries, unembed)
+        counts["copying"] += int(queries.sum())
+    model.train(was_training)
+    scores = {k: (sums[k] / max(counts[k], 1)).tolist() for k in PATTERN_SCORES}
+    if copying:
+        scores["copying"] = (sums["copying"] / max(counts["copying"], 1)).tolist()
+    scores["ov_copying"] = ov_copying(model)
+    result = {
+        "layers": layers,
+        "heads": H,
+        "scores": scores,
+        "uniform": {
+            **{k: uni_sums[k] / max(counts[k], 1) for k in PATTERN_SCORES},
+            "copying": min(TOP_K, V) / V,
+        },
+        "scored_queries": counts,
+        "repeat_accuracy": correct / max(n_pred, 1),
+        "repeat_loss": loss_sum / max(n_pred, 1),
+    }
+    result["max_induction"] = max_head(scores["induction"], layers)
+    return result
+
+
+def max_head(per_layer: list[list[float]], layers: list[int]) -> dict:
+    """The largest score and where it is: {"score", "layer", "head"} (None without heads)."""
+    best = {"score": None, "layer": None, "head": None}
+    for li, row in zip(layers, per_layer, strict=True):
+        for h, v in enumerate(row):
+            if best["score"] is None or v > best["score"]:
+                best = {"score": v, "layer": li, "head": h}
+    return best

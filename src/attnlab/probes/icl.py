@@ -1,0 +1,65 @@
+"""In-context learning score (Olsson et al. 2022): late-token loss minus early-token loss.
+
+Legend: N sequences, B batch, T positions.
+
+Olsson et al. average the loss of the 500th token of 512-token contexts minus that of
+the 50th; a model that uses its context gets better later, so the score is negative
+(theirs settles near -0.4 nats). For shorter contexts the positions are scaled:
+early = round(50 T / 512), late = min(T - 1, round(500 T / 512)) (T = 128: 12 and 125;
+T = 48: 5 and 47). Positions count the predicting input token from 0. Every target of
+every sequence counts here, also on synthetic tasks whose training loss is masked.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from attnlab.data.splits import eval_batches
+
+
+def icl_positions(seq_len: int) -> tuple[int, int]:
+    """(early, late) positions for contexts of `seq_len` tokens."""
+    if seq_len < 3:
+        raise ValueError(f"the ICL score needs seq_len >= 3 (got {seq_len})")
+    early = max(0, round(50 * seq_len / 512))
+    late = min(seq_len - 1, round(500 * seq_len / 512))
+    return early, max(late, early + 1)
+
+
+@torch.no_grad()
+def per_position_loss(
+    model: nn.Module, split, batch_size: int, max_batches: int | None = None
+) -> torch.Tensor:
+    """(N, T) next-token loss of every position of (the first batches of) a split."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    rows = []
+    for batch in eval_batches(split, batch_size, max_batches):
+        logits = model(batch.x.to(device)).float()  # (B, T, Vp)
+        y = batch.y.to(device)
+        loss = F.cross_entropy(logits.transpose(1, 2), y, reduction="none")  # (B, T)
+        rows.append(loss.cpu())
+    model.train(was_training)
+    return torch.cat(rows)
+
+
+def icl_score(model: nn.Module, split, batch_size: int, max_batches: int | None = None) -> dict:
+    """ICL score with its standard error and the per-position loss curve (JSON-ready)."""
+    losses = per_position_loss(model, split, batch_size, max_batches)  # (N, T)
+    early, late = icl_positions(losses.shape[1])
+    diff = (losses[:, late] - losses[:, early]).double()  # (N,)
+    n = len(diff)
+    se = float(diff.std() / math.sqrt(n)) if n > 1 else float("nan")
+    return {
+        "score": float(diff.mean()),
+        "stderr": se,
+        "early_position": early,
+        "late_position": late,
+        "sequences": n,
+        "loss_by_position": losses.mean(0).tolist(),
+    }

@@ -1,0 +1,131 @@
+"""Figures of the probes: attention grids, head-score maps, kernel profiles, embeddings.
+
+Every function takes plain numbers (lists or tensors already on the CPU) and writes one
+PNG; none of them runs a model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+
+MAX_LABELS = 40  # token labels on attention axes up to this length
+
+
+def _save(fig, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def attention_grid(
+    patterns: list[np.ndarray], labels: list[str] | None, title: str, path: Path
+) -> Path:
+    """Every layer × head pattern of one sequence: `patterns[layer]` is (H, T, T)."""
+    L, H, T = len(patterns), patterns[0].shape[0], patterns[0].shape[1]
+    size = 2.4 if T <= MAX_LABELS and labels else 1.8
+    fig, axes = plt.subplots(
+        L, H, figsize=(size * H, size * L + 0.6), dpi=110, squeeze=False, layout="constrained"
+    )
+    for li in range(L):
+        for h in range(H):
+            ax = axes[li][h]
+            ax.imshow(patterns[li][h], cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
+            ax.set_title(f"L{li} H{h}", fontsize=7)
+            if labels and T <= MAX_LABELS and h == 0:
+                ax.set_yticks(range(T), labels, fontsize=4)
+            else:
+                ax.set_yticks([])
+            if labels and T <= MAX_LABELS and li == L - 1:
+                ax.set_xticks(range(T), labels, fontsize=4, rotation=90)
+            else:
+                ax.set_xticks([])
+    fig.suptitle(f"{title}  (rows: query, columns: key)", fontsize=9)
+    return _save(fig, path)
+
+
+def score_maps(scores: dict[str, list[list[float]]], layers: list[int], path: Path) -> Path:
+    """One layers × heads heat map per head score, with the values written in."""
+    names = list(scores)
+    fig, axes = plt.subplots(
+        1,
+        len(names),
+        figsize=(3.2 * len(names), 0.6 * len(layers) + 1.6),
+        dpi=110,
+        squeeze=False,
+        layout="constrained",
+    )
+    for ax, name in zip(axes[0], names, strict=True):
+        m = np.asarray(scores[name], dtype=float)  # (L, H)
+        lo = -1.0 if name == "ov_copying" else 0.0
+        im = ax.imshow(m, cmap="magma" if lo == 0 else "coolwarm", vmin=lo, vmax=1.0)
+        for (i, j), v in np.ndenumerate(m):
+            ax.text(
+                j,
+                i,
+                f"{v:.2f}",
+                ha="center",
+                va="center",
+                fontsize=6,
+                color="white" if v < 0.5 and lo == 0 else "black",
+            )
+        ax.set_title(name.replace("_", " "), fontsize=9)
+        ax.set_xlabel("head")
+        ax.set_yticks(range(len(layers)), [f"L{i}" for i in layers])
+        fig.colorbar(im, ax=ax, shrink=0.8)
+    return _save(fig, path)
+
+
+def kernel_profiles(profiles: dict[str, dict], path: Path) -> Path:
+    """Mean weight (± spread over channels) and mean |weight| by offset, one panel per conv."""
+    n = len(profiles)
+    fig, axes = plt.subplots(
+        1, n, figsize=(4.2 * n, 3.4), dpi=110, squeeze=False, layout="constrained"
+    )
+    for ax, (name, p) in zip(axes[0], profiles.items(), strict=True):
+        x = np.asarray(p["offsets"])
+        mean, std = np.asarray(p["mean"]), np.asarray(p["std"])
+        ax.bar(x - 0.18, mean, width=0.36, yerr=std, capsize=2, label="mean weight ± std")
+        ax.bar(x + 0.18, p["mean_abs"], width=0.36, label="mean |weight|")
+        ax.axhline(0, color="black", linewidth=0.6)
+        ax.set_xticks(x)
+        ax.set_xlabel("offset from the current token")
+        ax.set_title(f"{name}\n(argmax |w| at {p['argmax_offset']})", fontsize=8)
+        ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def embedding_scatter(
+    points: np.ndarray, labels: list[str], groups: list[str], var: list[float], path: Path
+) -> Path:
+    """2-D PCA of embeddings, coloured by group, with the given labels written beside points."""
+    fig, ax = plt.subplots(figsize=(6.4, 5.6), dpi=120, layout="constrained")
+    for g in sorted(set(groups)):
+        idx = [i for i, gi in enumerate(groups) if gi == g]
+        ax.scatter(points[idx, 0], points[idx, 1], s=12, label=g, alpha=0.8)
+    for (x, y), lab in zip(points, labels, strict=True):
+        if lab:
+            ax.annotate(lab, (x, y), fontsize=6, alpha=0.85)
+    ax.set_xlabel(f"PC1 ({100 * var[0]:.1f}% of variance)")
+    ax.set_ylabel(f"PC2 ({100 * var[1]:.1f}% of variance)")
+    ax.set_title("token embeddings, first two principal components", fontsize=9)
+    if len(set(groups)) > 1:
+        ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def heatmap(matrix: np.ndarray, title: str, xlabel: str, ylabel: str, path: Path) -> Path:
+    """A square heat map with a colour bar (e.g. positional cosine similarity)."""
+    fig, ax = plt.subplots(figsize=(5.2, 4.6), dpi=120, layout="constrained")
+    im = ax.imshow(matrix, cmap="coolwarm", vmin=-1, vmax=1, interpolation="nearest")
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    fig.colorbar(im, ax=ax, shrink=0.85)
+    return _save(fig, path)
