@@ -1,4 +1,4 @@
-"""Data: local corpora, errors that name the file, the token cache, batches, repeat_tokens."""
+"""Data: local corpora, errors that name the file, the token cache, batches, synthetic tasks."""
 
 from __future__ import annotations
 
@@ -7,9 +7,12 @@ import pytest
 
 from attnlab import data
 from attnlab.config import validate
+from attnlab.config.schema import AssocRecallData, CopyingData
 from attnlab.data.splits import train_ids
-from attnlab.data.synthetic import repeat_tokens
-from attnlab.errors import DataError
+from attnlab.data.synthetic import assoc_recall, copying, repeat_tokens
+from attnlab.errors import ConfigError, DataError
+from attnlab.train import train
+from tests.conftest import tiny_raw
 
 
 def lm_cfg(path, **over):
@@ -187,3 +190,65 @@ def test_hugging_face_failure_is_a_clear_error(monkeypatch):
         DataError, match=r"could not load Hugging Face dataset 'wikitext'.*data\.path"
     ):
         data.build(cfg)
+
+
+def test_assoc_recall_structure():
+    cfg = AssocRecallData(vocab_size=40, num_pairs=6, num_queries=4, seq_len=40, num_train=50)
+    rows, mask = assoc_recall(cfg, "train")
+    assert rows.shape == (50, 41) and mask.shape == (50, 40)
+    assert (mask.sum(1) == 4).all()
+    for row, m in zip(rows, mask, strict=True):
+        pairs = dict(zip(row[0:12:2].tolist(), row[1:12:2].tolist(), strict=True))
+        assert len(pairs) == 6 and all(1 <= k < 20 <= v < 40 for k, v in pairs.items())
+        queried = [int(row[t]) for t in m.nonzero()[0]]
+        assert len(set(queried)) == 4 and all(row[t + 1] == pairs[row[t]] for t in m.nonzero()[0])
+        assert (
+            row[12:][~np.isin(np.arange(12, 41), np.r_[m.nonzero()[0], m.nonzero()[0] + 1])] == 0
+        ).all()
+    again, _ = assoc_recall(cfg, "train")
+    assert np.array_equal(rows, again)
+
+
+def test_copying_structure():
+    cfg = CopyingData(vocab_size=12, segment_len=6, min_segment_len=2, seq_len=20, num_train=40)
+    rows, mask = copying(cfg, "train")
+    for row, m in zip(rows, mask, strict=True):
+        S = int(np.nonzero(row == 1)[0][0])
+        assert 2 <= S <= 6 and (row[:S] >= 2).all()
+        assert np.array_equal(row[S + 1 : 2 * S + 1], row[:S]) and (row[2 * S + 1 :] == 0).all()
+        assert m.nonzero()[0].tolist() == list(range(S, 2 * S))
+
+
+@pytest.mark.parametrize(
+    ("task", "bad", "needle"),
+    [
+        ("assoc_recall", {"num_pairs": 40}, "distinct keys"),
+        ("assoc_recall", {"num_pairs": 8, "num_queries": 9}, "num_queries"),
+        ("assoc_recall", {"num_pairs": 20, "seq_len": 60}, "do not fit"),
+        ("copying", {"segment_len": 30}, "seq_len"),
+    ],
+)
+def test_synthetic_configs_reject_impossible_layouts(task, bad, needle):
+    with pytest.raises(ConfigError, match=needle):
+        validate({"data": {"task": task, **bad}}, "t")
+
+
+@pytest.mark.parametrize("task", ["assoc_recall", "copying"])
+def test_synthetic_tasks_build_and_train(task, tmp_path):
+    raw = tiny_raw()
+    raw["data"] = {
+        "task": task,
+        "vocab_size": 16,
+        "seq_len": 24,
+        "batch_size": 8,
+        "num_train": 64,
+        "num_val": 16,
+        "num_test": 16,
+    }
+    if task == "assoc_recall":
+        raw["data"]["num_pairs"] = 4
+    else:
+        raw["data"].update(segment_len=8, min_segment_len=3)
+    summary = train(validate(raw, "t"), tmp_path / "run")
+    assert summary["data"]["sources"]["train"] == f"{task} (generated)"
+    assert 0 <= summary["final_val_accuracy"] <= 1

@@ -23,6 +23,14 @@ def test_demo_conv_attn_copies_and_one_layer_does_not(tmp_path):
     assert acc["attn_only_1layer"] < 0.3
     assert acc["conv_attn"] > 0.8
     assert acc["attn_attn"] > acc["attn_only_1layer"] + 0.3
+    induction = {
+        name: json.loads((tmp_path / "demo" / "repeat_tokens" / name / "probes.json").read_text())[
+            "heads"
+        ]["max_induction"]["score"]
+        for name in acc
+    }
+    assert induction["attn_attn"] > induction["attn_only_1layer"] + 0.2
+    assert "max induction" in text
     for png in ("val_loss.png", "val_accuracy.png"):
         assert (tmp_path / "demo" / "repeat_tokens" / "compare" / png).is_file()
 

@@ -1,10 +1,11 @@
 """`compare(run_dirs, out)`: a Markdown table and overlaid validation curves.
 
-Reads run directories only (their `summary.json` and `metrics.jsonl`).
+Reads run directories only (their `summary.json`, `metrics.jsonl` and `probes.json`).
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from attnlab.errors import UserError
@@ -21,7 +22,18 @@ HEADERS = [
     "tokens/s",
     "steps",
     "val targets",
+    "max induction",
+    "ICL score",
 ]
+
+
+def probe_figures(run_dir: Path) -> tuple[float | None, float | None]:
+    """(max induction score, ICL score) from a run's `probes.json`; None where not probed."""
+    path = Path(run_dir) / "probes.json"
+    if not path.is_file():
+        return None, None
+    p = json.loads(path.read_text(encoding="utf-8"))
+    return p["heads"]["max_induction"]["score"], p.get("icl", {}).get("score")
 
 
 def compare(run_dirs: list[Path], out: Path) -> Path:
@@ -44,8 +56,9 @@ def compare(run_dirs: list[Path], out: Path) -> Path:
             s["tokens_per_s"],
             s["steps"],
             s["final_eval_tokens"]["validation"],
+            *probe_figures(d),
         ]
-        for n, (_, s, _) in zip(names, runs, strict=True)
+        for n, (d, s, _) in zip(names, runs, strict=True)
     ]
     for key, label, file in (
         ("loss", "validation loss", "val_loss.png"),
@@ -61,7 +74,8 @@ def compare(run_dirs: list[Path], out: Path) -> Path:
         + markdown_table(HEADERS, rows)
         + "\nFinal figures: final weights, on the number of validation targets shown (the "
         "whole split unless the run capped `train.final_eval_batches`). Best val loss: "
-        "periodic evaluations on a fixed validation subset.\n\n"
+        "periodic evaluations on a fixed validation subset. Max induction and ICL score: from "
+        "`attnlab probe` (`probes.json`; – when the run was not probed).\n\n"
         "![validation loss](val_loss.png)\n\n![validation accuracy](val_accuracy.png)\n\n"
         f"Runs:\n{sources}\n"
     )

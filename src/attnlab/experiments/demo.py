@@ -1,6 +1,6 @@
 """`attnlab demo`: the smeared-keys study in minutes, offline.
 
-Trains three quick models on `repeat_tokens` (no download): a 1-layer attention-only
+Trains and probes three quick models on `repeat_tokens` (no download): a 1-layer attention-only
 baseline, Attn-Attn (4 attention layers) and Conv-Attn (1 attention layer after a
 depth-wise causal conv, k = 5). With a local WikiText copy (`--data-dir`) it trains the
 same three on text too. Each set is compared, and `report.md` collects the tables.
@@ -20,6 +20,8 @@ from attnlab.config import load_config
 from attnlab.config.load import deep_merge, validate
 from attnlab.errors import UserError
 from attnlab.experiments.compare import compare
+from attnlab.probes import probe
+from attnlab.report import write_run_report
 from attnlab.train import train
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
@@ -72,9 +74,12 @@ def _study(
         cfg = validate(raw, f"demo:{name}")
         echo(f"[{title}] training {name} (lr {cfg.train.lr:g}) ...")
         s = train(cfg, out / name)
+        best = probe(out / name)["heads"]["max_induction"]
+        write_run_report(out / name)
         echo(
             f"  val loss {s['final_val_loss']:.3f}, val accuracy {s['final_val_accuracy']:.3f}, "
-            f"{s['params']:,} params, {s['tokens_per_s']:,.0f} tokens/s, {s['wall_s']:.0f} s"
+            f"{s['params']:,} params, {s['tokens_per_s']:,.0f} tokens/s, {s['wall_s']:.0f} s; "
+            f"max induction score {best['score']:.2f} (layer {best['layer']} head {best['head']})"
         )
         run_dirs.append(out / name)
     path = compare(run_dirs, out / "compare")

@@ -137,6 +137,7 @@ def collect(out: Path, models: tuple[str, ...], seeds: int) -> dict:
                     "run_dir": str(run_dir),
                     "max_induction": probes["heads"]["max_induction"]["score"],
                     "max_induction_head": probes["heads"]["max_induction"],
+                    "copy_ahead": probes["heads"]["max_copy_ahead"],
                     "repeat_accuracy": summary["final_val_accuracy"],
                     "icl_score": probes.get("icl", {}).get("score"),
                     "uniform_induction": probes["heads"]["uniform"]["induction"],
@@ -174,6 +175,8 @@ def write_study(out: Path, study: Study, name: str, results: dict, wall: float, 
                 model,
                 len(runs),
                 _pm([r["max_induction"] for r in runs]),
+                _pm([r["copy_ahead"]["score"] for r in runs]),
+                ", ".join(f"+{r['copy_ahead']['offset']}" for r in runs),
                 _pm([r["repeat_accuracy"] for r in runs]),
                 _pm([r["icl_score"] for r in runs if r["icl_score"] is not None]),
             ]
@@ -192,13 +195,25 @@ def write_study(out: Path, study: Study, name: str, results: dict, wall: float, 
     text = (
         f"# Study: {name}{' (quick)' if quick else ''}\n\n{study.finding}\n\n"
         + markdown_table(
-            ["model", "seeds", "max induction score", "repeat accuracy", "ICL score"], rows
+            [
+                "model",
+                "seeds",
+                "max induction score",
+                "max copy-ahead score",
+                "its offset (per seed)",
+                "repeat accuracy",
+                "ICL score",
+            ],
+            rows,
         )
         + f"\nMean ± sample std over seeds. Chance: repeat accuracy 1/{vocab} = "
         f"{1 / vocab:.3f}; induction score of a uniform causal head "
         f"{any_run['uniform_induction']:.3f}. Max induction score: the largest induction "
         "score of any head on the fixed probe set (attention mass on the token after the "
-        "earlier copy, averaged over the second copy). Repeat accuracy: final validation "
+        "earlier copy, averaged over the second copy). Max copy-ahead score: the same for the key "
+        "j >= 1 tokens after the earlier copy, at the head and offset j where it is largest "
+        "(j = 1 is induction; a conv window lets a head read the next token from j > 1). "
+        "Repeat accuracy: final validation "
         "accuracy on the scored repeat. ICL score: loss at the late position minus the "
         "early one on validation sequences (negative: later tokens are predicted better).\n\n"
         "![max induction score by step](induction_by_step.png)\n\n"

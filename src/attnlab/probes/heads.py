@@ -18,6 +18,9 @@ behaviour scores 1.0 and a uniform causal head scores ≈ mean_t (#targets / (t 
   head attends to most is among the 5 tokens whose logits the head's own output raises
   most (its direct path to the logits through the final norm's scale, centred for
   layernorm). A head that copies scores ≈ 1; chance is 5 / V.
+- by_offset (diagnostic): the mass on the key j positions after the earlier copy of the
+  query's token, for j = -2 … 7 (j = 0 is duplicate-token, j = 1 induction). A head that
+  reads the next token through a convolution window can look j > 1 ahead instead.
 - ov_copying (weights): Olsson et al.'s eigenvalue score Σλ / Σ|λ| of the OV circuit
   W_U γ W_O^h W_V^h W_E (1 copies, -1 suppresses, ≈ 0 neither); it ignores the
   convolution and the per-block norms.
@@ -39,6 +42,7 @@ from attnlab.probes.sequences import ProbeSet
 
 PATTERN_SCORES = ("previous_token", "duplicate_token", "induction")
 TOP_K = 5
+OFFSETS = tuple(range(-2, 8))  # keys relative to the earlier copy of the query's token
 
 
 def target_masks(tokens: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -65,6 +69,17 @@ def pattern_score(pattern: torch.Tensor, targets: torch.Tensor, queries: torch.T
     q = queries & targets.any(-1)  # (N, T)
     mass = (pattern * targets[:, None].to(pattern.dtype)).sum(-1)  # (N, H, T)
     return (mass * q[:, None]).sum((0, 2)), int(q.sum())
+
+
+def offset_mass(pattern: torch.Tensor, probe: ProbeSet) -> torch.Tensor:
+    """(len(OFFSETS), H) summed mass on key t - S + j over the second copy's queries t."""
+    b, t = probe.repeat_queries().nonzero(as_tuple=True)  # (Q,), (Q,)
+    out = torch.zeros(len(OFFSETS), pattern.shape[1])
+    for i, j in enumerate(OFFSETS):
+        key = t - probe.seg_len[b] + j  # (Q,)
+        ok = (key >= 0) & (key <= t)
+        out[i] = pattern[b[ok], :, t[ok], key[ok]].sum(0)  # (H,)
+    return out
 
 
 def uniform_pattern(N: int, T: int) -> torch.Tensor:
@@ -160,6 +175,7 @@ def head_scores(
     unembed = _centre(W_U * gamma, centre)  # (V, D): logits = W_U γ C w = (C γ W_U^T)^T w
     H = model.blocks[layers[0]].mixer.n_heads if layers else 0
     sums = {k: torch.zeros(len(layers), H) for k in (*PATTERN_SCORES, "copying")}
+    by_offset = torch.zeros(len(layers), len(OFFSETS), H)
     counts = dict.fromkeys((*PATTERN_SCORES, "copying"), 0)
     uni_sums, correct, loss_sum = dict.fromkeys(PATTERN_SCORES, 0.0), 0, 0.0
     n_pred = 0
@@ -180,6 +196,7 @@ def head_scores(
             uni_sums[name] += float(u[0])
         for li, layer in enumerate(layers):
             pattern = cache[f"blocks.{layer}.attn.hook_pattern"].float()  # (B, H, T, S)
+            by_offset[li] += offset_mass(pattern, part)
             for name in PATTERN_SCORES:
                 s, n = pattern_score(pattern, masks[name], queries)
                 sums[name][li] += s
@@ -195,6 +212,8 @@ def head_scores(
     if copying:
         scores["copying"] = (sums["copying"] / max(counts["copying"], 1)).tolist()
     scores["ov_copying"] = ov_copying(model)
+    n_q = max(counts["copying"], 1)
+    offsets = {j: (by_offset[:, i] / n_q).tolist() for i, j in enumerate(OFFSETS)}
     result = {
         "layers": layers,
         "heads": H,
@@ -208,6 +227,10 @@ def head_scores(
         "repeat_loss": loss_sum / max(n_pred, 1),
     }
     result["max_induction"] = max_head(scores["induction"], layers)
+    result["by_offset"] = {str(j): v for j, v in offsets.items()}
+    ahead = {j: max_head(v, layers) for j, v in offsets.items() if j >= 1}
+    j_best = max(ahead, key=lambda j: ahead[j]["score"] if ahead[j]["score"] is not None else -1)
+    result["max_copy_ahead"] = {"offset": j_best, **ahead[j_best]}
     return result
 
 

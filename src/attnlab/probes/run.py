@@ -110,7 +110,7 @@ def _patterns(model: nn.Module, x: torch.Tensor) -> list[np.ndarray]:
 
 def _grids(model, cfg, tok, val, plots: Path) -> dict:
     """Attention grids on a repeated random sequence and on a text snippet shown twice."""
-    n = cfg.probes.grid_len // 2
+    n = min(cfg.probes.grid_len, model.max_seq_len) // 2  # two copies fit the model
     V = model.vocab_size
     rng = np.random.default_rng(cfg.probes.seed)
     seg = rng.permutation(V)[:n] if n <= V else rng.integers(0, V, n)

@@ -39,10 +39,24 @@ def probe_section(p: dict) -> str:
         ]
         rows.append(["uniform", "–", *(h["uniform"].get(n) for n in names)])
         parts.append(markdown_table(["layer", "head", *names], rows))
-        best = h["max_induction"]
+        best, ahead = h["max_induction"], h["max_copy_ahead"]
+        offs = list(h["by_offset"])
+        rows = [
+            [f"L{layer}", head, *(h["by_offset"][j][li][head] for j in offs)]
+            for li, layer in enumerate(h["layers"])
+            for head in range(h["heads"])
+        ]
+        parts.append(
+            "\nAttention mass by key offset from the earlier copy of the query's token "
+            "(0: duplicate-token, +1: induction, > 1: a look-ahead that a convolution "
+            "window can turn into copying):\n\n"
+            + markdown_table(["layer", "head", *(f"{int(j):+d}" for j in offs)], rows)
+        )
         parts.append(
             f"\nMax induction score **{best['score']:.3f}** (layer {best['layer']}, head "
-            f"{best['head']}); next-token accuracy inside the repeat "
+            f"{best['head']}); largest mass at or after +1: {ahead['score']:.3f} at offset "
+            f"+{ahead['offset']} (layer {ahead['layer']}, head {ahead['head']}); next-token "
+            "accuracy inside the repeat "
             f"{h['repeat_accuracy']:.3f}, loss {h['repeat_loss']:.3f}.\n\n"
             "![head scores](plots/head_scores.png)\n\n"
         )

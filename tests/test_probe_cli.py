@@ -1,0 +1,151 @@
+"""`train.probe_every`, `attnlab probe`, compare's probe columns and `attnlab study`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from attnlab.experiments import study as study_mod
+from attnlab.train.metrics import read_metrics
+from tests.test_cli import tiny_file
+from tests.test_config import run_cli
+
+PNG = b"\x89PNG"
+
+
+def test_probe_every_records_scores_during_training(tmp_path, monkeypatch, capsys):
+    cfg = tiny_file(tmp_path, "p", train__probe_every=4)
+    out = tmp_path / "run"
+    code, text, _ = run_cli(["train", str(cfg), "--out", str(out)], monkeypatch, capsys)
+    assert code == 0, text
+    recs = [r for r in read_metrics(out / "metrics.jsonl") if r["split"] == "probe"]
+    assert [r["step"] for r in recs] == [0, 4, 8, 12]
+    for r in recs:
+        assert 0 <= r["max_induction"] <= 1
+        assert len(r["induction"]) == 2 and len(r["induction"][0]) == 4
+        assert isinstance(r["icl_score"], float)
+
+
+def test_probe_command_on_a_conv_run_and_compare(tmp_path, monkeypatch, capsys):
+    conv = tiny_file(tmp_path, "conv", model__mixer={"n_heads": 4, "conv_kernel": 3})
+    plain = tiny_file(tmp_path, "plain")
+    for cfg, name in ((conv, "rc"), (plain, "rp")):
+        code, text, _ = run_cli(
+            ["train", str(cfg), "--out", str(tmp_path / name)], monkeypatch, capsys
+        )
+        assert code == 0, text
+    run = tmp_path / "rc"
+    code, text, _ = run_cli(["probe", str(run)], monkeypatch, capsys)
+    assert code == 0, text
+    assert "max induction score" in text and "kernel peaks" in text
+    p = json.loads((run / "probes.json").read_text())
+    assert set(p["heads"]["scores"]) == {
+        "previous_token",
+        "duplicate_token",
+        "induction",
+        "copying",
+        "ov_copying",
+    }
+    assert p["conv"]["blocks.0.attn.conv"]["offsets"] == [-2, -1, 0]
+    assert "score" in p["icl"]
+    for png in (
+        "attention_repeat.png",
+        "head_scores.png",
+        "kernel_profile.png",
+        "embeddings_pca.png",
+        "position_cosine.png",
+        "loss_by_position.png",
+    ):
+        assert (run / "plots" / png).read_bytes()[:4] == PNG, png
+    report = (run / "report.md").read_text()
+    assert "## Probes" in report and "Convolution kernels" in report
+    code, text, _ = run_cli(
+        ["compare", str(run), str(tmp_path / "rp"), "--out", str(tmp_path / "cmp")],
+        monkeypatch,
+        capsys,
+    )
+    assert code == 0
+    rows = {line.split("|")[1].strip(): line for line in text.splitlines() if line.startswith("|")}
+    assert f"{p['heads']['max_induction']['score']:.4g}" in rows["conv"]
+    assert rows["plain"].rstrip().endswith("| – | – |")  # not probed
+
+
+def test_probe_on_a_char_text_run(tmp_path, text_dir, monkeypatch, capsys):
+    raw = {
+        "name": "chars",
+        "data": {
+            "task": "lm_text",
+            "path": str(text_dir),
+            "tokenizer": "char",
+            "seq_len": 32,
+            "batch_size": 8,
+        },
+        "model": {"d_model": 32, "n_layers": 1, "mixer": {"n_heads": 2}},
+        "train": {"max_steps": 6, "eval_every": 3, "progress": False},
+    }
+    cfg = tmp_path / "chars.yaml"
+    cfg.write_text(yaml.safe_dump(raw))
+    run = tmp_path / "run"
+    assert run_cli(["train", str(cfg), "--out", str(run)], monkeypatch, capsys)[0] == 0
+    code, text, _ = run_cli(["probe", str(run)], monkeypatch, capsys)
+    assert code == 0, text
+    p = json.loads((run / "probes.json").read_text())
+    assert (run / "plots" / "attention_text.png").read_bytes()[:4] == PNG
+    assert len(p["grids"]["text"]["labels"]) == 32
+    assert "a" in p["embeddings"]["neighbours"] or "e" in p["embeddings"]["neighbours"]
+
+
+def test_probe_errors(tmp_path, monkeypatch, capsys):
+    code, _, err = run_cli(["probe", str(tmp_path)], monkeypatch, capsys)
+    assert code == 2 and "not a trained run directory" in err
+    code, _, err = run_cli(["study", "nope", "--out", str(tmp_path / "s")], monkeypatch, capsys)
+    assert code == 2 and "unknown study" in err
+
+
+def _tiny_study(tmp_path: Path, monkeypatch, steps: int = 8) -> str:
+    for name, layers in (("one", 1), ("two", 2)):
+        tiny_file(
+            tmp_path, name, model__n_layers=layers, train__max_steps=steps, train__probe_every=4
+        )
+    monkeypatch.setitem(
+        study_mod.STUDIES,
+        "tiny",
+        study_mod.Study(
+            folder=str(tmp_path), models=("one", "two"), quick=("two",), finding="tiny"
+        ),
+    )
+    return "tiny"
+
+
+def test_study_runs_tabulates_and_reuses_finished_runs(tmp_path, monkeypatch):
+    name = _tiny_study(tmp_path, monkeypatch)
+    out = tmp_path / "study"
+    path = study_mod.run_study(name, out, seeds=2, jobs=1, echo=lambda *_: None)
+    text = path.read_text()
+    assert "| one | 2 |" in text and "| two | 2 |" in text and "±" in text
+    res = json.loads((out / "results.json").read_text())
+    assert [r["steps"] for r in res["two"]] == [[0, 4, 8]] * 2
+    assert (out / "induction_by_step.png").read_bytes()[:4] == PNG
+    stamp = (out / "runs" / "one-s1" / "summary.json").stat().st_mtime_ns
+    (out / "runs" / "two-s2" / "probes.json").unlink()  # as if interrupted while probing
+    said = []
+    study_mod.run_study(name, out, seeds=2, jobs=1, echo=said.append)
+    assert "1 runs to train" in said[0]
+    assert (out / "runs" / "one-s1" / "summary.json").stat().st_mtime_ns == stamp
+
+
+@pytest.mark.slow
+def test_induction_study_quick_shows_the_two_layer_gap(tmp_path):
+    """2 seeds of the 1- and 2-layer attention-only models (about 2 minutes on 2 cores)."""
+    out = tmp_path / "study"
+    study_mod.run_study("induction", out, seeds=2, quick=True, echo=print)
+    res = json.loads((out / "results.json").read_text())
+    one = [r["max_induction"] for r in res["attn_1layer"]]
+    two = [r["max_induction"] for r in res["attn_2layer"]]
+    assert min(two) > 0.3 > 0.1 > max(one)
+    acc1 = [r["repeat_accuracy"] for r in res["attn_1layer"]]
+    acc2 = [r["repeat_accuracy"] for r in res["attn_2layer"]]
+    assert min(acc2) > 0.7 and max(acc1) < 0.3

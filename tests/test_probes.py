@@ -1,0 +1,175 @@
+"""Probes: capture, head scores, ICL positions, kernel offsets, copying."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from attnlab import models
+from attnlab.config import validate
+from attnlab.probes import capture, hook_points, pattern_score, repeated_sequences, target_masks
+from attnlab.probes.heads import head_scores, ov_copying, uniform_pattern
+from attnlab.probes.icl import icl_positions, icl_score
+from attnlab.probes.weights import kernel_profile
+from tests.conftest import tiny_raw
+
+V, T = 100, 32
+
+
+@pytest.fixture
+def probe_set():
+    return repeated_sequences(V, 6, T, seed=3)
+
+
+def _exact_pattern(tokens: torch.Tensor, kind: str) -> torch.Tensor:
+    """(N, 1, T, T) pattern that puts all its mass on one target of `kind` (else on t)."""
+    masks = target_masks(tokens)[kind]  # (N, T, S)
+    N, T_ = tokens.shape
+    pattern = torch.zeros(N, 1, T_, T_)
+    for n in range(N):
+        for t in range(T_):
+            hits = masks[n, t].nonzero()
+            pattern[n, 0, t, hits[0, 0] if len(hits) else t] = 1.0
+    return pattern
+
+
+@pytest.mark.parametrize("kind", ["previous_token", "duplicate_token", "induction"])
+def test_score_is_one_on_exact_pattern_and_near_zero_on_uniform(probe_set, kind):
+    masks = target_masks(probe_set.tokens)
+    queries = probe_set.repeat_queries()
+    score, n = pattern_score(_exact_pattern(probe_set.tokens, kind), masks[kind], queries)
+    assert n == int(queries.sum())
+    assert score.item() / n == pytest.approx(1.0)
+    uniform, _ = pattern_score(uniform_pattern(*probe_set.tokens.shape), masks[kind], queries)
+    assert uniform.item() / n < 0.1
+    for other in {"previous_token", "duplicate_token", "induction"} - {kind}:
+        s, m = pattern_score(_exact_pattern(probe_set.tokens, kind), masks[other], queries)
+        assert s.item() / m < 0.05  # the three behaviours are distinct on the probe set
+
+
+def test_probe_set_shape_and_distinct_tokens(probe_set):
+    toks, p, s = probe_set.tokens, probe_set.prefix, probe_set.seg_len
+    assert toks.shape == (6, T)
+    assert ((s >= T // 4) & (s <= T // 2) & (p + 2 * s <= T)).all()
+    assert (probe_set.repeat_queries().sum(1) == s).all()
+    for row, pi, si in zip(toks, p.tolist(), s.tolist(), strict=True):
+        assert torch.equal(row[pi : pi + si], row[pi + si : pi + 2 * si])
+        outside = torch.cat([row[: pi + si], row[pi + 2 * si :]])
+        assert len(outside.unique()) == len(outside)  # only the designed duplicates
+
+
+@pytest.mark.parametrize(
+    "mixer",
+    [
+        {"n_heads": 4},
+        {"n_heads": 4, "conv_kernel": 3, "conv_where": "qkv"},
+        {"n_heads": 4, "smear_keys": True},
+    ],
+)
+@pytest.mark.parametrize("pos", ["learned", "rope"])
+def test_capture_keeps_outputs_and_removes_hooks(mixer, pos):
+    cfg = validate(tiny_raw(model__mixer=mixer, model__pos=pos), "t")
+    torch.manual_seed(0)
+    model = models.build(cfg.model, 16).eval()
+    x = torch.randint(0, 16, (3, 24))
+    with torch.no_grad():
+        plain = model(x)[..., :16]
+        with capture(model) as cache:
+            captured = model(x)[..., :16]
+    torch.testing.assert_close(captured, plain, atol=1e-5, rtol=1e-5)
+    assert cache["blocks.1.attn.hook_pattern"].shape == (3, 4, 24, 24)
+    assert cache["blocks.0.attn.hook_z"].shape == (3, 24, 4, 8)
+    rows = cache["blocks.0.attn.hook_pattern"].sum(-1)
+    torch.testing.assert_close(rows, torch.ones_like(rows))
+    assert torch.all(cache["blocks.0.attn.hook_pattern"].triu(1) == 0)  # causal
+    if mixer.get("conv_kernel"):
+        assert cache["blocks.0.attn.conv.kernel"].shape == (96, 3)
+    if mixer.get("smear_keys"):
+        assert cache["blocks.0.attn.smear_gate"].shape == (4,)
+    assert not any(p.active for p in hook_points(model).values())
+
+
+def test_capture_removes_hooks_after_an_error_and_rejects_unknown_names(tiny_cfg):
+    model = models.build(tiny_cfg().model, 16)
+    with pytest.raises(RuntimeError), capture(model):
+        raise RuntimeError("boom")
+    assert not any(p.active for p in hook_points(model).values())
+    with pytest.raises(KeyError, match="no hook point"), capture(model, ["blocks.9.attn.x"]):
+        pass
+    with capture(model, ["blocks.1.attn.hook_pattern"]) as cache:
+        model(torch.zeros(1, 5, dtype=torch.long))
+    assert list(cache) == ["blocks.1.attn.hook_pattern"]
+
+
+def test_kernel_profile_offsets_follow_the_convolution():
+    """A kernel that reads the previous token is reported at offset -1 (no flip)."""
+    cfg = validate(tiny_raw(model__mixer={"n_heads": 4, "conv_kernel": 4}), "t")
+    attn = models.build(cfg.model, 16).blocks[0].mixer
+    with torch.no_grad():
+        attn.conv.conv.weight.zero_()
+        attn.conv.conv.bias.zero_()
+        attn.conv.conv.weight[:, 0, 2] = 1.0  # index K - 2
+    impulse = torch.zeros(1, 6, 32)
+    impulse[0, 2] = 1.0  # a token at t = 2
+    out = attn.conv(impulse)[0, :, 0]
+    assert out.nonzero().flatten().tolist() == [3]  # read by the next position: offset -1
+    prof = kernel_profile(attn.conv.conv.weight[:, 0, :])
+    assert prof["offsets"] == [-3, -2, -1, 0]
+    assert prof["argmax_offset"] == -1
+    assert prof["mean"] == [0.0, 0.0, 1.0, 0.0]
+    assert prof["peak_share"][2] == 1.0
+
+
+def test_icl_positions():
+    assert icl_positions(512) == (50, 500)
+    assert icl_positions(128) == (12, 125)
+    assert icl_positions(1024) == (100, 1000)
+    with pytest.raises(ValueError):
+        icl_positions(2)
+
+
+def _copy_model(sign: float):
+    """One head, one-hot embeddings, attention on equal tokens, OV = sign * identity."""
+    raw = tiny_raw(
+        model__d_model=16,
+        model__n_layers=1,
+        model__mixer={"n_heads": 1},
+        model__pos="none",
+        model__norm="none",
+    )
+    model = models.build(validate(raw, "t").model, 16).eval()
+    attn, eye = model.blocks[0].mixer, torch.eye(16)
+    with torch.no_grad():
+        model.embed.weight.zero_()
+        model.embed.weight[:16] = eye
+        attn.qkv.weight.copy_(torch.cat([8 * eye, 8 * eye, eye]))
+        attn.out.weight.copy_(sign * eye)
+        model.unembed.weight.zero_()
+        model.unembed.weight[:16] = eye
+    return model
+
+
+def test_copying_scores_on_a_hand_built_copier():
+    probe = repeated_sequences(16, 8, 24, seed=1)
+    copier = head_scores(_copy_model(1.0), probe)
+    assert copier["scores"]["copying"][0][0] == pytest.approx(1.0)
+    assert ov_copying(_copy_model(1.0))[0][0] == pytest.approx(1.0)
+    assert ov_copying(_copy_model(-1.0))[0][0] == pytest.approx(-1.0)
+    anti = head_scores(_copy_model(-1.0), probe)
+    assert anti["scores"]["copying"][0][0] < 0.2
+
+
+def test_head_scores_and_icl_on_a_tiny_model(tiny_cfg):
+    from attnlab import data
+
+    cfg = tiny_cfg()
+    ds = data.build(cfg.data)
+    model = models.build(cfg.model, ds.vocab_size)
+    res = head_scores(model, repeated_sequences(16, 4, 24, 0))
+    assert res["layers"] == [0, 1] and res["heads"] == 4
+    assert len(res["scores"]["induction"]) == 2 and len(res["scores"]["induction"][0]) == 4
+    assert 0.0 <= res["max_induction"]["score"] <= 1.0
+    icl = icl_score(model, ds.splits["validation"], 8)
+    assert len(icl["loss_by_position"]) == 24
+    assert icl["sequences"] == 32
+    assert (icl["early_position"], icl["late_position"]) == icl_positions(24)
