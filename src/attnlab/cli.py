@@ -130,9 +130,11 @@ def probe(
     """Look inside a trained model: head scores, ICL score, kernels, embeddings, grids."""
     from attnlab.probes import probe as probe_run
     from attnlab.report import write_run_report
+    from attnlab.train.memory import keep_freed_memory
 
     if weights not in ("final", "best"):
         _fail("--weights is final or best")
+    keep_freed_memory()  # each batch's large logits reuse the heap: ~2x faster on CPU
     res = probe_run(run_dir, weights)
     best = res["heads"]["max_induction"]
     if best["score"] is not None:

@@ -14,10 +14,10 @@ behaviour scores 1.0 and a uniform causal head scores ≈ mean_t (#targets / (t 
 - duplicate-token: M[t, s] = (s < t and x_s = x_t): the earlier copy of the current token.
 - induction: M[t, s] = (1 <= s <= t and x_{s-1} = x_t): the token *after* an earlier copy of
   the current token (Olsson et al. 2022's "prefix matching" on repeated random tokens).
-- copying (activations): the share of scored queries at which the token of the key the
-  head attends to most is among the 5 tokens whose logits the head's own output raises
-  most (its direct path to the logits through the final norm's scale, centred for
-  layernorm). A head that copies scores ≈ 1; chance is 5 / V.
+- copying (activations): the share of scored queries (the first COPY_QUERIES) at
+  which the token of the key the head attends to most is among the 5 tokens whose logits
+  the head's own output raises most (its direct path to the logits through the final
+  norm's scale, centred for layernorm). A head that copies scores ≈ 1; chance is 5 / V.
 - by_offset (diagnostic): the mass on the key j positions after the earlier copy of the
   query's token, for j = -2 … 7 (j = 0 is duplicate-token, j = 1 induction). A head that
   reads the next token through a convolution window can look j > 1 ahead instead.
@@ -42,6 +42,7 @@ from attnlab.probes.sequences import ProbeSet
 
 PATTERN_SCORES = ("previous_token", "duplicate_token", "induction")
 TOP_K = 5
+COPY_QUERIES = 256  # the copying score reads full-vocabulary logits per head: cap its cost
 OFFSETS = tuple(range(-2, 8))  # keys relative to the earlier copy of the query's token
 
 
@@ -178,11 +179,14 @@ def head_scores(
     by_offset = torch.zeros(len(layers), len(OFFSETS), H)
     counts = dict.fromkeys((*PATTERN_SCORES, "copying"), 0)
     uni_sums, correct, loss_sum = dict.fromkeys(PATTERN_SCORES, 0.0), 0, 0.0
-    n_pred = 0
+    n_pred = n_offset = 0
     for i in range(0, len(probe.tokens), batch_size):
         x = probe.tokens[i : i + batch_size]  # (B, T)
         part = ProbeSet(x, probe.prefix[i : i + batch_size], probe.seg_len[i : i + batch_size])
         queries, pred = part.repeat_queries(), part.repeat_queries(drop_last=True)
+        # the first COPY_QUERIES scored queries of the probe set also score copying
+        room = max(0, COPY_QUERIES - counts["copying"])
+        copy_queries = queries & (queries.flatten().cumsum(0) <= room).view_as(queries)
         with capture(model, names) as cache:
             logits = model(x.to(device)).float().cpu()  # (B, T, Vp)
         y = torch.roll(x, -1, dims=1)  # (B, T) next tokens (the wrapped last is never scored)
@@ -202,17 +206,18 @@ def head_scores(
                 sums[name][li] += s
                 if li == 0:
                     counts[name] += n
-            if copying:
+            if copying and copy_queries.any():
                 z = cache[f"blocks.{layer}.attn.hook_z"]  # (B, T, H, E)
                 attn = model.blocks[layer].mixer
-                sums["copying"][li] += _copy_hits(attn, z, pattern, x, queries, unembed)
-        counts["copying"] += int(queries.sum())
+                sums["copying"][li] += _copy_hits(attn, z, pattern, x, copy_queries, unembed)
+        counts["copying"] += int(copy_queries.sum())
+        n_offset += int(queries.sum())
     model.train(was_training)
     scores = {k: (sums[k] / max(counts[k], 1)).tolist() for k in PATTERN_SCORES}
     if copying:
         scores["copying"] = (sums["copying"] / max(counts["copying"], 1)).tolist()
     scores["ov_copying"] = ov_copying(model)
-    n_q = max(counts["copying"], 1)
+    n_q = max(n_offset, 1)
     offsets = {j: (by_offset[:, i] / n_q).tolist() for i, j in enumerate(OFFSETS)}
     result = {
         "layers": layers,

@@ -6,8 +6,10 @@ Olsson et al. average the loss of the 500th token of 512-token contexts minus th
 the 50th; a model that uses its context gets better later, so the score is negative
 (theirs settles near -0.4 nats). For shorter contexts the positions are scaled:
 early = round(50 T / 512), late = min(T - 1, round(500 T / 512)) (T = 128: 12 and 125;
-T = 48: 5 and 47). Positions count the predicting input token from 0. Every target of
-every sequence counts here, also on synthetic tasks whose training loss is masked.
+T = 48: 5 and 47). Positions count the predicting input token from 0. To cut the noise of
+single positions, each is a window of ±T // 64 positions (T = 128: 10-14 and 123-127;
+below 64 tokens exactly the two positions). Every target of every sequence counts here,
+also on synthetic tasks whose training loss is masked.
 """
 
 from __future__ import annotations
@@ -21,8 +23,13 @@ from torch import nn
 from attnlab.data.splits import eval_batches
 
 
+def icl_window(seq_len: int) -> int:
+    """Half-width of the position windows averaged for the ICL score."""
+    return seq_len // 64
+
+
 def icl_positions(seq_len: int) -> tuple[int, int]:
-    """(early, late) positions for contexts of `seq_len` tokens."""
+    """(early, late) positions for contexts of `seq_len` tokens (window centres)."""
     if seq_len < 3:
         raise ValueError(f"the ICL score needs seq_len >= 3 (got {seq_len})")
     early = max(0, round(50 * seq_len / 512))
@@ -51,8 +58,12 @@ def per_position_loss(
 def icl_score(model: nn.Module, split, batch_size: int, max_batches: int | None = None) -> dict:
     """ICL score with its standard error and the per-position loss curve (JSON-ready)."""
     losses = per_position_loss(model, split, batch_size, max_batches)  # (N, T)
-    early, late = icl_positions(losses.shape[1])
-    diff = (losses[:, late] - losses[:, early]).double()  # (N,)
+    T = losses.shape[1]
+    early, late = icl_positions(T)
+    w = icl_window(T)
+    lo = losses[:, max(0, early - w) : early + w + 1].double().mean(1)  # (N,)
+    hi = losses[:, late - w : min(T, late + w + 1)].double().mean(1)  # (N,)
+    diff = hi - lo  # (N,)
     n = len(diff)
     se = float(diff.std() / math.sqrt(n)) if n > 1 else float("nan")
     return {
@@ -60,6 +71,7 @@ def icl_score(model: nn.Module, split, batch_size: int, max_batches: int | None 
         "stderr": se,
         "early_position": early,
         "late_position": late,
+        "window": w,
         "sequences": n,
         "loss_by_position": losses.mean(0).tolist(),
     }

@@ -1,6 +1,7 @@
 """`probe(run_dir)`: every probe of a trained run → `probes.json` and `plots/`.
 
-Also `TrainingProbe`, the cheap subset (head pattern scores and the ICL score) that
+Also `TrainingProbe`, the cheap subset (head pattern scores, and the ICL score on at most
+`train.eval_batches` validation batches) that
 `train.probe_every` records into `metrics.jsonl` while a model trains, so a plot shows
 when induction heads form. Reads the run directory (and rebuilds the validation split from
 the run's data config, from the token cache when it is there).
@@ -63,11 +64,14 @@ class TrainingProbe:
         self.model, self.cfg = model, cfg
         self.probe = probe_set_for(cfg, model.vocab_size)
         self.val = dataset.splits["validation"]
+        # as many validation batches as a periodic evaluation, so probing costs about as much
+        caps = [c for c in (cfg.probes.icl_batches, cfg.train.eval_batches) if c is not None]
+        self.icl_batches = min(caps) if caps else None
 
     def __call__(self, step: int) -> dict:
         p = self.cfg.probes
         heads = head_scores(self.model, self.probe, p.batch_size, copying=False)
-        icl = icl_score(self.model, self.val, self.cfg.data.batch_size, p.icl_batches)
+        icl = icl_score(self.model, self.val, self.cfg.data.batch_size, self.icl_batches)
         best = heads["max_induction"]
         return {
             "step": step,
@@ -82,9 +86,11 @@ class TrainingProbe:
 
 
 def _label(tok, i: int) -> str:
+    """A printable label of token i: spaces as ·, newlines as ⏎, other controls escaped."""
     if tok is None:
         return str(i)
-    return tok.decode([i]).replace("\n", "⏎").replace(" ", "·") or f"<{i}>"
+    text = tok.decode([i]).replace("\n", "⏎").replace(" ", "·")
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text) or f"<{i}>"
 
 
 def _group(tok, label: str) -> str:

@@ -30,9 +30,8 @@ def attention_grid(
     """Every layer × head pattern of one sequence: `patterns[layer]` is (H, T, T)."""
     L, H, T = len(patterns), patterns[0].shape[0], patterns[0].shape[1]
     size = 2.4 if T <= MAX_LABELS and labels else 1.8
-    fig, axes = plt.subplots(
-        L, H, figsize=(size * H, size * L + 0.6), dpi=110, squeeze=False, layout="constrained"
-    )
+    fig, axes = plt.subplots(L, H, figsize=(size * H, size * L + 0.6), dpi=110, squeeze=False)
+    fig.subplots_adjust(left=0.06, right=0.99, bottom=0.08, top=0.92, wspace=0.08, hspace=0.2)
     for li in range(L):
         for h in range(H):
             ax = axes[li][h]

@@ -18,7 +18,8 @@ Scores are measured on a fixed, seeded probe set of repeated random token sequen
 - **OV copying**: Olsson et al.'s Σλ/Σ|λ| of the head's OV circuit W_U γ W_O W_V W_E
   (+1 copies, −1 suppresses; convolutions and block norms left out).
 - **ICL score**: validation loss at a late position minus an early one (Olsson et al.:
-  token 500 minus token 50 of 512; scaled to the context length here).
+  token 500 minus token 50 of 512; scaled to the context length here, and each averaged
+  over a window of ±T/64 positions to cut the noise).
 
 A head exactly of a kind scores 1; the "uniform" row is a head that spreads its attention
 evenly over the keys it can see.
@@ -63,8 +64,9 @@ def probe_section(p: dict) -> str:
     icl = p.get("icl", {})
     if "score" in icl:
         parts.append(
-            f"ICL score **{icl['score']:+.3f} ± {icl['stderr']:.3f}** nats (position "
-            f"{icl['late_position']} minus {icl['early_position']}, {icl['sequences']} "
+            f"ICL score **{icl['score']:+.3f} ± {icl['stderr']:.3f}** nats (positions "
+            f"{icl['late_position']} minus {icl['early_position']}, each ± {icl['window']}, "
+            f"{icl['sequences']} "
             "validation sequences, ± standard error).\n\n"
             "![loss by position](plots/loss_by_position.png)\n\n"
         )
