@@ -7,7 +7,8 @@ to `OUT/runs/MODEL-sSEED`; a finished run (summary.json and probes.json) is kept
 study is run again, so an interrupted study continues instead of starting over.
 
 Runs are spread over `jobs` worker processes with cpu_count / jobs threads each: on a
-2-core CPU two one-thread runs finish in about the time of one two-thread run.
+2-core CPU two one-thread runs finish in about the time of one two-thread run. With
+`jobs=1` they run one after another in the calling process.
 """
 
 from __future__ import annotations
@@ -54,15 +55,16 @@ STUDIES = {
 }
 
 
-def _train_and_probe(config: str, seed: int, run_dir: str, threads: int) -> str:
-    """Worker: train one model of the study and probe it (runs in its own process)."""
+def _train_and_probe(config: str, seed: int, run_dir: str, threads: int | None) -> str:
+    """Train one model of the study and probe it (in a worker process when threads is set)."""
     import torch
 
     from attnlab.config import load_config
     from attnlab.probes import probe
     from attnlab.train import train
 
-    torch.set_num_threads(threads)
+    if threads is not None:
+        torch.set_num_threads(threads)
     cfg = load_config(config, [f"train.seed={seed}"])
     train(cfg, run_dir)
     probe(run_dir)
@@ -107,7 +109,11 @@ def run_study(
         f"study {name}: {len(models)} models x {seeds} seeds, {len(todo)} runs to train "
         f"({jobs} at a time, {threads} thread(s) each)"
     )
-    if todo:
+    if todo and jobs == 1:  # in this process, with its threads
+        for config, seed, run_dir in todo:
+            _train_and_probe(config, seed, run_dir, None)
+            echo(f"  done: {Path(run_dir).name}")
+    elif todo:
         with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
             futures = [pool.submit(_train_and_probe, *job, threads) for job in todo]
             for f in futures:

@@ -22,7 +22,9 @@ def kernel_profile(weight: torch.Tensor) -> dict:
 
     `mean` and `mean_abs` are averages over channels, `std` their spread; `argmax_offset`
     is the offset of the largest mean |weight|; `peak_share[i]` the share of channels
-    whose largest |weight| sits at offset i.
+    whose largest |weight| sits at offset i. `init_mean_abs` is the mean |weight| of
+    PyTorch's default initialisation, U(-1/√K, 1/√K): offsets still near it have not
+    been trained away from the start.
     """
     w = weight.detach().float().cpu()  # (C, K)
     K = w.shape[1]
@@ -36,6 +38,7 @@ def kernel_profile(weight: torch.Tensor) -> dict:
         "argmax_offset": int(mean_abs.argmax()) - (K - 1),
         "peak_share": peaks.tolist(),
         "channels": w.shape[0],
+        "init_mean_abs": 0.5 / K**0.5,
     }
 
 

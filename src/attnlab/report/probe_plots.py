@@ -17,8 +17,10 @@ import numpy as np
 MAX_LABELS = 40  # token labels on attention axes up to this length
 
 
-def _save(fig, path: Path) -> Path:
+def _save(fig, path: Path, tight: bool = True) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
+    if tight:
+        fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
     return path
@@ -27,26 +29,37 @@ def _save(fig, path: Path) -> Path:
 def attention_grid(
     patterns: list[np.ndarray], labels: list[str] | None, title: str, path: Path
 ) -> Path:
-    """Every layer × head pattern of one sequence: `patterns[layer]` is (H, T, T)."""
+    """Every layer × head pattern of one sequence: `patterns[layer]` is (H, T, T).
+
+    One row per layer; a single layer's heads wrap into rows of four.
+    """
     L, H, T = len(patterns), patterns[0].shape[0], patterns[0].shape[1]
-    size = 2.4 if T <= MAX_LABELS and labels else 1.8
-    fig, axes = plt.subplots(L, H, figsize=(size * H, size * L + 0.6), dpi=110, squeeze=False)
-    fig.subplots_adjust(left=0.06, right=0.99, bottom=0.08, top=0.92, wspace=0.08, hspace=0.2)
-    for li in range(L):
-        for h in range(H):
-            ax = axes[li][h]
-            ax.imshow(patterns[li][h], cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
-            ax.set_title(f"L{li} H{h}", fontsize=7)
-            if labels and T <= MAX_LABELS and h == 0:
-                ax.set_yticks(range(T), labels, fontsize=4)
-            else:
-                ax.set_yticks([])
-            if labels and T <= MAX_LABELS and li == L - 1:
-                ax.set_xticks(range(T), labels, fontsize=4, rotation=90)
-            else:
-                ax.set_xticks([])
+    cols = H if L > 1 else min(H, 4)
+    rows = L if L > 1 else -(-H // cols)
+    size = 2.6 if T <= MAX_LABELS and labels else 1.8
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(size * cols + 0.4, size * rows + 0.6), dpi=110, squeeze=False
+    )
+    fig.subplots_adjust(left=0.06, right=0.99, bottom=0.08, top=0.9, wspace=0.08, hspace=0.25)
+    show = bool(labels) and T <= MAX_LABELS
+    for i in range(rows * cols):
+        ax = axes[i // cols][i % cols]
+        li, h = (i // cols, i % cols) if L > 1 else (0, i)
+        if h >= H:
+            ax.axis("off")
+            continue
+        ax.imshow(patterns[li][h], cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_title(f"L{li} H{h}", fontsize=7)
+        if show and i % cols == 0:
+            ax.set_yticks(range(T), labels, fontsize=4)
+        else:
+            ax.set_yticks([])
+        if show and i // cols == rows - 1:
+            ax.set_xticks(range(T), labels, fontsize=4, rotation=90)
+        else:
+            ax.set_xticks([])
     fig.suptitle(f"{title}  (rows: query, columns: key)", fontsize=9)
-    return _save(fig, path)
+    return _save(fig, path, tight=False)
 
 
 def score_maps(scores: dict[str, list[list[float]]], layers: list[int], path: Path) -> Path:
@@ -58,7 +71,6 @@ def score_maps(scores: dict[str, list[list[float]]], layers: list[int], path: Pa
         figsize=(3.2 * len(names), 0.6 * len(layers) + 1.6),
         dpi=110,
         squeeze=False,
-        layout="constrained",
     )
     for ax, name in zip(axes[0], names, strict=True):
         m = np.asarray(scores[name], dtype=float)  # (L, H)
@@ -84,15 +96,21 @@ def score_maps(scores: dict[str, list[list[float]]], layers: list[int], path: Pa
 def kernel_profiles(profiles: dict[str, dict], path: Path) -> Path:
     """Mean weight (± spread over channels) and mean |weight| by offset, one panel per conv."""
     n = len(profiles)
-    fig, axes = plt.subplots(
-        1, n, figsize=(4.2 * n, 3.4), dpi=110, squeeze=False, layout="constrained"
-    )
+    fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 3.4), dpi=110, squeeze=False)
     for ax, (name, p) in zip(axes[0], profiles.items(), strict=True):
         x = np.asarray(p["offsets"])
         mean, std = np.asarray(p["mean"]), np.asarray(p["std"])
         ax.bar(x - 0.18, mean, width=0.36, yerr=std, capsize=2, label="mean weight ± std")
         ax.bar(x + 0.18, p["mean_abs"], width=0.36, label="mean |weight|")
         ax.axhline(0, color="black", linewidth=0.6)
+        if "init_mean_abs" in p:
+            ax.axhline(
+                p["init_mean_abs"],
+                color="grey",
+                linestyle="--",
+                linewidth=0.8,
+                label="mean |weight| at init",
+            )
         ax.set_xticks(x)
         ax.set_xlabel("offset from the current token")
         ax.set_title(f"{name}\n(argmax |w| at {p['argmax_offset']})", fontsize=8)
@@ -104,7 +122,7 @@ def embedding_scatter(
     points: np.ndarray, labels: list[str], groups: list[str], var: list[float], path: Path
 ) -> Path:
     """2-D PCA of embeddings, coloured by group, with the given labels written beside points."""
-    fig, ax = plt.subplots(figsize=(6.4, 5.6), dpi=120, layout="constrained")
+    fig, ax = plt.subplots(figsize=(6.4, 5.6), dpi=120)
     for g in sorted(set(groups)):
         idx = [i for i, gi in enumerate(groups) if gi == g]
         ax.scatter(points[idx, 0], points[idx, 1], s=12, label=g, alpha=0.8)
@@ -121,7 +139,7 @@ def embedding_scatter(
 
 def heatmap(matrix: np.ndarray, title: str, xlabel: str, ylabel: str, path: Path) -> Path:
     """A square heat map with a colour bar (e.g. positional cosine similarity)."""
-    fig, ax = plt.subplots(figsize=(5.2, 4.6), dpi=120, layout="constrained")
+    fig, ax = plt.subplots(figsize=(5.2, 4.6), dpi=120)
     im = ax.imshow(matrix, cmap="coolwarm", vmin=-1, vmax=1, interpolation="nearest")
     ax.set_title(title, fontsize=9)
     ax.set_xlabel(xlabel)
