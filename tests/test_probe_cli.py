@@ -27,6 +27,8 @@ def test_probe_every_records_scores_during_training(tmp_path, monkeypatch, capsy
         assert 0 <= r["max_induction"] <= 1
         assert len(r["induction"]) == 2 and len(r["induction"][0]) == 4
         assert isinstance(r["icl_score"], float)
+    assert "Probes during training" in (out / "report.md").read_text()
+    assert (out / "plots" / "induction_by_step.png").read_bytes()[:4] == PNG
 
 
 def test_probe_command_on_a_conv_run_and_compare(tmp_path, monkeypatch, capsys):

@@ -24,6 +24,7 @@ from attnlab.probes.capture import capture
 from attnlab.probes.heads import PATTERN_SCORES, head_scores
 from attnlab.probes.icl import icl_score
 from attnlab.probes.sequences import ProbeSet, repeated_sequences
+from attnlab.report import probe_curves
 from attnlab.report import probe_plots as P
 from attnlab.report.plots import line_plot
 
@@ -176,35 +177,6 @@ def _embeddings(model, cfg, tok, val, plots: Path) -> dict:
     return out
 
 
-def _training_curves(run_dir: Path, plots: Path) -> dict | None:
-    """Plot the `probe` records of `metrics.jsonl` (train.probe_every) against the step."""
-    from attnlab.train.metrics import read_metrics
-
-    path = run_dir / "metrics.jsonl"
-    recs = [r for r in read_metrics(path) if r["split"] == "probe"] if path.is_file() else []
-    if not recs:
-        return None
-    steps = [r["step"] for r in recs]
-    line_plot(
-        {
-            "max induction score": (steps, [r["max_induction"] for r in recs]),
-            "repeat accuracy (probe set)": (steps, [r["repeat_accuracy"] for r in recs]),
-        },
-        "step",
-        "score",
-        "when the induction head forms",
-        plots / "induction_by_step.png",
-    )
-    line_plot(
-        {"ICL score": (steps, [r["icl_score"] for r in recs])},
-        "step",
-        "loss(late) - loss(early), nats",
-        "in-context learning score",
-        plots / "icl_by_step.png",
-    )
-    return {"records": len(recs), "plots": ["plots/induction_by_step.png", "plots/icl_by_step.png"]}
-
-
 def probe(run_dir: str | Path, weights: str = "final") -> dict:
     """Run every probe on a trained run; writes `probes.json` and `plots/`, returns the dict."""
     from attnlab import data as data_mod
@@ -247,6 +219,6 @@ def probe(run_dir: str | Path, weights: str = "final") -> dict:
     empty = type("NoText", (), {})()
     result["grids"] = _grids(model, cfg, tok, val if val is not None else empty, plots)
     result["embeddings"] = _embeddings(model, cfg, tok, val if val is not None else empty, plots)
-    result["during_training"] = _training_curves(run_dir, plots)
+    result["during_training"] = probe_curves(run_dir / "metrics.jsonl", plots)
     (run_dir / "probes.json").write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     return result

@@ -12,7 +12,14 @@ from attnlab.errors import UserError
 from attnlab.report.plots import line_plot
 from attnlab.report.tables import markdown_table
 
-__all__ = ["curves", "line_plot", "load_run", "markdown_table", "write_run_report"]
+__all__ = [
+    "curves",
+    "line_plot",
+    "load_run",
+    "markdown_table",
+    "probe_curves",
+    "write_run_report",
+]
 
 
 def load_run(run_dir: Path) -> tuple[dict, list[dict]]:
@@ -34,6 +41,35 @@ def curves(records: list[dict], split: str, key: str) -> tuple[list, list]:
         if r["split"] == split and not r.get("final") and r.get(key) is not None
     ]
     return [p[0] for p in pts], [p[1] for p in pts]
+
+
+def probe_curves(metrics_path: Path, plots: Path) -> dict | None:
+    """Plot the `probe` records of `train.probe_every` against the step; None without any."""
+    from attnlab.train.metrics import read_metrics
+
+    path = Path(metrics_path)
+    recs = [r for r in read_metrics(path) if r["split"] == "probe"] if path.is_file() else []
+    if not recs:
+        return None
+    steps = [r["step"] for r in recs]
+    line_plot(
+        {
+            "max induction score": (steps, [r["max_induction"] for r in recs]),
+            "repeat accuracy (probe set)": (steps, [r["repeat_accuracy"] for r in recs]),
+        },
+        "step",
+        "score",
+        "when the induction head forms",
+        plots / "induction_by_step.png",
+    )
+    line_plot(
+        {"ICL score": (steps, [r["icl_score"] for r in recs])},
+        "step",
+        "loss(late) - loss(early), nats",
+        "in-context learning score",
+        plots / "icl_by_step.png",
+    )
+    return {"records": len(recs), "plots": ["plots/induction_by_step.png", "plots/icl_by_step.png"]}
 
 
 SUMMARY_KEYS = [
@@ -100,6 +136,12 @@ def write_run_report(run_dir: Path) -> Path:
         from attnlab.report.probe_section import probe_section
 
         text += "\n" + probe_section(json.loads(probes_path.read_text(encoding="utf-8")))
+    elif probe_curves(run_dir / "metrics.jsonl", plots):
+        text += (
+            "\n## Probes during training\n\n(`train.probe_every`; `attnlab probe` adds the "
+            "rest.)\n\n![induction by step](plots/induction_by_step.png)\n\n"
+            "![ICL by step](plots/icl_by_step.png)\n"
+        )
     path = run_dir / "report.md"
     path.write_text(text, encoding="utf-8")
     return path
