@@ -50,7 +50,27 @@ class LMTextData(Section):
         return self
 
 
-class RepeatTokensData(Section):
+class GeneratedData(Section):
+    """Fields every synthetic task shares: split sizes, generator seed, batch and cache."""
+
+    batch_size: PositiveInt = 32
+    num_train: PositiveInt = 20000
+    num_val: PositiveInt = 512
+    num_test: PositiveInt = 512
+    seed: int = 1234
+    cache_dir: str | None = None
+
+
+def _check_segments(cfg: RepeatTokensData | CopyingData) -> None:
+    """Segment bounds in order, and two longest segments fit in seq_len (+ 1) tokens."""
+    lo, hi = cfg.min_segment_len, cfg.segment_len
+    if lo > hi:
+        raise ValueError(f"min_segment_len ({lo}) > segment_len ({hi})")
+    if 2 * hi > cfg.seq_len:
+        raise ValueError(f"2 * segment_len ({2 * hi}) must be <= seq_len ({cfg.seq_len})")
+
+
+class RepeatTokensData(GeneratedData):
     """Random token segments shown twice (Olsson et al. 2022), generated from a seed.
 
     Each sequence is `prefix (random length) · segment · segment · filler`, all tokens
@@ -65,27 +85,14 @@ class RepeatTokensData(Section):
     segment_len: PositiveInt = Field(24, description="longest segment")
     min_segment_len: int = Field(4, ge=2, description="shortest segment")
     seq_len: PositiveInt = 64
-    batch_size: PositiveInt = 32
-    num_train: PositiveInt = 20000
-    num_val: PositiveInt = 512
-    num_test: PositiveInt = 512
-    seed: int = 1234
-    cache_dir: str | None = None
 
     @model_validator(mode="after")
     def _fits(self) -> RepeatTokensData:
-        if self.min_segment_len > self.segment_len:
-            raise ValueError(
-                f"min_segment_len ({self.min_segment_len}) > segment_len ({self.segment_len})"
-            )
-        if 2 * self.segment_len > self.seq_len:
-            raise ValueError(
-                f"2 * segment_len ({2 * self.segment_len}) must be <= seq_len ({self.seq_len})"
-            )
+        _check_segments(self)
         return self
 
 
-class AssocRecallData(Section):
+class AssocRecallData(GeneratedData):
     """Multi-query associative recall (Zoology's MQAR, Arora et al. 2023), from a seed.
 
     Each sequence lists `num_pairs` key–value pairs, then `num_queries` of the keys again
@@ -99,12 +106,6 @@ class AssocRecallData(Section):
     num_pairs: PositiveInt = 8
     num_queries: int | None = Field(None, gt=0, description="unset: every key once")
     seq_len: PositiveInt = 64
-    batch_size: PositiveInt = 32
-    num_train: PositiveInt = 20000
-    num_val: PositiveInt = 512
-    num_test: PositiveInt = 512
-    seed: int = 1234
-    cache_dir: str | None = None
 
     @model_validator(mode="after")
     def _fits(self) -> AssocRecallData:
@@ -122,7 +123,7 @@ class AssocRecallData(Section):
         return self
 
 
-class CopyingData(Section):
+class CopyingData(GeneratedData):
     """Copy a random segment after a separator, from a seed.
 
     Each sequence is `segment · SEP · segment · filler` with segment tokens uniform over
@@ -136,24 +137,10 @@ class CopyingData(Section):
     segment_len: PositiveInt = Field(16, description="longest segment")
     min_segment_len: PositiveInt = Field(4, description="shortest segment")
     seq_len: PositiveInt = 48
-    batch_size: PositiveInt = 32
-    num_train: PositiveInt = 20000
-    num_val: PositiveInt = 512
-    num_test: PositiveInt = 512
-    seed: int = 1234
-    cache_dir: str | None = None
 
     @model_validator(mode="after")
     def _fits(self) -> CopyingData:
-        if self.min_segment_len > self.segment_len:
-            raise ValueError(
-                f"min_segment_len ({self.min_segment_len}) > segment_len ({self.segment_len})"
-            )
-        if 2 * self.segment_len + 1 > self.seq_len + 1:
-            raise ValueError(
-                f"2 * segment_len + 1 ({2 * self.segment_len + 1}) must be <= seq_len + 1 "
-                f"({self.seq_len + 1})"
-            )
+        _check_segments(self)  # segment · SEP · segment: 2S + 1 <= seq_len + 1 tokens
         return self
 
 

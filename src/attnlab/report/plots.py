@@ -22,13 +22,18 @@ def line_plot(
     fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
     for name, (x, y) in series.items():
         ax.plot(x, y, marker="o" if len(x) < 30 else None, markersize=3, label=name)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
     if logy:
         ax.set_yscale("log")
+    return _finish(fig, ax, xlabel, ylabel, title, path, legend=len(series) > 1 or any(series))
+
+
+def _finish(fig, ax, xlabel: str, ylabel: str, title: str, path: Path, legend: bool) -> Path:
+    """Labels, grid, legend; save as PNG and close."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
-    if len(series) > 1 or any(series):
+    if legend:
         ax.legend(fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -56,13 +61,4 @@ def seed_lines_plot(
         if steps and same:
             mean = [sum(v) / len(same) for v in zip(*same, strict=True)]
             ax.plot(steps, mean, color=c, linewidth=2.0, label=f"{name} (n={len(same)})")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _finish(fig, ax, xlabel, ylabel, title, path, legend=True)
