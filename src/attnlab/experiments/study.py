@@ -147,6 +147,7 @@ def collect(out: Path, models: tuple[str, ...], seeds: int) -> dict:
                     "repeat_accuracy": summary["final_val_accuracy"],
                     "icl_score": probes.get("icl", {}).get("score"),
                     "uniform_induction": probes["heads"]["uniform"]["induction"],
+                    "vocab_size": summary["data"]["vocab_size"],
                     "steps": [r["step"] for r in curve],
                     "induction_by_step": [r["max_induction"] for r in curve],
                     "accuracy_by_step": [r["repeat_accuracy"] for r in curve],
@@ -194,10 +195,7 @@ def write_study(out: Path, study: Study, name: str, results: dict, wall: float, 
         series = {m: [(r["steps"], r[key]) for r in runs] for m, runs in results.items()}
         seed_lines_plot(series, "step", label, f"{label} during training (thin: seeds)", out / file)
     any_run = next(iter(results.values()))[0]
-    cfg_path = Path(any_run["run_dir"]) / "config.yaml"
-    import yaml
-
-    vocab = yaml.safe_load(cfg_path.read_text())["data"]["vocab_size"]
+    vocab = any_run["vocab_size"]
     text = (
         f"# Study: {name}{' (quick)' if quick else ''}\n\n{study.finding}\n\n"
         + markdown_table(

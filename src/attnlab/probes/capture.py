@@ -75,9 +75,9 @@ def capture(
     context overwrites the previous one's entries. Unknown names are an error (a typo
     would otherwise capture nothing).
     """
-    points = hook_points(model)
+    points, static = hook_points(model), static_tensors(model)
     if isinstance(names, list):
-        unknown = sorted(set(names) - set(points) - set(static_tensors(model)))
+        unknown = sorted(set(names) - set(points) - set(static))
         if unknown:
             raise KeyError(f"no hook point named {unknown}; known: {sorted(points)}")
         wanted = set(names)
@@ -85,7 +85,7 @@ def capture(
     else:
         keep = names or (lambda _: True)
     cache = Cache()
-    for name, tensor in static_tensors(model).items():
+    for name, tensor in static.items():
         if keep(name):
             cache[name] = tensor.cpu() if to_cpu else tensor
     handles = []

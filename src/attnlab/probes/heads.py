@@ -107,6 +107,7 @@ def ov_copying(model: nn.Module) -> list[list[float]]:
     gamma, centre = _final_norm(model)
     W_E = model.embed.weight.detach().float().cpu()[:V]  # (V, D)
     W_U = model.unembed.weight.detach().float().cpu()[:V]  # (V, D)
+    EU = W_E.T @ W_U  # (D, D), shared by every head
     out = []
     for block in model.blocks:
         attn = block.mixer
@@ -119,7 +120,7 @@ def ov_copying(model: nn.Module) -> list[list[float]]:
         for h in range(H):
             wo = _centre(W_O[:, h * E : (h + 1) * E].T, centre).T * gamma[:, None]  # (D, E)
             # eigenvalues of the (V, V) circuit = those of this (E, E) cycle, plus zeros
-            m = W_V[h * E : (h + 1) * E] @ W_E.T @ W_U @ wo  # (E, E)
+            m = W_V[h * E : (h + 1) * E] @ EU @ wo  # (E, E)
             lam = torch.linalg.eigvals(m.double())
             row.append(float(lam.real.sum() / lam.abs().sum().clamp_min(1e-30)))
         out.append(row)

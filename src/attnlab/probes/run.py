@@ -115,16 +115,19 @@ def _patterns(model: nn.Module, x: torch.Tensor) -> list[np.ndarray]:
     return [cache[n][0].float().numpy() for n in cache.layer_names("hook_pattern")]
 
 
-def _grids(model, cfg, tok, val, plots: Path) -> dict:
-    """Attention grids on a repeated random sequence and on a text snippet shown twice."""
+def _grids(model, cfg, tok, text: np.ndarray | None, plots: Path) -> dict:
+    """Attention grids on a repeated random sequence and on a text snippet shown twice.
+
+    `text` is the validation token stream of a text task (None for synthetic tasks).
+    """
     n = min(cfg.probes.grid_len, model.max_seq_len) // 2  # two copies fit the model
     V = model.vocab_size
     rng = np.random.default_rng(cfg.probes.seed)
     seg = rng.permutation(V)[:n] if n <= V else rng.integers(0, V, n)
     out = {}
     sources = {"repeat": torch.from_numpy(np.concatenate([seg, seg]).astype(np.int64))}
-    if hasattr(val, "tokens") and len(val.tokens) > n:
-        snippet = np.asarray(val.tokens[:n], dtype=np.int64)
+    if text is not None and len(text) > n:
+        snippet = np.asarray(text[:n], dtype=np.int64)
         sources["text"] = torch.from_numpy(np.concatenate([snippet, snippet]))
     for name, x in sources.items():
         pats = _patterns(model, x)
@@ -137,11 +140,11 @@ def _grids(model, cfg, tok, val, plots: Path) -> dict:
     return out
 
 
-def _embeddings(model, cfg, tok, val, plots: Path) -> dict:
+def _embeddings(model, cfg, tok, text: np.ndarray | None, plots: Path) -> dict:
     """PCA of the most frequent tokens' embeddings, their neighbours, positional cosines."""
     V = model.vocab_size
-    if hasattr(val, "tokens"):
-        counts = np.bincount(np.asarray(val.tokens[:2_000_000]), minlength=V)[:V]
+    if text is not None:
+        counts = np.bincount(np.asarray(text[:2_000_000]), minlength=V)[:V]
         ids = [int(i) for i in np.argsort(-counts, kind="stable")[: min(V, 300)] if counts[i]]
     else:
         ids = list(range(min(V, 300)))
@@ -216,9 +219,9 @@ def probe(run_dir: str | Path, weights: str = "final") -> dict:
     if result["conv"]:
         P.kernel_profiles(result["conv"], plots / "kernel_profile.png")
     result["smear_gates"] = W.smear_gates(model)
-    empty = type("NoText", (), {})()
-    result["grids"] = _grids(model, cfg, tok, val if val is not None else empty, plots)
-    result["embeddings"] = _embeddings(model, cfg, tok, val if val is not None else empty, plots)
+    text = getattr(val, "tokens", None)  # a text task's validation stream
+    result["grids"] = _grids(model, cfg, tok, text, plots)
+    result["embeddings"] = _embeddings(model, cfg, tok, text, plots)
     result["during_training"] = probe_curves(run_dir / "metrics.jsonl", plots)
     (run_dir / "probes.json").write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     return result
