@@ -29,3 +29,121 @@ from attnlab.data.piglatin import to_pig_latin
 )
 def test_rules(word, pig):
     assert to_pig_latin(word) == pig
+
+
+# --- data -----------------------------------------------------------------------------
+
+import numpy as np  # noqa: E402
+
+from attnlab import data  # noqa: E402
+from attnlab.config import validate  # noqa: E402
+from attnlab.data.piglatin import CharVocab, words_of_text  # noqa: E402
+from attnlab.errors import ConfigError, DataError  # noqa: E402
+
+TEXT = (
+    "The quick brown fox jumps over the lazy dog; it is conditioning, not strengthening. "
+    "Pleasure-grounds and good-humoured thoughtfulness don't cost much across the river. "
+) + " ".join(f"w{c}ord{d}" for c in "abcdefghij" for d in "klmnoprstu")
+
+
+def pig_raw(tmp_path, arch="seq2seq", **data_over) -> dict:
+    """A raw Pig Latin config on the words of a small local text."""
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(TEXT.replace("0", ""), encoding="utf-8")
+    model = {"arch": arch, "d_model": 16, "n_layers": 1, "mixer": {"n_heads": 2}, "mlp": True}
+    if arch == "decoder":
+        model.pop("arch")
+    return {
+        "name": "pig",
+        "data": {
+            "task": "piglatin",
+            "path": str(corpus),
+            "num_val": 6,
+            "num_test": 6,
+            "batch_size": 8,
+            **data_over,
+        },
+        "model": model,
+        "train": {"max_steps": 4, "eval_every": 2, "progress": False, "lr": 3e-3},
+    }
+
+
+def test_words_of_text_keeps_hyphens_and_apostrophes():
+    got = words_of_text("Don't stop—Pleasure-grounds’ end. 42 x-")
+    assert got == {"don't", "stop", "pleasure-grounds", "end", "x"}
+
+
+def test_splits_are_disjoint_and_seeded(tmp_path):
+    cfg = validate(pig_raw(tmp_path))
+    ds = data.build(cfg.data)
+    parts = {s: set(sp.words) for s, sp in ds.splits.items()}
+    assert not parts["train"] & parts["validation"]
+    assert not parts["train"] & parts["test"]
+    assert not parts["validation"] & parts["test"]
+    assert len(parts["validation"]) == len(parts["test"]) == 6
+    again = data.build(cfg.data)
+    assert again.splits["test"].words == ds.splits["test"].words
+    other = data.build(validate(pig_raw(tmp_path, seed=7)).data)
+    assert other.splits["test"].words != ds.splits["test"].words
+
+
+def test_pairs_batch_layout(tmp_path):
+    ds = data.build(validate(pig_raw(tmp_path)).data)
+    split, vocab = ds.splits["train"], ds.tokenizer
+    b = split.get(np.arange(4))
+    for i in range(4):
+        word, target = split.words[i], split.targets[i]
+        assert vocab.decode(b.src[i]) == word
+        assert b.x[i, 0] == CharVocab.SOS
+        assert vocab.decode(b.x[i, 1:]) == target  # [SOS] target, padded
+        assert vocab.decode(b.y[i]) == target
+        n = len(target) + 1  # the characters and [EOS]
+        assert b.mask[i].sum() == n and b.mask[i, :n].all()
+        assert b.y[i, n - 1] == CharVocab.EOS
+    assert b.x.shape[1] == int(b.mask.sum(1).max())  # trimmed to the longest word
+
+
+def test_prefix_lm_layout_scores_only_the_target(tmp_path):
+    ds = data.build(validate(pig_raw(tmp_path, arch="decoder")).data)
+    split, vocab = ds.splits["train"], ds.tokenizer
+    b = split.get(np.arange(3))
+    for i in range(3):
+        word, target = split.words[i], split.targets[i]
+        row = b.x[i].tolist()
+        assert row[0] == CharVocab.SOS and row[len(word) + 1] == CharVocab.SEP
+        assert vocab.decode(row[1 : len(word) + 1]) == word
+        scored = b.y[i][b.mask[i]].tolist()
+        assert vocab.decode(scored) == target and scored[-1] == CharVocab.EOS
+    prompt, lengths, src = split.prompts(np.arange(3))
+    assert src is None
+    for i in range(3):
+        assert prompt[i, lengths[i] - 1] == CharVocab.SEP
+
+
+def test_format_must_fit_the_model(tmp_path):
+    raw = pig_raw(tmp_path)
+    raw["data"]["format"] = "prefix_lm"
+    with pytest.raises(ConfigError, match="does not fit"):
+        validate(raw)
+    raw = pig_raw(tmp_path)
+    raw["data"] = {"task": "repeat_tokens"}
+    with pytest.raises(ConfigError, match="piglatin"):
+        validate(raw)
+
+
+def test_too_few_words_and_missing_path(tmp_path):
+    with pytest.raises(DataError, match="fewer than"):
+        data.build(validate(pig_raw(tmp_path, num_val=500)).data)
+    raw = pig_raw(tmp_path)
+    raw["data"]["path"] = str(tmp_path / "nope.txt")
+    with pytest.raises(DataError, match="not found"):
+        data.build(validate(raw).data)
+
+
+def test_package_word_list():
+    pytest.importorskip("english_words")
+    cfg = validate({"data": {"task": "piglatin"}, "model": {"arch": "seq2seq"}})
+    ds = data.build(cfg.data)
+    assert ds.describe()["usable_words"] > 50_000
+    assert ds.splits["validation"].num_sequences == 2000
+    assert all(1 <= len(w) <= 16 for w in ds.splits["test"].words)

@@ -98,6 +98,12 @@ def train(
         f"val accuracy {summary['final_val_accuracy']:.4f}, "
         f"perplexity {summary['val_perplexity']:.2f}, {summary['tokens_per_s']:,.0f} tokens/s"
     )
+    if "translation" in summary:
+        t = summary["translation"]
+        typer.echo(
+            "word accuracy: "
+            + ", ".join(f"{s} {t[s]['word_accuracy']:.4f}" for s in ("train", "validation", "test"))
+        )
     typer.echo(f"run directory: {run_dir}\nreport: {report}")
 
 
@@ -136,6 +142,29 @@ def probe(
         _fail("--weights is final or best")
     keep_freed_memory()  # each batch's large logits reuse the heap: ~2x faster on CPU
     res = probe_run(run_dir, weights)
+    if res.get("kind") == "translation":
+        _echo_translation_probes(res)
+    else:
+        _echo_head_probes(res)
+    typer.echo(f"written: {Path(run_dir) / 'probes.json'}, plots in {Path(run_dir) / 'plots'}")
+    if (Path(run_dir) / "summary.json").is_file():
+        typer.echo(f"report: {write_run_report(run_dir)}")
+
+
+def _echo_translation_probes(res: dict) -> None:
+    for w in res["attention"]:
+        typer.echo(f"{w['word']} → {w['prediction']}")
+    a = res["alignment"]
+    if a["layers"]:
+        pairs = zip(a["layers"], a["scores"], strict=True)
+        best = max((s, n, h) for n, row in pairs for h, s in enumerate(row))
+        typer.echo(
+            f"best aligned head: {best[1]} H{best[2]}, {best[0]:.3f} of its attention on the "
+            f"character it writes (uniform {a['uniform']:.3f})"
+        )
+
+
+def _echo_head_probes(res: dict) -> None:
     best = res["heads"]["max_induction"]
     if best["score"] is not None:
         typer.echo(
@@ -147,9 +176,32 @@ def probe(
         typer.echo(f"ICL score {icl['score']:+.3f} ± {icl['stderr']:.3f} nats")
     for name, prof in res["conv"].items():
         typer.echo(f"{name}: kernel peaks (mean |w|) at offset {prof['argmax_offset']}")
-    typer.echo(f"written: {Path(run_dir) / 'probes.json'}, plots in {Path(run_dir) / 'plots'}")
-    if (Path(run_dir) / "summary.json").is_file():
-        typer.echo(f"report: {write_run_report(run_dir)}")
+
+
+@app.command()
+def translate(
+    run_dir: Path = typer.Argument(..., help="A trained Pig Latin run directory."),
+    words: list[str] = typer.Argument(..., help="English words to translate."),
+    beam: int = typer.Option(1, "--beam", help="Beam width (1: greedy)."),
+    weights: str = typer.Option("final", "--weights", help="final | best."),
+) -> None:
+    """Translate words with a trained model; each line marks a mismatch with the rules."""
+    from attnlab.data.piglatin import CharVocab, to_pig_latin
+    from attnlab.probes.run import load_trained
+    from attnlab.probes.translation import translate_word
+
+    if weights not in ("final", "best"):
+        _fail("--weights is final or best")
+    if beam < 1:
+        _fail("--beam must be >= 1")
+    cfg, model, vocab = load_trained(run_dir, weights)
+    if not isinstance(vocab, CharVocab):
+        _fail(f"{run_dir} is not a translation run (data.task is {cfg.data.task})")
+    max_new = 3 * cfg.data.max_len + 4  # room for every hyphenated part's "ay"
+    for word in words:
+        got = translate_word(model, vocab, word, max_new, beam)
+        want = to_pig_latin(word)
+        typer.echo(f"{word} → {got}" + ("" if got == want else f"   (rules: {want})"))
 
 
 @app.command()

@@ -71,7 +71,7 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return out
 
 
-_UNION_TAGS = {"lm_text", "repeat_tokens", "assoc_recall", "copying", "attention"}
+_UNION_TAGS = {"lm_text", "repeat_tokens", "assoc_recall", "copying", "piglatin", "attention"}
 
 
 def _parse_value(text: str) -> Any:

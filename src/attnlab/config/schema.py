@@ -147,6 +147,44 @@ class CopyingData(GeneratedData):
 SyntheticData = RepeatTokensData | AssocRecallData | CopyingData
 
 
+class PigLatinData(Section):
+    """English words → Pig Latin, character by character (the third write-up's task).
+
+    Words come from `path` (a text file or a directory of .txt files: its distinct words),
+    else from a Hugging Face `dataset` (the words of all its splits), else from the word
+    list `words` of the `english-words` package (offline). Only lower-case words of letters,
+    optionally joined by `'` or `-`, with `min_len` to `max_len` characters are kept; the
+    distinct words are shuffled with `seed` and cut into test, validation and train, so no
+    word is in two splits. `format` lays a pair out for the model: `pairs` (source to the
+    encoder, `[SOS] target` to the decoder) or `prefix_lm` (`[SOS] source [SEP] target
+    [EOS]` for a decoder-only model, loss on the target only); unset, it follows
+    `model.arch`.
+    """
+
+    task: Literal["piglatin"] = "piglatin"
+    words: Literal["gcide", "web2"] = Field(
+        "gcide", description="word list of the english-words package"
+    )
+    path: str | None = Field(None, description="local text file or directory: its words")
+    dataset: str | None = Field(None, description="Hugging Face dataset: its words")
+    dataset_config: str | None = None
+    text_column: str = "text"
+    min_len: PositiveInt = 1
+    max_len: PositiveInt = 16
+    num_train: int | None = Field(None, gt=0, description="unset: every word left over")
+    num_val: PositiveInt = 2000
+    num_test: PositiveInt = 2000
+    seed: int = 1234
+    batch_size: PositiveInt = 128
+    format: Literal["pairs", "prefix_lm"] | None = None
+
+    @model_validator(mode="after")
+    def _lengths(self) -> PigLatinData:
+        if self.min_len > self.max_len:
+            raise ValueError(f"min_len ({self.min_len}) > max_len ({self.max_len})")
+        return self
+
+
 def _require_tag(key: str, default: str | None = None):
     """Before-validator for a tagged union: fill a default tag or name the missing key."""
 
@@ -161,7 +199,7 @@ def _require_tag(key: str, default: str | None = None):
 
 
 DataConfig = Annotated[
-    LMTextData | RepeatTokensData | AssocRecallData | CopyingData,
+    LMTextData | RepeatTokensData | AssocRecallData | CopyingData | PigLatinData,
     Field(discriminator="task"),
     _require_tag("task"),
 ]
@@ -191,17 +229,28 @@ MixerConfig = Annotated[
 
 
 class ModelConfig(Section):
-    """Decoder-only stack: embed → blocks (x + mixer(norm(x)) [+ mlp]) → norm → unembed."""
+    """A decoder-only stack or an encoder-decoder (`arch`).
 
-    arch: Literal["decoder"] = "decoder"
+    `decoder`: embed → blocks (x + mixer(norm(x)) [+ mlp]) → norm → unembed.
+    `seq2seq`: the same blocks as a bidirectional encoder (`n_encoder_layers`) and a causal
+    decoder (`n_layers`) whose blocks add cross-attention to the encoder's output; the
+    mixer must be plain attention there.
+    """
+
+    arch: Literal["decoder", "seq2seq"] = "decoder"
     vocab_size: int | None = Field(None, ge=2, description="unset: taken from the data")
     d_model: PositiveInt = 512
-    n_layers: PositiveInt = 4
+    n_layers: PositiveInt = Field(4, description="decoder layers")
+    n_encoder_layers: int | None = Field(None, gt=0, description="seq2seq only; unset: n_layers")
     mixer: MixerConfig = Field(default_factory=AttentionMixer)
     mlp: bool = False
     mlp_ratio: PositiveInt = 4
+    d_ff: int | None = Field(None, gt=0, description="feed-forward width; unset: mlp_ratio x D")
     norm: Literal["layernorm", "rmsnorm", "none"] = "layernorm"
     pos: Literal["none", "learned", "sinusoidal", "rope"] = "learned"
+    pos_init: Literal["normal", "sinusoidal"] | None = Field(
+        None, description="start of learned positions; unset: normal (decoder), sinusoidal"
+    )
     max_seq_len: int | None = Field(
         None, gt=0, description="position tables' length; unset: data.seq_len"
     )
@@ -220,7 +269,20 @@ class ModelConfig(Section):
             raise ValueError(
                 f"rope needs an even head size (d_model / n_heads = {self.d_model // h})"
             )
+        if self.arch == "decoder" and self.n_encoder_layers is not None:
+            raise ValueError("n_encoder_layers is for arch: seq2seq")
+        if self.arch == "seq2seq":
+            m = self.mixer
+            if m.conv_kernel is not None or m.smear_keys:
+                raise ValueError("seq2seq takes plain attention (no conv_kernel, no smear_keys)")
+            if self.pos == "rope":
+                raise ValueError("seq2seq positions: none, learned or sinusoidal")
         return self
+
+    @property
+    def ff_width(self) -> int:
+        """The feed-forward (MLP) hidden width."""
+        return self.d_ff or self.mlp_ratio * self.d_model
 
 
 class TrainConfig(Section):
@@ -252,6 +314,7 @@ class TrainConfig(Section):
     probe_every: int | None = Field(
         None, gt=0, description="record head scores and the ICL score every N steps"
     )
+    beam_width: PositiveInt = Field(1, description="decoding of word-level evals (1: greedy)")
 
     @model_validator(mode="after")
     def _has_length(self) -> TrainConfig:
@@ -273,6 +336,9 @@ class ProbesConfig(Section):
     copying: bool = Field(True, description="compute the activation copying score")
     grid_len: int = Field(32, ge=4, description="tokens in the attention-grid sequences")
     label_tokens: PositiveInt = Field(30, description="tokens labelled in the embedding plot")
+    words: list[str] = Field(
+        ["brown", "conditioning", "is"], description="Pig Latin: words whose attention is drawn"
+    )
 
 
 class RunConfig(Section):
@@ -283,3 +349,19 @@ class RunConfig(Section):
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     probes: ProbesConfig = Field(default_factory=ProbesConfig)
+
+    @model_validator(mode="after")
+    def _format_fits_model(self) -> RunConfig:
+        """Pig Latin's layout follows the model: pairs for seq2seq, prefix_lm otherwise."""
+        if isinstance(self.data, PigLatinData):
+            want = "pairs" if self.model.arch == "seq2seq" else "prefix_lm"
+            if self.data.format is None:
+                self.data.format = want
+            elif self.data.format != want:
+                raise ValueError(
+                    f"data.format {self.data.format!r} does not fit model.arch "
+                    f"{self.model.arch!r} (use {want!r})"
+                )
+        elif self.model.arch == "seq2seq":
+            raise ValueError("model.arch seq2seq needs a source/target task (data.task piglatin)")
+        return self

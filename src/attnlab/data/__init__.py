@@ -11,33 +11,48 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from attnlab.config.schema import LMTextData, SyntheticData
+from attnlab.config.schema import LMTextData, PigLatinData, SyntheticData
 from attnlab.data.cache import cache_root, cached_array, content_hash, smallest_uint
+from attnlab.data.piglatin import CharVocab, TranslationSplit, build_splits
 from attnlab.data.splits import Batch, RowSplit, StreamSplit, eval_batches, train_ids
 from attnlab.data.synthetic import assoc_recall, copying, repeat_tokens
 from attnlab.data.text import SPLITS, load_splits
 from attnlab.data.tokenizers import CharTokenizer, HFTokenizer, gpt2_tokenizer, train_bpe
 from attnlab.errors import DataError
 
-__all__ = ["Batch", "Dataset", "build", "eval_batches", "train_ids"]
+__all__ = [
+    "Batch",
+    "CharVocab",
+    "Dataset",
+    "TranslationSplit",
+    "build",
+    "eval_batches",
+    "train_ids",
+]
 
 
 @dataclass
 class Dataset:
-    """The splits of one task, its vocabulary size and (for text) its tokenizer."""
+    """The splits of one task, its vocabulary size and (for text) its tokenizer.
 
-    splits: dict[str, StreamSplit | RowSplit]
+    `src_len` is the source length of encoder-decoder tasks (None for the others).
+    """
+
+    splits: dict[str, StreamSplit | RowSplit | TranslationSplit]
     vocab_size: int
     seq_len: int
     batch_size: int
     tokenizer: object | None = None
     sources: dict[str, str] = field(default_factory=dict)
+    src_len: int | None = None
+    info: dict = field(default_factory=dict)
 
     def describe(self) -> dict:
         """Sizes and sources, for the run summary."""
         return {
             "vocab_size": self.vocab_size,
             "sources": self.sources,
+            **self.info,
             **{f"{s}_sequences": sp.num_sequences for s, sp in self.splits.items()},
             **{f"{s}_scored_targets": sp.num_tokens for s, sp in self.splits.items()},
         }
@@ -107,10 +122,23 @@ def _synthetic(cfg: SyntheticData) -> Dataset:
     return Dataset(splits, cfg.vocab_size, cfg.seq_len, cfg.batch_size, None, sources)
 
 
-def build(cfg: LMTextData | SyntheticData) -> Dataset:
+def _piglatin(cfg: PigLatinData) -> Dataset:
+    """Word pairs from a word list or corpus, split by word, over one character vocabulary."""
+    splits, vocab, info = build_splits(cfg)
+    if splits["train"].num_sequences < cfg.batch_size:
+        raise DataError(f"piglatin: {splits['train'].num_sequences} training words < batch_size")
+    sources = dict.fromkeys(SPLITS, info.pop("source"))
+    src_len = info["src_len"] if cfg.format == "pairs" else None
+    seq_len = splits["train"].seq_len
+    return Dataset(splits, vocab.vocab_size, seq_len, cfg.batch_size, vocab, sources, src_len, info)
+
+
+def build(cfg: LMTextData | SyntheticData | PigLatinData) -> Dataset:
     """Build the dataset a data config describes (tokenizing or generating once, cached)."""
     if isinstance(cfg, LMTextData):
         return _lm_text(cfg)
+    if isinstance(cfg, PigLatinData):
+        return _piglatin(cfg)
     if cfg.task in GENERATORS:
         return _synthetic(cfg)
     raise TypeError(f"unknown data config {type(cfg).__name__}")

@@ -6,6 +6,7 @@ Legend: N sequences in a split, T = seq_len, B = batch size.
   tokens (inputs and next-token targets overlap by one); the gather is one vectorised
   index into the memory-mapped array, never a Python loop over tokens.
 - `RowSplit` holds fixed rows (synthetic tasks) and a mask of the scored targets.
+- `data.piglatin.TranslationSplit` holds word pairs (with a source for encoder-decoders).
 
 Which sequences form training step s is a pure function of (seed, s), so resuming at
 step s replays exactly the batches an uninterrupted run would have seen.
@@ -21,15 +22,22 @@ import torch
 
 @dataclass
 class Batch:
-    """Inputs, next-token targets and the mask of targets that are scored."""
+    """Inputs, next-token targets, the mask of targets that are scored and, for
+    encoder-decoder tasks, the source sequences."""
 
     x: torch.Tensor  # (B, T) int64
     y: torch.Tensor  # (B, T) int64
     mask: torch.Tensor | None = None  # (B, T) bool, None = every target counts
+    src: torch.Tensor | None = None  # (B, S) int64, padded with 0
 
     def to(self, device) -> Batch:
         m = None if self.mask is None else self.mask.to(device)
-        return Batch(self.x.to(device), self.y.to(device), m)
+        src = None if self.src is None else self.src.to(device)
+        return Batch(self.x.to(device), self.y.to(device), m, src)
+
+    def inputs(self) -> tuple[torch.Tensor, ...]:
+        """The model's positional arguments: `(x,)` or `(x, src)`."""
+        return (self.x,) if self.src is None else (self.x, self.src)
 
 
 class StreamSplit:

@@ -154,6 +154,10 @@ def load_tokenizer(path: Path):
     raw = json.loads(path.read_text(encoding="utf-8"))
     if raw.get("type") == "char":
         return CharTokenizer(raw["chars"])
+    if raw.get("type") == "charvocab":
+        from attnlab.data.piglatin import CharVocab
+
+        return CharVocab(raw["chars"])
     from tokenizers import Tokenizer
 
     return HFTokenizer(Tokenizer.from_file(str(path)), "saved")

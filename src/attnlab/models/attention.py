@@ -1,6 +1,10 @@
 """Multi-head attention mixer: causal, bidirectional or cross, with optional depth-wise
 causal convolutions and smeared keys.
 
+Cross-attention (`forward(x, memory=...)`) takes queries from x and keys and values from
+`memory` (B, S, D) through the same `qkv` weight; `key_mask` (B, S) bool (True: a real
+key, False: padding) hides padded keys in self- and cross-attention alike.
+
 Legend: B batch, T query time, S key time, D model width, H heads, E head width (D / H).
 
 Options (all from config, see `AttentionMixer`):
@@ -102,26 +106,62 @@ class Attention(nn.Module):
         """σ(α) per head (H,): the weight of the key's own content; None without smearing."""
         return None if self.smear_alpha is None else torch.sigmoid(self.smear_alpha).detach()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        q, k, v = self.project(x)  # (B, H, T, E)
+    def project_cross(
+        self, x: torch.Tensor, memory: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """q (B, H, T, E) from x, k and v (B, H, S, E) from memory, with the `qkv` weights."""
+        if self.conv is not None or self.smear_alpha is not None or self.rotary is not None:
+            raise ValueError("cross-attention takes no conv, smeared keys or rotary positions")
+        if self.causal:
+            raise ValueError("build cross-attention with causal=False (it sees every key)")
+        D = self.d_model
+        w, b = self.qkv.weight, self.qkv.bias
+        q = F.linear(x, w[:D], None if b is None else b[:D])  # (B, T, D)
+        kv = F.linear(memory, w[D:], None if b is None else b[D:])  # (B, S, 2D)
+        k, v = kv.chunk(2, dim=-1)  # (B, S, D) each
+        return tuple(rearrange(t, "b t (h e) -> b h t e", h=self.n_heads) for t in (q, k, v))
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        memory: torch.Tensor | None = None,
+        key_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """(B, T, D) → (B, T, D); `memory` (B, S, D) makes it cross-attention."""
+        if memory is None:
+            q, k, v = self.project(x)  # (B, H, T, E)
+        else:
+            q, k, v = self.project_cross(x, memory)  # (B, H, T, E), (B, H, S, E) x 2
         if self.hook_pattern.active or self.hook_z.active:
-            o, pattern = self.attend_explicit(q, k, v)
+            o, pattern = self.attend_explicit(q, k, v, key_mask)
             self.hook_pattern(pattern)
             o = self.hook_z(rearrange(o, "b h t e -> b t h e"))  # (B, T, H, E)
             return self.out(rearrange(o, "b t h e -> b t (h e)"))
         p = self.dropout if self.training else 0.0
-        o = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal, dropout_p=p)
+        mask = None if key_mask is None else key_mask[:, None, None, :]  # (B, 1, 1, S)
+        causal = self.causal
+        if causal and mask is not None:
+            T = q.shape[2]
+            mask = mask & torch.ones(T, T, dtype=torch.bool, device=q.device).tril()
+            causal = False
+        o = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal, dropout_p=p)
         return self.out(rearrange(o, "b h t e -> b t (h e)"))  # (B, T, D)
 
     def attend_explicit(
-        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor
+        self,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        key_mask: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Scores, causal mask and softmax spelt out: ((B, H, T, E) output, (B, H, T, S))."""
+        """Scores, masks and softmax spelt out: ((B, H, T, E) output, (B, H, T, S))."""
         scores = q @ k.transpose(-1, -2) / math.sqrt(self.head_dim)  # (B, H, T, S)
         if self.causal:
             T, S = q.shape[2], k.shape[2]
             future = torch.ones(T, S, dtype=torch.bool, device=q.device).triu(S - T + 1)
             scores = scores.masked_fill(future, float("-inf"))
+        if key_mask is not None:
+            scores = scores.masked_fill(~key_mask[:, None, None, :], float("-inf"))
         pattern = scores.softmax(dim=-1)  # (B, H, T, S)
         if self.training and self.dropout:
             return F.dropout(pattern, self.dropout) @ v, pattern

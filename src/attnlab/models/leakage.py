@@ -23,6 +23,8 @@ def check_causal(
     Runs `trials` positions (the first, the last but one, and random ones between) in eval
     mode on the model's device, and raises `LeakageError` naming t and the largest change
     if any output at <= t moves by more than `tol`. Returns the largest change seen.
+    An encoder-decoder is checked on its decoder, with one fixed random source (ids >= 1,
+    no padding) of `seq_len` tokens.
     """
     if seq_len < 2:
         raise ValueError("seq_len must be >= 2 to check causality")
@@ -31,7 +33,10 @@ def check_causal(
     device = next(model.parameters()).device
     g = torch.Generator().manual_seed(seed)
     x = torch.randint(0, vocab_size, (batch, seq_len), generator=g)  # (B, T)
-    base = model(x.to(device))[..., :vocab_size].float()  # (B, T, V), padded ids cut off
+    extra = {}
+    if getattr(model, "is_encoder_decoder", False):
+        extra["src"] = torch.randint(1, vocab_size, (batch, seq_len), generator=g).to(device)
+    base = model(x.to(device), **extra)[..., :vocab_size].float()  # (B, T, V), pads cut off
     rand_t = torch.randint(0, seq_len - 1, (max(0, trials - 2),), generator=g).tolist()
     worst = 0.0
     try:
@@ -39,7 +44,7 @@ def check_causal(
             shift = torch.randint(1, vocab_size, (batch, seq_len - t - 1), generator=g)
             x2 = x.clone()
             x2[:, t + 1 :] = (x[:, t + 1 :] + shift) % vocab_size  # every later token differs
-            out = model(x2.to(device))[..., :vocab_size].float()
+            out = model(x2.to(device), **extra)[..., :vocab_size].float()
             moved = (out[:, : t + 1] - base[:, : t + 1]).abs().max().item()
             if moved != moved:  # NaN: a non-finite output can hide a change
                 raise LeakageError(f"non-finite outputs at positions <= {t}")

@@ -31,6 +31,11 @@ class LearnedPositions(nn.Module):
         super().__init__()
         self.weight = nn.Parameter(torch.zeros(max_len, d_model))
 
+    @torch.no_grad()
+    def init_sinusoidal(self) -> None:
+        """Start from the fixed sinusoid table (Vaswani et al.), then train."""
+        self.weight.copy_(sinusoid_table(*self.weight.shape))
+
     def forward(self, T: int) -> torch.Tensor:
         return self.weight[:T]  # (T, D)
 

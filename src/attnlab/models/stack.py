@@ -36,12 +36,12 @@ def make_norm(kind: str, d: int) -> nn.Module:
 
 
 class MLP(nn.Module):
-    """Two linear layers with GELU in between (width `ratio * D`)."""
+    """Two linear layers with GELU in between (hidden width `d_ff`)."""
 
-    def __init__(self, d_model: int, ratio: int, dropout: float):
+    def __init__(self, d_model: int, d_ff: int, dropout: float):
         super().__init__()
-        self.up = nn.Linear(d_model, ratio * d_model)
-        self.down = nn.Linear(ratio * d_model, d_model)
+        self.up = nn.Linear(d_model, d_ff)
+        self.down = nn.Linear(d_ff, d_model)
         self.act = nn.GELU()
         self.drop = nn.Dropout(dropout)
 
@@ -87,10 +87,7 @@ class DecoderLM(nn.Module):
         D = cfg.d_model
         self.max_seq_len = L = cfg.max_seq_len or 1024  # unset outside a run: 1024
         self.embed = nn.Embedding(self.padded_vocab, D)
-        self.pos = {
-            "learned": lambda: LearnedPositions(L, D),
-            "sinusoidal": lambda: SinusoidalPositions(L, D),
-        }.get(cfg.pos, lambda: None)()
+        self.pos = make_positions(cfg.pos, L, D)
         self.drop = nn.Dropout(cfg.dropout)
         options = cfg.mixer.model_dump(exclude={"name"})
         mixer_cls = MIXERS[cfg.mixer.name]
@@ -106,15 +103,14 @@ class DecoderLM(nn.Module):
                 ),
                 D,
                 cfg.norm,
-                MLP(D, cfg.mlp_ratio, cfg.dropout) if cfg.mlp else None,
+                MLP(D, cfg.ff_width, cfg.dropout) if cfg.mlp else None,
                 cfg.dropout,
             )
             for i in range(cfg.n_layers)
         )
         self.norm = make_norm(cfg.norm, D)
         self.unembed = nn.Linear(D, self.padded_vocab, bias=False)
-        pad = torch.zeros(self.padded_vocab)
-        pad[vocab_size:] = float("-inf")
+        pad = vocab_pad_bias(vocab_size, self.padded_vocab)
         self.register_buffer("vocab_pad", pad, persistent=False)  # (Vp,) 0 or -inf
         init_weights(self)
         if cfg.tie_embeddings:
@@ -134,10 +130,33 @@ class DecoderLM(nn.Module):
         x = self.drop(x)
         for block in self.blocks:
             x = block(x)
-        x = self.norm(x)
-        if self.padded_vocab == self.vocab_size:
-            return self.unembed(x)  # (B, T, V)
-        return F.linear(x, self.unembed.weight, self.vocab_pad)  # (B, T, Vp), pads at -inf
+        padded = self.padded_vocab != self.vocab_size
+        return padded_logits(self.norm(x), self.unembed, self.vocab_pad, padded)
+
+
+def make_positions(kind: str, max_len: int, d_model: int) -> nn.Module | None:
+    """The module added to the embeddings for `learned` or `sinusoidal`; None otherwise."""
+    if kind == "learned":
+        return LearnedPositions(max_len, d_model)
+    if kind == "sinusoidal":
+        return SinusoidalPositions(max_len, d_model)
+    return None
+
+
+def vocab_pad_bias(vocab_size: int, padded_vocab: int) -> torch.Tensor:
+    """(Vp,) logit bias: 0 for real ids, -inf for the padding rows."""
+    pad = torch.zeros(padded_vocab)
+    pad[vocab_size:] = float("-inf")
+    return pad
+
+
+def padded_logits(
+    x: torch.Tensor, unembed: nn.Linear, vocab_pad: torch.Tensor, padded: bool
+) -> torch.Tensor:
+    """(B, T, D) → (B, T, Vp) logits, padded ids at -inf (a plain matmul without padding)."""
+    if not padded:
+        return unembed(x)  # (B, T, V)
+    return F.linear(x, unembed.weight, vocab_pad)  # (B, T, Vp)
 
 
 def init_weights(model: DecoderLM) -> None:
@@ -146,7 +165,8 @@ def init_weights(model: DecoderLM) -> None:
     - Linear and embedding weights: N(0, 0.02); biases 0.
     - Residual output projections (`attn.out`, `mlp.down`): N(0, 0.02 / sqrt(2 L)), so the
       residual stream's variance does not grow with depth L.
-    - Learned positions: N(0, 0.01) (a smaller start than tokens').
+    - Learned positions: N(0, 0.01) (a smaller start than tokens'), or the sinusoid
+      table with `pos_init: sinusoidal`.
     - Depth-wise convs keep PyTorch's default (Kaiming-uniform), as in the write-ups'
       `nn.Conv1d`; smear gates α = 0 (σ = 0.5); norms: weight 1, bias 0.
     """
@@ -163,3 +183,5 @@ def init_weights(model: DecoderLM) -> None:
             nn.init.normal_(module.weight, 0.0, 0.02)
         elif isinstance(module, LearnedPositions):
             nn.init.normal_(module.weight, 0.0, 0.01)
+    if model.cfg.pos_init == "sinusoidal" and isinstance(model.pos, LearnedPositions):
+        model.pos.init_sinusoidal()

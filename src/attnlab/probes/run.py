@@ -188,6 +188,12 @@ def probe(run_dir: str | Path, weights: str = "final") -> dict:
     cfg, model, tok = load_trained(run_dir, weights)
     plots = run_dir / "plots"
     result: dict = {"run": cfg.name, "weights": weights}
+    if cfg.data.task == "piglatin":
+        from attnlab.probes.translation import probe_translation
+
+        result.update(probe_translation(run_dir, cfg, model, tok))
+        (run_dir / "probes.json").write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+        return result
     pset = probe_set_for(cfg, model.vocab_size)
     result["probe_set"] = {
         "sequences": len(pset.tokens),

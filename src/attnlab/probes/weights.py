@@ -97,7 +97,12 @@ def position_cosine(model: nn.Module) -> torch.Tensor | None:
     weight = getattr(pos, "weight", None)
     if weight is None:
         return None
-    unit = F.normalize(weight.detach().float().cpu(), dim=-1)  # (L, D)
+    return cosine_matrix(weight.detach())
+
+
+def cosine_matrix(rows: torch.Tensor) -> torch.Tensor:
+    """(L, L) cosine similarity of the rows of a (L, D) table."""
+    unit = F.normalize(rows.float().cpu(), dim=-1)  # (L, D)
     return unit @ unit.T
 
 

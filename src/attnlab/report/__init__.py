@@ -87,6 +87,26 @@ SUMMARY_KEYS = [
 ]
 
 
+def _translation(run_dir: Path, summary: dict, records: list[dict]) -> str:
+    """Scores, mistakes and figures of a translation run."""
+    from attnlab.report.translation_section import errors_by_length_plot, scores_section
+
+    plots = run_dir / "plots"
+    details_path = run_dir / "translations.json"
+    details = json.loads(details_path.read_text()) if details_path.is_file() else {}
+    details.pop("scores", None)
+    if details:
+        errors_by_length_plot(details, plots / "errors_by_length.png")
+    line_plot(
+        {"validation": curves(records, "validation", "word_accuracy")},
+        "step",
+        "word accuracy (exact match)",
+        f"{summary['name']}: word accuracy",
+        plots / "word_accuracy.png",
+    )
+    return scores_section(summary, details, summary["data"]["vocab_size"])
+
+
 def write_run_report(run_dir: Path) -> Path:
     """Write `report.md` and `plots/{loss,accuracy}.png` for one run."""
     run_dir = Path(run_dir)
@@ -131,11 +151,15 @@ def write_run_report(run_dir: Path) -> Path:
         + ".\n\n"
         "![loss](plots/loss.png)\n\n![accuracy](plots/accuracy.png)\n"
     )
+    if "translation" in summary:
+        text += "\n" + _translation(run_dir, summary, records)
     probes_path = run_dir / "probes.json"
     if probes_path.is_file():
-        from attnlab.report.probe_section import probe_section
+        from attnlab.report import probe_section, translation_section
 
-        text += "\n" + probe_section(json.loads(probes_path.read_text(encoding="utf-8")))
+        probes = json.loads(probes_path.read_text(encoding="utf-8"))
+        kind = translation_section if probes.get("kind") == "translation" else probe_section
+        text += "\n" + kind.probe_section(probes)
     elif probe_curves(run_dir / "metrics.jsonl", plots):
         text += (
             "\n## Probes during training\n\n(`train.probe_every`; `attnlab probe` adds the "

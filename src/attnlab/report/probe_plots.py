@@ -27,13 +27,20 @@ def _save(fig, path: Path, tight: bool = True) -> Path:
 
 
 def attention_grid(
-    patterns: list[np.ndarray], labels: list[str] | None, title: str, path: Path
+    patterns: list[np.ndarray],
+    labels: list[str] | None,
+    title: str,
+    path: Path,
+    query_labels: list[str] | None = None,
 ) -> Path:
-    """Every layer × head pattern of one sequence: `patterns[layer]` is (H, T, T).
+    """Every layer × head pattern of one sequence: `patterns[layer]` is (H, Tq, Tk).
 
-    One row per layer; a single layer's heads wrap into rows of four.
+    `labels` name the keys, `query_labels` the queries (default: the same labels). One row
+    per layer; a single layer's heads wrap into rows of four.
     """
-    L, H, T = len(patterns), patterns[0].shape[0], patterns[0].shape[1]
+    L, H = len(patterns), patterns[0].shape[0]
+    Tq, T = patterns[0].shape[1], patterns[0].shape[2]
+    rows_lab = query_labels if query_labels is not None else labels
     cols = H if L > 1 else min(H, 4)
     rows = L if L > 1 else -(-H // cols)
     size = 2.6 if T <= MAX_LABELS and labels else 1.8
@@ -41,7 +48,7 @@ def attention_grid(
         rows, cols, figsize=(size * cols + 0.4, size * rows + 0.6), dpi=110, squeeze=False
     )
     fig.subplots_adjust(left=0.06, right=0.99, bottom=0.08, top=0.9, wspace=0.08, hspace=0.25)
-    show = bool(labels) and T <= MAX_LABELS
+    show = bool(labels) and max(T, Tq) <= MAX_LABELS
     for i in range(rows * cols):
         ax = axes[i // cols][i % cols]
         li, h = (i // cols, i % cols) if L > 1 else (0, i)
@@ -51,7 +58,7 @@ def attention_grid(
         ax.imshow(patterns[li][h], cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
         ax.set_title(f"L{li} H{h}", fontsize=7)
         if show and i % cols == 0:
-            ax.set_yticks(range(T), labels, fontsize=4)
+            ax.set_yticks(range(Tq), rows_lab, fontsize=4)
         else:
             ax.set_yticks([])
         if show and i // cols == rows - 1:

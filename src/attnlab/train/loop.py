@@ -56,7 +56,7 @@ def evaluate(fabric, model, split, batch_size: int, max_batches: int | None) -> 
                 continue
             batch = batch.to(fabric.device)
             with fabric.autocast():
-                logits = model(batch.x)
+                logits = model(*batch.inputs())
             loss, n, correct = token_stats(logits, batch.y, batch.mask)
             sums += torch.stack([loss.double(), n.double(), correct.double()])
     model.train()
@@ -83,6 +83,7 @@ class Trainer:
         self.log = MetricsLog(run_dir / "metrics.jsonl", enabled=fabric.global_rank == 0)
         self.state = LoopState()
         self.probe_fn = None  # step → metrics record (train.probe_every), set by the caller
+        self.task_eval = None  # (split, max_batches) → extra eval metrics, e.g. word accuracy
         world = fabric.world_size * cfg.grad_accum
         if data.batch_size % world:
             raise ConfigError(
@@ -107,7 +108,7 @@ class Trainer:
             batch = split.get(part).to(f.device)
             last = m == cfg.grad_accum - 1
             with f.no_backward_sync(self.model, enabled=not last):
-                logits = self.model(batch.x)  # (b, T, V)
+                logits = self.model(*batch.inputs())  # (b, T, V)
                 loss_sum, _, _ = token_stats(logits, batch.y, batch.mask, accuracy=False)
                 # DDP averages gradients over processes: scale back to a global-batch mean
                 f.backward(loss_sum * (f.world_size / n_total))
@@ -134,6 +135,8 @@ class Trainer:
             self.data.batch_size,
             max_batches,
         )
+        if self.task_eval is not None:
+            res.update(self.task_eval("validation", max_batches))
         rec = {"step": step, "split": "validation", **res}
         if final:
             rec["final"] = True

@@ -7,6 +7,7 @@ config → data.build → models.build → check_causal → Trainer.fit → fina
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import time
@@ -19,27 +20,30 @@ from attnlab import data as data_mod
 from attnlab import models
 from attnlab.config import load_config, save_config
 from attnlab.config.schema import RunConfig
+from attnlab.data.piglatin import TranslationSplit
 from attnlab.errors import UserError
 from attnlab.train.loop import Trainer, evaluate
 from attnlab.train.memory import keep_freed_memory
 from attnlab.train.optim import make_optimizer
+from attnlab.train.translate import WordEval
 
 
 def resolve(cfg: RunConfig, dataset) -> RunConfig:
     """Fill what the data decides: vocabulary size and the model's maximum length."""
+    longest = max(dataset.seq_len, dataset.src_len or 0)
     model = cfg.model.model_copy(
         update={
             "vocab_size": cfg.model.vocab_size or dataset.vocab_size,
-            "max_seq_len": cfg.model.max_seq_len or dataset.seq_len,
+            "max_seq_len": cfg.model.max_seq_len or longest,
         }
     )
     if model.vocab_size < dataset.vocab_size:
         raise UserError(
             f"model.vocab_size ({model.vocab_size}) < the data's vocabulary ({dataset.vocab_size})"
         )
-    if model.max_seq_len < dataset.seq_len:
+    if model.max_seq_len < longest:
         raise UserError(
-            f"model.max_seq_len ({model.max_seq_len}) < data.seq_len ({dataset.seq_len})"
+            f"model.max_seq_len ({model.max_seq_len}) < the data's longest sequence ({longest})"
         )
     return cfg.model_copy(update={"model": model})
 
@@ -111,7 +115,36 @@ def _setup(cfg: RunConfig, run_dir: Path, fresh: bool):
         from attnlab.probes import TrainingProbe
 
         trainer.probe_fn = TrainingProbe(model, cfg, dataset)
+    if isinstance(dataset.splits["train"], TranslationSplit):
+        trainer.task_eval = WordEval(model, dataset, fabric.device, cfg.train.beam_width)
     return cfg, trainer
+
+
+def _translation(trainer: Trainer, val: dict, test: dict, cap: int | None) -> dict:
+    """Teacher-forced and word-level scores on train (as many words as validation), valid
+    and test; the errors by length and sample mistakes go to `translations.json`."""
+    ds = trainer.data
+    cap_words = None if cap is None else cap * ds.batch_size
+    n_val = min(ds.splits["validation"].num_sequences, cap_words or math.inf)
+    train = evaluate(
+        trainer.fabric, trainer.model, ds.splits["train"], ds.batch_size, -(-n_val // ds.batch_size)
+    )
+    forced = {"train": train, "validation": val, "test": test}
+    limit = {"train": n_val, "validation": cap_words, "test": cap_words}
+    table, details = {}, {}
+    for split, tf in forced.items():
+        sc = trainer.task_eval.scores(split, limit[split])
+        table[split] = {
+            "loss_per_char": tf["loss"],
+            "char_accuracy": tf["accuracy"],
+            "word_accuracy": sc["word_accuracy"],
+            "words": sc["words"],
+        }
+        details[split] = {k: sc[k] for k in ("errors_by_length", "mistakes")}
+    if trainer.fabric.global_rank == 0:
+        out = {"scores": table, **details}
+        (trainer.run_dir / "translations.json").write_text(json.dumps(out, indent=2) + "\n")
+    return table
 
 
 def _finish(cfg: RunConfig, trainer: Trainer, wall_s: float) -> dict:
@@ -148,6 +181,13 @@ def _finish(cfg: RunConfig, trainer: Trainer, wall_s: float) -> dict:
         "data": ds.describe(),
         "versions": _versions(),
     }
+    if trainer.task_eval is not None:
+        table = _translation(trainer, val, test, cap)
+        summary["translation"] = table
+        summary["final_val_word_accuracy"] = table["validation"]["word_accuracy"]
+        summary["test_word_accuracy"] = table["test"]["word_accuracy"]
+        summary["train_word_accuracy"] = table["train"]["word_accuracy"]
+        summary["train_accuracy"] = table["train"]["char_accuracy"]
     if f.global_rank == 0:
         (trainer.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary

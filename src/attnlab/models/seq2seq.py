@@ -1,0 +1,160 @@
+"""The encoder-decoder transformer (Vaswani et al. 2017) from the stack's own parts.
+
+Legend: B batch, S source time, T target time, D model width, Vp padded vocabulary.
+
+    src (B, S) → embed · √D + positions → encoder blocks → norm → memory (B, S, D)
+    tgt (B, T) → embed · √D + positions → decoder blocks (self, cross, MLP) → norm → logits
+
+Every block is pre-norm, like the decoder-only stack (the paper normalises after each
+residual; pre-norm trains without warm-up at these sizes). The encoder's attention is
+bidirectional, the decoder's self-attention causal, and cross-attention lets each target
+position see every real source position; source padding (id `pad_id`) is masked as a
+key everywhere. Source and target share one token embedding (one character vocabulary),
+scaled by √D as in the paper and initialised N(0, 1/D) so each coordinate starts at unit
+scale, like the sinusoids it is added to. Encoder and decoder have their own positions.
+
+Probe names: `encoder.{i}.attn.hook_pattern`, `decoder.{i}.attn.hook_pattern` and
+`decoder.{i}.cross.hook_pattern`, each (B, H, query, key).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from attnlab.config.schema import ModelConfig
+from attnlab.models.attention import Attention
+from attnlab.models.positional import LearnedPositions
+from attnlab.models.stack import MLP, make_norm, make_positions, padded_logits, vocab_pad_bias
+
+
+class EncoderBlock(nn.Module):
+    """`x + attn(norm(x))` (bidirectional, padded keys masked) then `x + mlp(norm(x))`."""
+
+    def __init__(self, cfg: ModelConfig, layer_idx: int):
+        super().__init__()
+        D, m = cfg.d_model, cfg.mixer
+        self.norm1 = make_norm(cfg.norm, D)
+        self.attn = Attention(
+            D, layer_idx, m.n_heads, causal=False, bias=m.bias, dropout=cfg.dropout
+        )
+        self.drop = nn.Dropout(cfg.dropout)
+        self.norm2 = make_norm(cfg.norm, D) if cfg.mlp else None
+        self.mlp = MLP(D, cfg.ff_width, cfg.dropout) if cfg.mlp else None
+
+    def forward(self, x: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
+        x = x + self.drop(self.attn(self.norm1(x), key_mask=key_mask))  # (B, S, D)
+        if self.mlp is not None:
+            x = x + self.mlp(self.norm2(x))
+        return x
+
+
+class DecoderBlock(nn.Module):
+    """Causal self-attention, cross-attention to the memory, then the MLP; each pre-norm."""
+
+    def __init__(self, cfg: ModelConfig, layer_idx: int):
+        super().__init__()
+        D, m = cfg.d_model, cfg.mixer
+        self.norm1 = make_norm(cfg.norm, D)
+        self.attn = Attention(
+            D, layer_idx, m.n_heads, causal=True, bias=m.bias, dropout=cfg.dropout
+        )
+        self.norm_cross = make_norm(cfg.norm, D)
+        self.cross = Attention(
+            D, layer_idx, m.n_heads, causal=False, bias=m.bias, dropout=cfg.dropout
+        )
+        self.drop = nn.Dropout(cfg.dropout)
+        self.norm2 = make_norm(cfg.norm, D) if cfg.mlp else None
+        self.mlp = MLP(D, cfg.ff_width, cfg.dropout) if cfg.mlp else None
+
+    def forward(
+        self, x: torch.Tensor, memory: torch.Tensor, key_mask: torch.Tensor
+    ) -> torch.Tensor:
+        x = x + self.drop(self.attn(self.norm1(x)))  # (B, T, D)
+        x = x + self.drop(self.cross(self.norm_cross(x), memory=memory, key_mask=key_mask))
+        if self.mlp is not None:
+            x = x + self.mlp(self.norm2(x))
+        return x
+
+
+class Seq2Seq(nn.Module):
+    """Encoder-decoder over token ids: `(tgt (B, T), src (B, S))` → (B, T, Vp) logits."""
+
+    is_encoder_decoder = True
+
+    def __init__(self, cfg: ModelConfig, vocab_size: int, pad_id: int = 0):
+        super().__init__()
+        self.cfg, self.vocab_size, self.pad_id = cfg, vocab_size, pad_id
+        m = cfg.pad_vocab_multiple
+        self.padded_vocab = -(-vocab_size // m) * m
+        D = cfg.d_model
+        self.max_seq_len = L = cfg.max_seq_len or 1024
+        self.embed = nn.Embedding(self.padded_vocab, D)
+        self.enc_pos = make_positions(cfg.pos, L, D)
+        self.dec_pos = make_positions(cfg.pos, L, D)
+        self.drop = nn.Dropout(cfg.dropout)
+        n_enc = cfg.n_encoder_layers or cfg.n_layers
+        self.encoder = nn.ModuleList(EncoderBlock(cfg, i) for i in range(n_enc))
+        self.enc_norm = make_norm(cfg.norm, D)
+        self.decoder = nn.ModuleList(DecoderBlock(cfg, i) for i in range(cfg.n_layers))
+        self.norm = make_norm(cfg.norm, D)
+        self.unembed = nn.Linear(D, self.padded_vocab, bias=False)
+        pad = vocab_pad_bias(vocab_size, self.padded_vocab)
+        self.register_buffer("vocab_pad", pad, persistent=False)  # (Vp,) 0 or -inf
+        self._init_weights()
+        if cfg.tie_embeddings:
+            self.unembed.weight = self.embed.weight
+
+    def _init_weights(self) -> None:
+        """N(0, 0.02) linears (residual outputs / √(2 L)), N(0, 1/D) embeddings, biases 0."""
+        n_layers = len(self.encoder) + len(self.decoder)
+        for name, module in self.named_modules():
+            if isinstance(module, nn.Linear):
+                std = 0.02 / math.sqrt(2 * n_layers) if name.endswith((".out", ".down")) else 0.02
+                nn.init.normal_(module.weight, 0.0, std)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+        nn.init.normal_(self.embed.weight, 0.0, self.cfg.d_model**-0.5)
+        for pos in (self.enc_pos, self.dec_pos):
+            if isinstance(pos, LearnedPositions):
+                if self.cfg.pos_init == "normal":
+                    nn.init.normal_(pos.weight, 0.0, 0.01)
+                else:
+                    pos.init_sinusoidal()
+
+    def num_params(self) -> int:
+        """Trainable parameters, each shared tensor counted once."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+    def _embed(self, tokens: torch.Tensor, pos: nn.Module | None) -> torch.Tensor:
+        T = tokens.shape[1]
+        if pos is not None and self.max_seq_len < T:
+            raise ValueError(f"sequence of {T} tokens > model.max_seq_len {self.max_seq_len}")
+        x = self.embed(tokens) * math.sqrt(self.cfg.d_model)  # (B, T, D)
+        if pos is not None:
+            x = x + pos(T)
+        return self.drop(x)
+
+    def encode(self, src: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(memory (B, S, D), key mask (B, S), True at real source tokens)."""
+        key_mask = src != self.pad_id  # (B, S)
+        x = self._embed(src, self.enc_pos)
+        for block in self.encoder:
+            x = block(x, key_mask)
+        return self.enc_norm(x), key_mask
+
+    def decode(
+        self, tokens: torch.Tensor, memory: torch.Tensor, key_mask: torch.Tensor
+    ) -> torch.Tensor:
+        """(B, T) target ids (starting with [SOS]) and the memory → (B, T, Vp) logits."""
+        x = self._embed(tokens, self.dec_pos)
+        for block in self.decoder:
+            x = block(x, memory, key_mask)
+        padded = self.padded_vocab != self.vocab_size
+        return padded_logits(self.norm(x), self.unembed, self.vocab_pad, padded)
+
+    def forward(self, tokens: torch.Tensor, src: torch.Tensor) -> torch.Tensor:
+        memory, key_mask = self.encode(src)
+        return self.decode(tokens, memory, key_mask)

@@ -1,0 +1,238 @@
+"""Probes of a translation run (Pig Latin): attention maps of chosen words, how closely
+the attention follows the rule, character embeddings and positional similarity.
+
+Legend: B words, H heads, T target steps, S source characters, V vocabulary.
+
+Both model kinds are read: an encoder-decoder has encoder self-attention, decoder
+self-attention and cross-attention; a prefix LM (`[SOS] word [SEP] translation`) has one
+causal self-attention per block, whose target rows looking back at the word play the part
+of cross-attention.
+
+**Alignment.** The first n characters of `ownbray` (brown) are the word's own characters
+rotated: the character emitted at target step t is the source character at
+`(c + t) mod n`, c the length of the leading consonant cluster. A head's alignment score
+is its mean attention mass on that source character at the query that emits it (over
+unhyphenated words, teacher-forced with the reference). A head that reads the character
+it is about to write scores 1; attention spread evenly over the word scores 1/n on average
+(`uniform`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from attnlab.data.piglatin import VOWELS, CharVocab, TranslationSplit
+from attnlab.errors import UserError
+from attnlab.models.generate import beam_search, greedy
+from attnlab.probes import weights as W
+from attnlab.probes.capture import capture
+from attnlab.report import probe_plots as P
+
+ALIGN_WORDS = 512  # validation words scored for alignment
+
+
+def _is_seq2seq(model: nn.Module) -> bool:
+    return getattr(model, "is_encoder_decoder", False)
+
+
+def _labels(vocab: CharVocab, ids) -> list[str]:
+    return [vocab.tokens[int(i)] for i in ids]
+
+
+KINDS = {  # attention kind → which captured pattern names belong to it
+    "encoder": lambda n: n.startswith("encoder."),
+    "decoder": lambda n: n.startswith("decoder.") and ".attn." in n,
+    "cross": lambda n: ".cross." in n,
+    "self": lambda n: n.startswith("blocks."),
+}
+
+
+def _patterns(cache, kind: str) -> list[np.ndarray]:
+    """(H, Tq, Tk) pattern of each layer of one attention kind, for the first sequence."""
+    keep = KINDS[kind]
+    return [cache[n][0].float().numpy() for n in cache.layer_names("hook_pattern") if keep(n)]
+
+
+def translate_word(
+    model: nn.Module, vocab: CharVocab, word: str, max_new: int, beam_width: int = 1
+) -> str:
+    """The model's translation of one word (greedy, or beam search when `beam_width` > 1)."""
+    dev = next(model.parameters()).device
+    src_ids = torch.from_numpy(vocab.encode(word.lower()))[None].to(dev)  # (1, n)
+    if _is_seq2seq(model):
+        prompt, src = torch.full((1, 1), vocab.SOS, device=dev), src_ids
+    else:
+        sos, sep = (
+            torch.full((1, 1), vocab.SOS, device=dev),
+            torch.full((1, 1), vocab.SEP, device=dev),
+        )
+        prompt, src = torch.cat([sos, src_ids, sep], dim=1), None  # (1, n + 2)
+    P, L = prompt.shape[1], model.max_seq_len
+    if max(P, src_ids.shape[1]) > L:
+        raise UserError(f"{word!r} is longer than the model's {L} positions")
+    max_new = min(max_new, L - P + 1)  # every fed position has a positional embedding
+    lengths = torch.tensor([P], device=dev)
+    if beam_width > 1:
+        out = beam_search(model, prompt, lengths, max_new, vocab.EOS, beam_width, src=src)
+    else:
+        out = greedy(model, prompt, lengths, max_new, vocab.EOS, src=src)
+    return vocab.decode(out[0].tolist())
+
+
+def word_attention(
+    model: nn.Module, vocab: CharVocab, word: str, max_new: int, plots: Path, tag: str
+) -> dict:
+    """Every layer and head of each attention kind for one word, on the model's own output."""
+    pred = translate_word(model, vocab, word, max_new)
+    dev = next(model.parameters()).device
+    src = vocab.encode(word)
+    tgt_in = np.concatenate([[vocab.SOS], vocab.encode(pred)])  # [SOS] prediction
+    room = model.max_seq_len - (0 if _is_seq2seq(model) else len(src) + 1)
+    tgt_in = tgt_in[:room]  # a translation that never ends is cut where positions end
+    out = {"word": word, "prediction": pred, "plots": {}}
+    with torch.no_grad(), capture(model, lambda n: n.endswith("hook_pattern")) as cache:
+        if _is_seq2seq(model):
+            model(torch.from_numpy(tgt_in)[None].to(dev), torch.from_numpy(src)[None].to(dev))
+            kinds = {  # kind → (query labels, key labels)
+                "encoder": (_labels(vocab, src), _labels(vocab, src)),
+                "decoder": (_labels(vocab, tgt_in), _labels(vocab, tgt_in)),
+                "cross": (_labels(vocab, tgt_in), _labels(vocab, src)),
+            }
+        else:
+            seq = np.concatenate([[vocab.SOS], src, [vocab.SEP], tgt_in[1:]])
+            model(torch.from_numpy(seq)[None].to(dev))
+            kinds = {"self": (_labels(vocab, seq), _labels(vocab, seq))}
+    for kind, (rows, cols) in kinds.items():
+        path = plots / f"attention_{tag}_{kind}.png"
+        title = f"{word} → {pred}: {kind} attention"
+        P.attention_grid(_patterns(cache, kind), cols, title, path, query_labels=rows)
+        out["plots"][kind] = f"plots/{path.name}"
+    return out
+
+
+def _source_index(word: str, t: int) -> int | None:
+    """Source position of the character emitted at target step t (None for `ay`/`way`)."""
+    n = len(word)
+    if t >= n:
+        return None
+    c = next((i for i, ch in enumerate(word) if ch in VOWELS), n)
+    return (c + t) % n
+
+
+@torch.no_grad()
+def alignment(model: nn.Module, split: TranslationSplit, max_words: int = ALIGN_WORDS) -> dict:
+    """Per layer and head: attention mass on the source character being emitted (see top)."""
+    dev = next(model.parameters()).device
+    ids = [i for i, w in enumerate(split.words) if "-" not in w][:max_words]
+    batch = split.get(np.array(ids)).to(dev)
+    seq2seq = _is_seq2seq(model)
+    # query row and key column of each (word, emitted source char) pair
+    b_idx, q_idx, k_idx = [], [], []
+    for b, i in enumerate(ids):
+        w = split.words[i]
+        for t in range(len(w)):
+            s = _source_index(w, t)
+            if seq2seq:  # decoder input t ([SOS] at 0) predicts target char t
+                b_idx.append(b), q_idx.append(t), k_idx.append(s)
+            else:  # [SOS] w [SEP] …: x index n + 1 + t predicts target char t
+                b_idx.append(b), q_idx.append(len(w) + 1 + t), k_idx.append(1 + s)
+    pick = [torch.tensor(v, device=dev) for v in (b_idx, q_idx, k_idx)]
+    want = (lambda n: ".cross.hook_pattern" in n) if seq2seq else (lambda n: "hook_pattern" in n)
+    with capture(model, want, to_cpu=False) as cache:
+        model(*batch.inputs())
+    layers = cache.layer_names("hook_pattern")
+    scores = []
+    for name in layers:
+        pat = cache[name].float()  # (B, H, Tq, Tk)
+        hit = pat[pick[0], :, pick[1], pick[2]]  # (pairs, H)
+        scores.append(hit.mean(0).tolist())
+    uniform = float(np.mean([1 / len(split.words[ids[b]]) for b in b_idx]))
+    return {"layers": layers, "scores": scores, "uniform": uniform, "words": len(ids)}
+
+
+def _group(label: str) -> str:
+    if label.startswith("["):
+        return "special"
+    if label in VOWELS:
+        return "vowel"
+    return "consonant" if label.isalpha() else "other"
+
+
+def embeddings(model: nn.Module, vocab: CharVocab, plots: Path) -> dict:
+    """PCA of the character embeddings (vowels and consonants coloured), and neighbours."""
+    ids = list(range(1, vocab.vocab_size))  # all but [PAD]
+    emb = model.embed.weight.detach().float().cpu()[: vocab.vocab_size]  # (V, D)
+    points, var = W.pca_2d(emb[ids])
+    labels = _labels(vocab, ids)
+    groups = [_group(lab) for lab in labels]
+    P.embedding_scatter(points.numpy(), labels, groups, var, plots / "embeddings_pca.png")
+    letters = [i for i in ids if vocab.tokens[i].isalpha()]
+    pts = points.numpy()
+    vowel = np.array([vocab.tokens[i] in VOWELS for i in letters])
+    xy = pts[[ids.index(i) for i in letters]]
+    gap = float(np.linalg.norm(xy[vowel].mean(0) - xy[~vowel].mean(0)) / xy.std(0).mean())
+    near = W.nearest_neighbours(emb, [vocab.index[c] for c in "aeiou" if c in vocab.index])
+    return {
+        "pca_variance": var,
+        "vowel_consonant_separation": gap,
+        "neighbours": {
+            vocab.tokens[i]: [[vocab.tokens[j], round(c, 4)] for j, c in lst]
+            for i, lst in near.items()
+        },
+        "plot": "plots/embeddings_pca.png",
+    }
+
+
+def positions(model: nn.Module, lengths: dict[str, int], plots: Path) -> dict:
+    """Cosine similarity of the positional tables (learned ones, or the fixed sinusoids)."""
+    tables = (
+        {"encoder": model.enc_pos, "decoder": model.dec_pos}
+        if _is_seq2seq(model)
+        else {"decoder": getattr(model, "pos", None)}
+    )
+    out = {}
+    for name, module in tables.items():
+        if module is None:
+            continue
+        weight = getattr(module, "weight", None)
+        table = weight if weight is not None else module.table
+        L = min(lengths[name], table.shape[0])
+        cos = W.cosine_matrix(table[:L].detach())
+        kind = "learned" if weight is not None else "fixed sinusoidal"
+        path = plots / f"position_cosine_{name}.png"
+        P.heatmap(cos.numpy(), f"{name} {kind} positions: cosine", "position", "position", path)
+        out[name] = {
+            "kind": kind,
+            "cosine_by_distance": W.cosine_by_distance(cos),
+            "plot": f"plots/{path.name}",
+        }
+    return out
+
+
+def probe_translation(run_dir: Path, cfg, model: nn.Module, vocab: CharVocab) -> dict:
+    """Every translation probe of a trained run; plots under `run_dir/plots`."""
+    from attnlab import data as data_mod
+
+    plots = run_dir / "plots"
+    val = data_mod.build(cfg.data).splits["validation"]
+    words = [w.lower() for w in cfg.probes.words]
+    for w in words:
+        vocab.encode(w)  # a character outside the vocabulary is a clear error
+    attention = [
+        word_attention(model, vocab, w, val.max_new, plots, f"{i}_{w}") for i, w in enumerate(words)
+    ]
+    lengths = {"encoder": val.src.shape[1], "decoder": val.max_new + val.src.shape[1] + 2}
+    if _is_seq2seq(model):
+        lengths["decoder"] = val.max_new
+    return {
+        "kind": "translation",
+        "arch": "seq2seq" if _is_seq2seq(model) else "prefix_lm",
+        "attention": attention,
+        "alignment": alignment(model, val),
+        "embeddings": embeddings(model, vocab, plots),
+        "positions": positions(model, lengths, plots),
+    }

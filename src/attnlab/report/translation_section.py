@@ -1,0 +1,119 @@
+"""Report sections of translation runs (Pig Latin): scores, mistakes, errors by length,
+and the translation probes, from `summary.json`, `translations.json` and `probes.json`."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+from attnlab.report.tables import fmt, markdown_table
+
+MISTAKES_SHOWN = 15
+
+
+def errors_by_length_plot(details: dict, path: Path) -> Path:
+    """Word error rate by source-word length per split, with the word counts as bars."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
+    counts = ax.twinx()
+    for split, d in details.items():
+        rows = sorted((int(k), v) for k, v in d["errors_by_length"].items())
+        x = [k for k, _ in rows]
+        ax.plot(x, [v["errors"] / v["words"] for _, v in rows], marker="o", label=split)
+        if split == "test":
+            counts.bar(x, [v["words"] for _, v in rows], color="grey", alpha=0.2)
+    counts.set_ylabel("test words (bars)")
+    ax.set_zorder(counts.get_zorder() + 1)
+    ax.patch.set_visible(False)
+    ax.set_xlabel("source word length (characters)")
+    ax.set_ylabel("word error rate")
+    ax.set_title("errors by word length", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def scores_section(summary: dict, details: dict, vocab_size: int) -> str:
+    """Train / valid / test table, sample mistakes and the errors-by-length figure."""
+    t = summary["translation"]
+    rows = [
+        [s, t[s]["words"], t[s]["loss_per_char"], t[s]["char_accuracy"], t[s]["word_accuracy"]]
+        for s in ("train", "validation", "test")
+    ]
+    out = [
+        "## Translation\n\n",
+        markdown_table(["split", "words", "loss / char", "char accuracy", "word accuracy"], rows),
+        f"\nLoss per character is in nats; chance is log V = {math.log(vocab_size):.2f} "
+        f"(V = {vocab_size}). Character accuracy is teacher-forced (each next character "
+        "given the true ones before it); word accuracy is exact match of the generated "
+        "translation. Train is scored on as many of its words as validation.\n\n",
+    ]
+    mistakes = details.get("test", {}).get("mistakes", [])[:MISTAKES_SHOWN]
+    if mistakes:
+        out.append("Sample test mistakes:\n\n")
+        out.append(
+            markdown_table(
+                ["word", "true", "predicted"],
+                [[m["word"], m["target"], m["predicted"]] for m in mistakes],
+            )
+        )
+    out.append("\n![errors by length](plots/errors_by_length.png)\n\n")
+    out.append("![word accuracy](plots/word_accuracy.png)\n\n")
+    return "".join(out)
+
+
+DEFINITIONS = """\
+- **Alignment**: the k-th character of a translation (before `ay`/`way`) is a character of
+  the word itself, at source position (c + k) mod n (c: leading consonants, n: length).
+  A head's score is its attention mass on that source character at the query that emits
+  it (validation words without hyphens, teacher-forced). 1: the head reads exactly the
+  character it writes; `uniform`: attention spread evenly over the word.
+- **Vowel/consonant separation**: distance between the mean vowel and the mean consonant
+  in the embedding PCA plane, in units of the points' spread.
+"""
+
+
+def probe_section(p: dict) -> str:
+    """The translation probes: alignment table, attention maps, embeddings, positions."""
+    out = ["## Probes\n\n", DEFINITIONS, "\n"]
+    a = p["alignment"]
+    if a["layers"]:
+        H = len(a["scores"][0])
+        rows = [[name, *scores] for name, scores in zip(a["layers"], a["scores"], strict=True)]
+        out.append(
+            f"### Alignment ({a['words']} words; uniform {fmt(a['uniform'], 3)})\n\n"
+            + markdown_table(["layer", *(f"H{h}" for h in range(H))], rows)
+            + "\n"
+        )
+    out.append("### Attention of chosen words\n\n")
+    for w in p["attention"]:
+        out.append(f"**{w['word']}** → `{w['prediction']}`\n\n")
+        for kind, plot in w["plots"].items():
+            out.append(f"![{kind} attention, {w['word']}]({plot})\n\n")
+    e = p["embeddings"]
+    out.append(
+        "### Character embeddings\n\n"
+        f"PC1 {100 * e['pca_variance'][0]:.1f}%, PC2 {100 * e['pca_variance'][1]:.1f}% of "
+        f"the variance; vowel/consonant separation {fmt(e['vowel_consonant_separation'], 3)}."
+        f"\n\n![embeddings]({e['plot']})\n\n"
+    )
+    rows = [[c, ", ".join(f"{n} ({s:.2f})" for n, s in nb)] for c, nb in e["neighbours"].items()]
+    out.append(markdown_table(["vowel", "nearest characters"], rows) + "\n")
+    if p["positions"]:
+        out.append("### Positions\n\n")
+        for name, pos in p["positions"].items():
+            d = pos["cosine_by_distance"]
+            far = fmt(d[min(4, len(d) - 1)], 3)
+            out.append(
+                f"{name} ({pos['kind']}): mean cosine of neighbours {fmt(d[1], 3)}, "
+                f"4 apart {far}.\n\n![{name} positions]({pos['plot']})\n\n"
+            )
+    return "".join(out)

@@ -1,0 +1,89 @@
+"""Word-level scores of translation tasks: generate each word of a split and compare.
+
+Loss per character and character accuracy are the training loop's teacher-forced token
+metrics on the scored target characters (and `[EOS]`); word accuracy is the share of
+words whose generated translation, up to `[EOS]`, equals the reference exactly.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+import torch
+from torch import nn
+
+from attnlab.data.piglatin import CharVocab, TranslationSplit
+from attnlab.models.generate import beam_search, greedy
+
+GEN_BATCH = 512  # words decoded at once
+MISTAKES_KEPT = 50
+
+
+def translate(
+    model: nn.Module,
+    split: TranslationSplit,
+    vocab: CharVocab,
+    device,
+    beam_width: int = 1,
+    max_words: int | None = None,
+) -> list[str]:
+    """The model's translation of the first `max_words` words of `split` (all when None)."""
+    n = split.num_sequences if max_words is None else min(max_words, split.num_sequences)
+    hyps = []
+    for start in range(0, n, GEN_BATCH):
+        ids = np.arange(start, min(n, start + GEN_BATCH))
+        prompt, lengths, src = split.prompts(ids)
+        prompt, lengths = prompt.to(device), lengths.to(device)
+        src = None if src is None else src.to(device)
+        args = (model, prompt, lengths, split.max_new, vocab.EOS)
+        if beam_width == 1:
+            out = greedy(*args, pad=vocab.PAD, src=src)
+        else:
+            out = beam_search(*args, beam_width, pad=vocab.PAD, src=src)
+        hyps += [vocab.decode(row) for row in out.cpu().tolist()]
+    return hyps
+
+
+def word_scores(words: list[str], refs: list[str], hyps: list[str]) -> dict:
+    """Word accuracy, errors by source-word length and the first mistakes (word, true, got)."""
+    by_len = defaultdict(lambda: [0, 0])  # length → [words, errors]
+    mistakes = []
+    for w, r, h in zip(words, refs, hyps, strict=True):
+        wrong = r != h
+        by_len[len(w)][0] += 1
+        by_len[len(w)][1] += wrong
+        if wrong and len(mistakes) < MISTAKES_KEPT:
+            mistakes.append({"word": w, "target": r, "predicted": h})
+    errors = sum(e for _, e in by_len.values())
+    return {
+        "word_accuracy": 1 - errors / max(len(hyps), 1),
+        "words": len(hyps),
+        "errors_by_length": {
+            str(k): {"words": n, "errors": e} for k, (n, e) in sorted(by_len.items())
+        },
+        "mistakes": mistakes,
+    }
+
+
+class WordEval:
+    """Word accuracy of a model on a dataset's translation splits (for the trainer)."""
+
+    def __init__(self, model: nn.Module, dataset, device, beam_width: int = 1):
+        self.model, self.dataset, self.device = model, dataset, device
+        self.beam_width = beam_width
+
+    def scores(self, split_name: str, max_words: int | None = None) -> dict:
+        """`word_scores` of the first `max_words` words of a split."""
+        split = self.dataset.splits[split_name]
+        with torch.no_grad():
+            hyps = translate(
+                self.model, split, self.dataset.tokenizer, self.device, self.beam_width, max_words
+            )
+        n = len(hyps)
+        return word_scores(split.words[:n], split.targets[:n], hyps)
+
+    def __call__(self, split_name: str, max_batches: int | None) -> dict:
+        """The periodic-eval record: word accuracy on the words of `max_batches` batches."""
+        words = None if max_batches is None else max_batches * self.dataset.batch_size
+        return {"word_accuracy": self.scores(split_name, words)["word_accuracy"]}

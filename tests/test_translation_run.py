@@ -1,0 +1,75 @@
+"""Pig Latin end to end: train (seq2seq and prefix LM), scores, probes, report, CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from attnlab.config import validate
+from attnlab.train import train
+from tests.test_config import run_cli
+from tests.test_piglatin import pig_raw
+
+
+@pytest.mark.parametrize("arch", ["seq2seq", "decoder"])
+def test_train_probe_report_translate(tmp_path, arch, monkeypatch, capsys):
+    cfg = validate(pig_raw(tmp_path, arch=arch))
+    run = tmp_path / "run"
+    summary = train(cfg, run)
+    t = summary["translation"]
+    for split in ("train", "validation", "test"):
+        assert 0.0 <= t[split]["word_accuracy"] <= 1.0
+        assert t[split]["loss_per_char"] > 0
+    assert t["validation"]["words"] == t["test"]["words"] == 6
+    assert summary["test_word_accuracy"] == t["test"]["word_accuracy"]
+    details = json.loads((run / "translations.json").read_text())
+    n = sum(v["words"] for v in details["test"]["errors_by_length"].values())
+    assert n == 6
+    errors = sum(v["errors"] for v in details["test"]["errors_by_length"].values())
+    assert errors == round(6 * (1 - t["test"]["word_accuracy"]))
+    assert len(details["test"]["mistakes"]) == errors  # all kept (fewer than 50)
+    records = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert any("word_accuracy" in r for r in records if r["split"] == "validation")
+
+    code, text, err = run_cli(["probe", str(run)], monkeypatch, capsys)
+    assert code == 0, err
+    assert "brown →" in text
+    probes = json.loads((run / "probes.json").read_text())
+    assert probes["kind"] == "translation"
+    kinds = {"seq2seq": {"encoder", "decoder", "cross"}, "decoder": {"self"}}[arch]
+    assert set(probes["attention"][0]["plots"]) == kinds
+    for w in probes["attention"]:
+        for plot in w["plots"].values():
+            assert (run / plot).is_file()
+    a = probes["alignment"]
+    assert len(a["scores"]) == 1 and all(0 <= s <= 1 for s in a["scores"][0])
+    assert (run / "plots" / "embeddings_pca.png").is_file()
+    assert set(probes["positions"]) == (
+        {"encoder", "decoder"} if arch == "seq2seq" else {"decoder"}
+    )
+    report = (run / "report.md").read_text()
+    assert "## Translation" in report and "errors_by_length.png" in report
+    assert "Alignment" in report and (run / "plots" / "errors_by_length.png").is_file()
+
+    code, text, err = run_cli(
+        ["translate", str(run), "brown", "is", "--beam", "3"], monkeypatch, capsys
+    )
+    assert code == 0, err
+    assert text.count("→") == 2
+
+
+def test_translate_errors(tmp_path, monkeypatch, capsys):
+    code, _, err = run_cli(["translate", str(tmp_path), "brown"], monkeypatch, capsys)
+    assert code == 2 and "not a trained run directory" in err
+    train(validate(pig_raw(tmp_path)), tmp_path / "run")
+    code, _, err = run_cli(["translate", str(tmp_path / "run"), "br0wn"], monkeypatch, capsys)
+    assert code == 2 and "not in the vocabulary" in err
+    code, _, err = run_cli(["translate", str(tmp_path / "run"), "a" * 40], monkeypatch, capsys)
+    assert code == 2 and "longer than" in err
+
+
+def test_same_seed_same_word_accuracy(tmp_path):
+    a = train(validate(pig_raw(tmp_path)), tmp_path / "a")
+    b = train(validate(pig_raw(tmp_path)), tmp_path / "b")
+    assert a["translation"] == b["translation"]
