@@ -129,6 +129,10 @@ def test_format_must_fit_the_model(tmp_path):
     raw["data"] = {"task": "repeat_tokens"}
     with pytest.raises(ConfigError, match="piglatin"):
         validate(raw)
+    raw = pig_raw(tmp_path)
+    raw["train"]["probe_every"] = 2
+    with pytest.raises(ConfigError, match="attnlab probe"):
+        validate(raw)
 
 
 def test_too_few_words_and_missing_path(tmp_path):

@@ -73,3 +73,15 @@ def test_same_seed_same_word_accuracy(tmp_path):
     a = train(validate(pig_raw(tmp_path)), tmp_path / "a")
     b = train(validate(pig_raw(tmp_path)), tmp_path / "b")
     assert a["translation"] == b["translation"]
+
+
+@pytest.mark.slow
+def test_quick_base_model_learns_pig_latin(tmp_path):
+    """Acceptance: the packaged quick base model, held-out words, >= 0.90 word accuracy."""
+    from attnlab.cli import config_path
+    from attnlab.config import load_config
+
+    cfg = load_config(config_path("piglatin/base_quick"), ["train.progress=false"])
+    summary = train(cfg, tmp_path / "run")
+    assert summary["test_word_accuracy"] >= 0.90
+    assert summary["translation"]["test"]["words"] == 2000

@@ -364,4 +364,9 @@ class RunConfig(Section):
                 )
         elif self.model.arch == "seq2seq":
             raise ValueError("model.arch seq2seq needs a source/target task (data.task piglatin)")
+        if self.train.probe_every and isinstance(self.data, PigLatinData):
+            raise ValueError(
+                "train.probe_every records head scores on random token sequences; for Pig "
+                "Latin use `attnlab probe RUN_DIR` after training"
+            )
         return self

@@ -24,6 +24,7 @@ HEADERS = [
     "val targets",
     "max induction",
     "ICL score",
+    "test word acc",
 ]
 
 
@@ -33,6 +34,8 @@ def probe_figures(run_dir: Path) -> tuple[float | None, float | None]:
     if not path.is_file():
         return None, None
     p = json.loads(path.read_text(encoding="utf-8"))
+    if "heads" not in p:  # a translation run's probes
+        return None, None
     return p["heads"]["max_induction"]["score"], p.get("icl", {}).get("score")
 
 
@@ -57,6 +60,7 @@ def compare(run_dirs: list[Path], out: Path) -> Path:
             s["steps"],
             s["final_eval_tokens"]["validation"],
             *probe_figures(d),
+            s.get("test_word_accuracy"),
         ]
         for n, (d, s, _) in zip(names, runs, strict=True)
     ]
@@ -75,7 +79,8 @@ def compare(run_dirs: list[Path], out: Path) -> Path:
         + "\nFinal figures: final weights, on the number of validation targets shown (the "
         "whole split unless the run capped `train.final_eval_batches`). Best val loss: "
         "periodic evaluations on a fixed validation subset. Max induction and ICL score: from "
-        "`attnlab probe` (`probes.json`; – when the run was not probed).\n\n"
+        "`attnlab probe` (`probes.json`; – when the run was not probed). Test word acc: "
+        "exact-match translations of a translation task (– for other tasks).\n\n"
         "![validation loss](val_loss.png)\n\n![validation accuracy](val_accuracy.png)\n\n"
         f"Runs:\n{sources}\n"
     )

@@ -2,7 +2,9 @@
 
 A study is a folder of configs under `configs/` (files starting with `_` are bases). Each
 model is trained with `train.seed` = 1 … seeds and probed; the table reports mean ± std
-over seeds, and the phase-change plot the probe records of `train.probe_every`. Runs go
+over seeds. Two kinds of table: `induction` (head scores, ICL score, and the phase-change
+plot of `train.probe_every`) and `translation` (the Pig Latin ablation: losses, word
+accuracies, parameters and the best cross-attention alignment). Runs go
 to `OUT/runs/MODEL-sSEED`; a finished run (summary.json and probes.json) is kept when the
 study is run again, so an interrupted study continues instead of starting over.
 
@@ -38,6 +40,7 @@ class Study:
     models: tuple[str, ...]
     quick: tuple[str, ...]
     finding: str
+    kind: str = "induction"  # which table: induction | translation
 
 
 STUDIES = {
@@ -52,6 +55,29 @@ STUDIES = {
             "write-ups' question."
         ),
     ),
+    "piglatin": Study(
+        folder="piglatin/ablation",
+        models=(
+            "base",
+            "pos_none",
+            "pos_learned",
+            "heads_4",
+            "heads_16",
+            "hidden_32",
+            "layers_4",
+            "layers_8",
+        ),
+        quick=("base", "pos_none"),
+        finding=(
+            "The third write-up's ablation of its Pig Latin encoder-decoder: positional "
+            "encoding (none, sinusoidal, learned from sinusoidal), heads (4, 8, 16), hidden "
+            "width (32, 64) and layers per side (2, 4, 8), each changed alone from the base "
+            "(sinusoidal, 8 heads, hidden 64, 2 + 2 layers). Without positions the model "
+            "sees each word as a bag of characters, so it cannot know which consonants "
+            "lead."
+        ),
+        kind="translation",
+    ),
 }
 
 
@@ -63,9 +89,11 @@ def _train_and_probe(config: str, seed: int, run_dir: str, threads: int | None) 
     from attnlab.probes import probe
     from attnlab.train import train
 
-    if threads is not None:
+    sets = [f"train.seed={seed}"]
+    if threads is not None:  # a worker: no progress bars garbling each other
         torch.set_num_threads(threads)
-    cfg = load_config(config, [f"train.seed={seed}"])
+        sets.append("train.progress=false")
+    cfg = load_config(config, sets)
     train(cfg, run_dir)
     probe(run_dir)
     return run_dir
@@ -119,8 +147,12 @@ def run_study(
             for f in futures:
                 echo(f"  done: {Path(f.result()).name}")
     wall = time.perf_counter() - t0
-    results = collect(out, models, seeds)
-    path = write_study(out, study, name, results, wall, quick)
+    if study.kind == "translation":
+        results = collect_translation(out, models, seeds)
+        path = write_translation_study(out, study, name, results, wall, quick)
+    else:
+        results = collect(out, models, seeds)
+        path = write_study(out, study, name, results, wall, quick)
     echo(f"study {name}: {wall / 60:.1f} min")
     return path
 
@@ -222,6 +254,82 @@ def write_study(out: Path, study: Study, name: str, results: dict, wall: float, 
         "early one on validation sequences (negative: later tokens are predicted better).\n\n"
         "![max induction score by step](induction_by_step.png)\n\n"
         "![repeat accuracy by step](accuracy_by_step.png)\n\n"
+        f"Wall time of this invocation: {wall / 60:.1f} min. Runs: `runs/`.\n"
+    )
+    (out / "results.json").write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+    path = out / "study.md"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def collect_translation(out: Path, models: tuple[str, ...], seeds: int) -> dict:
+    """Per model and seed: translation scores, parameters and the best alignment."""
+    from attnlab.report import load_run
+
+    results = {}
+    for model in models:
+        rows = []
+        for seed in range(1, seeds + 1):
+            run_dir = out / "runs" / f"{model}-s{seed}"
+            summary, _ = load_run(run_dir)
+            probes = json.loads((run_dir / "probes.json").read_text())
+            t = summary["translation"]
+            align = probes["alignment"]
+            rows.append(
+                {
+                    "seed": seed,
+                    "run_dir": str(run_dir),
+                    "params": summary["params"],
+                    "val_loss": t["validation"]["loss_per_char"],
+                    "val_word_accuracy": t["validation"]["word_accuracy"],
+                    "test_word_accuracy": t["test"]["word_accuracy"],
+                    "train_accuracy": t["train"]["char_accuracy"],
+                    "train_word_accuracy": t["train"]["word_accuracy"],
+                    "max_alignment": max(max(row) for row in align["scores"]),
+                    "uniform_alignment": align["uniform"],
+                    "wall_s": summary["wall_s"],
+                }
+            )
+        results[model] = rows
+    return results
+
+
+TRANSLATION_COLUMNS = (
+    ("params", "params"),
+    ("val_loss", "val loss / char"),
+    ("val_word_accuracy", "val word acc"),
+    ("train_accuracy", "train char acc"),
+    ("train_word_accuracy", "train word acc"),
+    ("test_word_accuracy", "test word acc"),
+    ("max_alignment", "best alignment"),
+    ("wall_s", "wall (s)"),
+)
+
+
+def write_translation_study(
+    out: Path, study: Study, name: str, results: dict, wall: float, quick: bool
+) -> Path:
+    """`study.md` and `results.json` of a translation ablation."""
+    rows = []
+    for model, runs in results.items():
+        cells = []
+        for key, _ in TRANSLATION_COLUMNS:
+            vals = [r[key] for r in runs]
+            if key in ("params", "wall_s"):
+                cells.append(f"{sum(vals) / len(vals):,.0f}")
+            else:
+                cells.append(_pm(vals) if len(vals) > 1 else f"{vals[0]:.4f}")
+        rows.append([model, len(runs), *cells])
+    uniform = next(iter(results.values()))[0]["uniform_alignment"]
+    text = (
+        f"# Study: {name}{' (quick)' if quick else ''}\n\n{study.finding}\n\n"
+        + markdown_table(["model", "seeds", *(label for _, label in TRANSLATION_COLUMNS)], rows)
+        + "\nVal loss: teacher-forced cross-entropy per target character (nats). Word "
+        "accuracy: exact match of the greedy translation. Train char acc: teacher-forced "
+        "character accuracy on as many training words as validation. Best alignment: the "
+        "largest attention mass any cross-attention head puts on the source character it "
+        f"is about to write (uniform over the word: {uniform:.3f}). Mean ± sample std "
+        "over seeds where there are several.\n\n"
         f"Wall time of this invocation: {wall / 60:.1f} min. Runs: `runs/`.\n"
     )
     (out / "results.json").write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")

@@ -49,6 +49,7 @@ def attention_grid(
     )
     fig.subplots_adjust(left=0.06, right=0.99, bottom=0.08, top=0.9, wspace=0.08, hspace=0.25)
     show = bool(labels) and max(T, Tq) <= MAX_LABELS
+    font = 7 if max(T, Tq) <= 16 else 5 if max(T, Tq) <= 28 else 4
     for i in range(rows * cols):
         ax = axes[i // cols][i % cols]
         li, h = (i // cols, i % cols) if L > 1 else (0, i)
@@ -58,11 +59,11 @@ def attention_grid(
         ax.imshow(patterns[li][h], cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
         ax.set_title(f"L{li} H{h}", fontsize=7)
         if show and i % cols == 0:
-            ax.set_yticks(range(Tq), rows_lab, fontsize=4)
+            ax.set_yticks(range(Tq), rows_lab, fontsize=font)
         else:
             ax.set_yticks([])
         if show and i // cols == rows - 1:
-            ax.set_xticks(range(T), labels, fontsize=4, rotation=90)
+            ax.set_xticks(range(T), labels, fontsize=font, rotation=90)
         else:
             ax.set_xticks([])
     fig.suptitle(f"{title}  (rows: query, columns: key)", fontsize=9)

@@ -56,6 +56,13 @@ def scores_section(summary: dict, details: dict, vocab_size: int) -> str:
         "given the true ones before it); word accuracy is exact match of the generated "
         "translation. Train is scored on as many of its words as validation.\n\n",
     ]
+    kinds = details.get("test", {}).get("errors_by_kind", {})
+    if kinds:
+        parts = [
+            f"{k} {1 - v['errors'] / v['words']:.4f} ({v['words']:,} words)"
+            for k, v in kinds.items()
+        ]
+        out.append("Test word accuracy by kind: " + "; ".join(parts) + ".\n\n")
     mistakes = details.get("test", {}).get("mistakes", [])[:MISTAKES_SHOWN]
     if mistakes:
         out.append("Sample test mistakes:\n\n")
@@ -87,7 +94,10 @@ def probe_section(p: dict) -> str:
     a = p["alignment"]
     if a["layers"]:
         H = len(a["scores"][0])
-        rows = [[name, *scores] for name, scores in zip(a["layers"], a["scores"], strict=True)]
+        rows = [
+            [name.removesuffix(".hook_pattern"), *scores]
+            for name, scores in zip(a["layers"], a["scores"], strict=True)
+        ]
         out.append(
             f"### Alignment ({a['words']} words; uniform {fmt(a['uniform'], 3)})\n\n"
             + markdown_table(["layer", *(f"H{h}" for h in range(H))], rows)

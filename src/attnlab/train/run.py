@@ -140,7 +140,7 @@ def _translation(trainer: Trainer, val: dict, test: dict, cap: int | None) -> di
             "word_accuracy": sc["word_accuracy"],
             "words": sc["words"],
         }
-        details[split] = {k: sc[k] for k in ("errors_by_length", "mistakes")}
+        details[split] = {k: sc[k] for k in ("errors_by_length", "errors_by_kind", "mistakes")}
     if trainer.fabric.global_rank == 0:
         out = {"scores": table, **details}
         (trainer.run_dir / "translations.json").write_text(json.dumps(out, indent=2) + "\n")

@@ -46,13 +46,18 @@ def translate(
 
 
 def word_scores(words: list[str], refs: list[str], hyps: list[str]) -> dict:
-    """Word accuracy, errors by source-word length and the first mistakes (word, true, got)."""
+    """Word accuracy, errors by source-word length and by kind (plain or hyphenated), and
+    the first mistakes (word, true, predicted)."""
     by_len = defaultdict(lambda: [0, 0])  # length → [words, errors]
+    by_kind = defaultdict(lambda: [0, 0])  # plain | hyphenated → [words, errors]
     mistakes = []
     for w, r, h in zip(words, refs, hyps, strict=True):
         wrong = r != h
         by_len[len(w)][0] += 1
         by_len[len(w)][1] += wrong
+        kind = "hyphenated" if "-" in w else "plain"
+        by_kind[kind][0] += 1
+        by_kind[kind][1] += wrong
         if wrong and len(mistakes) < MISTAKES_KEPT:
             mistakes.append({"word": w, "target": r, "predicted": h})
     errors = sum(e for _, e in by_len.values())
@@ -62,6 +67,7 @@ def word_scores(words: list[str], refs: list[str], hyps: list[str]) -> dict:
         "errors_by_length": {
             str(k): {"words": n, "errors": e} for k, (n, e) in sorted(by_len.items())
         },
+        "errors_by_kind": {k: {"words": n, "errors": e} for k, (n, e) in sorted(by_kind.items())},
         "mistakes": mistakes,
     }
 
