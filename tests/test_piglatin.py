@@ -151,3 +151,20 @@ def test_package_word_list():
     assert ds.describe()["usable_words"] > 50_000
     assert ds.splits["validation"].num_sequences == 2000
     assert all(1 <= len(w) <= 16 for w in ds.splits["test"].words)
+
+
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@given(st.text(alphabet="abcdefghijklmnopqrstuvwxyz'", min_size=1, max_size=20))
+def test_translation_is_a_rotation_plus_suffix(word):
+    pig = to_pig_latin(word)
+    n = len(word)
+    if word[0] in "aeiou":
+        assert pig == word + "way"
+    else:
+        assert pig.endswith("ay") and len(pig) == n + 2
+        head = pig[:n]
+        assert head in word + word  # a rotation of the word
+        assert head[0] in "aeiou" or not set(word) & set("aeiou")  # starts at the first vowel
