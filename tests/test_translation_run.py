@@ -85,3 +85,24 @@ def test_quick_base_model_learns_pig_latin(tmp_path):
     summary = train(cfg, tmp_path / "run")
     assert summary["test_word_accuracy"] >= 0.90
     assert summary["translation"]["test"]["words"] == 2000
+
+
+def test_translation_study_table(tmp_path):
+    """The ablation's table from run directories (what `attnlab study piglatin` writes)."""
+    from attnlab.experiments.study import STUDIES, collect, write_translation_study
+    from attnlab.probes import probe
+
+    for model, over in (("base", []), ("pos_none", ["none"])):
+        raw = pig_raw(tmp_path)
+        if over:
+            raw["model"]["pos"] = "none"
+        run = tmp_path / "study" / "runs" / f"{model}-s1"
+        train(validate(raw), run)
+        probe(run)
+    out = tmp_path / "study"
+    results = collect(out, ("base", "pos_none"), 1, "translation")
+    assert set(results["base"][0]) >= {"val_loss", "val_word_accuracy", "params", "max_alignment"}
+    path = write_translation_study(out, STUDIES["piglatin"], "piglatin", results, 1.0, True)
+    text = path.read_text()
+    assert "| base | 1 |" in text and "| pos_none | 1 |" in text
+    assert (out / "results.json").is_file()

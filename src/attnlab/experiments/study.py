@@ -147,20 +147,18 @@ def run_study(
             for f in futures:
                 echo(f"  done: {Path(f.result()).name}")
     wall = time.perf_counter() - t0
-    if study.kind == "translation":
-        results = collect_translation(out, models, seeds)
-        path = write_translation_study(out, study, name, results, wall, quick)
-    else:
-        results = collect(out, models, seeds)
-        path = write_study(out, study, name, results, wall, quick)
+    results = collect(out, models, seeds, study.kind)
+    write = write_translation_study if study.kind == "translation" else write_study
+    path = write(out, study, name, results, wall, quick)
     echo(f"study {name}: {wall / 60:.1f} min")
     return path
 
 
-def collect(out: Path, models: tuple[str, ...], seeds: int) -> dict:
-    """Per model and seed: the final figures and the probe records over training."""
+def collect(out: Path, models: tuple[str, ...], seeds: int, kind: str = "induction") -> dict:
+    """Per model and seed: the row a study `kind` tabulates, read from the run directory."""
     from attnlab.report import load_run
 
+    row_of = {"induction": _induction_row, "translation": _translation_row}[kind]
     results = {}
     for model in models:
         rows = []
@@ -168,26 +166,43 @@ def collect(out: Path, models: tuple[str, ...], seeds: int) -> dict:
             run_dir = out / "runs" / f"{model}-s{seed}"
             summary, records = load_run(run_dir)
             probes = json.loads((run_dir / "probes.json").read_text())
-            curve = [r for r in records if r["split"] == "probe"]
-            rows.append(
-                {
-                    "seed": seed,
-                    "run_dir": str(run_dir),
-                    "max_induction": probes["heads"]["max_induction"]["score"],
-                    "max_induction_head": probes["heads"]["max_induction"],
-                    "copy_ahead": probes["heads"]["max_copy_ahead"],
-                    "repeat_accuracy": summary["final_val_accuracy"],
-                    "icl_score": probes.get("icl", {}).get("score"),
-                    "uniform_induction": probes["heads"]["uniform"]["induction"],
-                    "vocab_size": summary["data"]["vocab_size"],
-                    "steps": [r["step"] for r in curve],
-                    "induction_by_step": [r["max_induction"] for r in curve],
-                    "accuracy_by_step": [r["repeat_accuracy"] for r in curve],
-                    "wall_s": summary["wall_s"],
-                }
-            )
+            rows.append({"seed": seed, "run_dir": str(run_dir), **row_of(summary, records, probes)})
         results[model] = rows
     return results
+
+
+def _induction_row(summary: dict, records: list[dict], probes: dict) -> dict:
+    """The final figures and the probe records over training."""
+    curve = [r for r in records if r["split"] == "probe"]
+    return {
+        "max_induction": probes["heads"]["max_induction"]["score"],
+        "max_induction_head": probes["heads"]["max_induction"],
+        "copy_ahead": probes["heads"]["max_copy_ahead"],
+        "repeat_accuracy": summary["final_val_accuracy"],
+        "icl_score": probes.get("icl", {}).get("score"),
+        "uniform_induction": probes["heads"]["uniform"]["induction"],
+        "vocab_size": summary["data"]["vocab_size"],
+        "steps": [r["step"] for r in curve],
+        "induction_by_step": [r["max_induction"] for r in curve],
+        "accuracy_by_step": [r["repeat_accuracy"] for r in curve],
+        "wall_s": summary["wall_s"],
+    }
+
+
+def _translation_row(summary: dict, records: list[dict], probes: dict) -> dict:
+    """Translation scores, parameters and the best alignment."""
+    t, align = summary["translation"], probes["alignment"]
+    return {
+        "params": summary["params"],
+        "val_loss": t["validation"]["loss_per_char"],
+        "val_word_accuracy": t["validation"]["word_accuracy"],
+        "test_word_accuracy": t["test"]["word_accuracy"],
+        "train_accuracy": t["train"]["char_accuracy"],
+        "train_word_accuracy": t["train"]["word_accuracy"],
+        "max_alignment": max(max(row) for row in align["scores"]),
+        "uniform_alignment": align["uniform"],
+        "wall_s": summary["wall_s"],
+    }
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
@@ -256,42 +271,15 @@ def write_study(out: Path, study: Study, name: str, results: dict, wall: float, 
         "![repeat accuracy by step](accuracy_by_step.png)\n\n"
         f"Wall time of this invocation: {wall / 60:.1f} min. Runs: `runs/`.\n"
     )
+    return _save(out, results, text)
+
+
+def _save(out: Path, results: dict, text: str) -> Path:
+    """`results.json` and `study.md`; returns the latter's path."""
     (out / "results.json").write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
     path = out / "study.md"
     path.write_text(text, encoding="utf-8")
     return path
-
-
-def collect_translation(out: Path, models: tuple[str, ...], seeds: int) -> dict:
-    """Per model and seed: translation scores, parameters and the best alignment."""
-    from attnlab.report import load_run
-
-    results = {}
-    for model in models:
-        rows = []
-        for seed in range(1, seeds + 1):
-            run_dir = out / "runs" / f"{model}-s{seed}"
-            summary, _ = load_run(run_dir)
-            probes = json.loads((run_dir / "probes.json").read_text())
-            t = summary["translation"]
-            align = probes["alignment"]
-            rows.append(
-                {
-                    "seed": seed,
-                    "run_dir": str(run_dir),
-                    "params": summary["params"],
-                    "val_loss": t["validation"]["loss_per_char"],
-                    "val_word_accuracy": t["validation"]["word_accuracy"],
-                    "test_word_accuracy": t["test"]["word_accuracy"],
-                    "train_accuracy": t["train"]["char_accuracy"],
-                    "train_word_accuracy": t["train"]["word_accuracy"],
-                    "max_alignment": max(max(row) for row in align["scores"]),
-                    "uniform_alignment": align["uniform"],
-                    "wall_s": summary["wall_s"],
-                }
-            )
-        results[model] = rows
-    return results
 
 
 TRANSLATION_COLUMNS = (
@@ -332,7 +320,4 @@ def write_translation_study(
         "over seeds where there are several.\n\n"
         f"Wall time of this invocation: {wall / 60:.1f} min. Runs: `runs/`.\n"
     )
-    (out / "results.json").write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
-    path = out / "study.md"
-    path.write_text(text, encoding="utf-8")
-    return path
+    return _save(out, results, text)

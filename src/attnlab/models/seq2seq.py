@@ -30,19 +30,33 @@ from attnlab.models.positional import LearnedPositions
 from attnlab.models.stack import MLP, make_norm, make_positions, padded_logits, vocab_pad_bias
 
 
+def _attention(cfg: ModelConfig, layer_idx: int, causal: bool) -> Attention:
+    return Attention(
+        cfg.d_model,
+        layer_idx,
+        cfg.mixer.n_heads,
+        causal=causal,
+        bias=cfg.mixer.bias,
+        dropout=cfg.dropout,
+    )
+
+
+def _feed_forward(cfg: ModelConfig) -> tuple[nn.Module | None, MLP | None]:
+    """(norm, MLP) of a block, or (None, None) when `model.mlp` is off."""
+    if not cfg.mlp:
+        return None, None
+    return make_norm(cfg.norm, cfg.d_model), MLP(cfg.d_model, cfg.ff_width, cfg.dropout)
+
+
 class EncoderBlock(nn.Module):
     """`x + attn(norm(x))` (bidirectional, padded keys masked) then `x + mlp(norm(x))`."""
 
     def __init__(self, cfg: ModelConfig, layer_idx: int):
         super().__init__()
-        D, m = cfg.d_model, cfg.mixer
-        self.norm1 = make_norm(cfg.norm, D)
-        self.attn = Attention(
-            D, layer_idx, m.n_heads, causal=False, bias=m.bias, dropout=cfg.dropout
-        )
+        self.norm1 = make_norm(cfg.norm, cfg.d_model)
+        self.attn = _attention(cfg, layer_idx, causal=False)
         self.drop = nn.Dropout(cfg.dropout)
-        self.norm2 = make_norm(cfg.norm, D) if cfg.mlp else None
-        self.mlp = MLP(D, cfg.ff_width, cfg.dropout) if cfg.mlp else None
+        self.norm2, self.mlp = _feed_forward(cfg)
 
     def forward(self, x: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
         x = x + self.drop(self.attn(self.norm1(x), key_mask=key_mask))  # (B, S, D)
@@ -56,18 +70,12 @@ class DecoderBlock(nn.Module):
 
     def __init__(self, cfg: ModelConfig, layer_idx: int):
         super().__init__()
-        D, m = cfg.d_model, cfg.mixer
-        self.norm1 = make_norm(cfg.norm, D)
-        self.attn = Attention(
-            D, layer_idx, m.n_heads, causal=True, bias=m.bias, dropout=cfg.dropout
-        )
-        self.norm_cross = make_norm(cfg.norm, D)
-        self.cross = Attention(
-            D, layer_idx, m.n_heads, causal=False, bias=m.bias, dropout=cfg.dropout
-        )
+        self.norm1 = make_norm(cfg.norm, cfg.d_model)
+        self.attn = _attention(cfg, layer_idx, causal=True)
+        self.norm_cross = make_norm(cfg.norm, cfg.d_model)
+        self.cross = _attention(cfg, layer_idx, causal=False)
         self.drop = nn.Dropout(cfg.dropout)
-        self.norm2 = make_norm(cfg.norm, D) if cfg.mlp else None
-        self.mlp = MLP(D, cfg.ff_width, cfg.dropout) if cfg.mlp else None
+        self.norm2, self.mlp = _feed_forward(cfg)
 
     def forward(
         self, x: torch.Tensor, memory: torch.Tensor, key_mask: torch.Tensor

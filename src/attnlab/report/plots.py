@@ -24,10 +24,10 @@ def line_plot(
         ax.plot(x, y, marker="o" if len(x) < 30 else None, markersize=3, label=name)
     if logy:
         ax.set_yscale("log")
-    return _finish(fig, ax, xlabel, ylabel, title, path, legend=len(series) > 1 or any(series))
+    return finish_plot(fig, ax, xlabel, ylabel, title, path, legend=len(series) > 1 or any(series))
 
 
-def _finish(fig, ax, xlabel: str, ylabel: str, title: str, path: Path, legend: bool) -> Path:
+def finish_plot(fig, ax, xlabel: str, ylabel: str, title: str, path: Path, legend: bool) -> Path:
     """Labels, grid, legend; save as PNG and close."""
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
@@ -61,4 +61,4 @@ def seed_lines_plot(
         if steps and same:
             mean = [sum(v) / len(same) for v in zip(*same, strict=True)]
             ax.plot(steps, mean, color=c, linewidth=2.0, label=f"{name} (n={len(same)})")
-    return _finish(fig, ax, xlabel, ylabel, title, path, legend=True)
+    return finish_plot(fig, ax, xlabel, ylabel, title, path, legend=True)

@@ -11,6 +11,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from attnlab.report.plots import finish_plot
 from attnlab.report.tables import fmt, markdown_table
 
 MISTAKES_SHOWN = 15
@@ -29,16 +30,8 @@ def errors_by_length_plot(details: dict, path: Path) -> Path:
     counts.set_ylabel("test words (bars)")
     ax.set_zorder(counts.get_zorder() + 1)
     ax.patch.set_visible(False)
-    ax.set_xlabel("source word length (characters)")
-    ax.set_ylabel("word error rate")
-    ax.set_title("errors by word length", fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    xlabel = "source word length (characters)"
+    return finish_plot(fig, ax, xlabel, "word error rate", "errors by word length", path, True)
 
 
 def scores_section(summary: dict, details: dict, vocab_size: int) -> str:
