@@ -53,6 +53,7 @@ def test_run_directory_contents(tiny_cfg, tmp_path):
     ):
         assert key in s, key
     assert s["steps"] == 12 and s["seed"] == 42
+    assert s["train_tokens"] == 12 * 8 * 24  # steps x batch x seq_len: nothing trimmed
     from attnlab.config import load_config
 
     resolved = load_config(tmp_path / "run" / "config.yaml")

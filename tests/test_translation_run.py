@@ -23,6 +23,10 @@ def test_train_probe_report_translate(tmp_path, arch, monkeypatch, capsys):
         assert t[split]["loss_per_char"] > 0
     assert t["validation"]["words"] == t["test"]["words"] == 6
     assert summary["test_word_accuracy"] == t["test"]["word_accuracy"]
+    d = summary["data"]
+    width = d["tgt_len"] if arch == "seq2seq" else d["src_len"] + d["tgt_len"] + 1
+    full = summary["steps"] * cfg.data.batch_size * width
+    assert 0 < summary["train_tokens"] < full  # batches cut to their longest word
     details = json.loads((run / "translations.json").read_text())
     n = sum(v["words"] for v in details["test"]["errors_by_length"].values())
     assert n == 6

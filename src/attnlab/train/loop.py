@@ -84,6 +84,7 @@ class Trainer:
         self.state = LoopState()
         self.probe_fn = None  # step → metrics record (train.probe_every), set by the caller
         self.task_eval = None  # (split, max_batches) → extra eval metrics, e.g. word accuracy
+        self.step_tokens = 0  # input tokens of the last step
         world = fabric.world_size * cfg.grad_accum
         if data.batch_size % world:
             raise ConfigError(
@@ -94,7 +95,11 @@ class Trainer:
             raise ConfigError("the training split holds fewer sequences than one batch")
 
     def step(self, step: int) -> float:
-        """One optimizer step; returns the mean training loss over the global batch."""
+        """One optimizer step; returns the mean training loss over the global batch.
+
+        `self.step_tokens` is left at the input tokens the step ran (this process's times
+        the process count: batches of word tasks are cut to their longest word).
+        """
         split, cfg, f = self.data.splits["train"], self.cfg, self.fabric
         ids = train_ids(split.num_sequences, self.data.batch_size, cfg.seed, step)  # (B,)
         n_total = self._scored(split, ids)
@@ -103,9 +108,11 @@ class Trainer:
             group["lr"] = lr
         micro = len(ids) // cfg.grad_accum
         loss_total = torch.zeros((), device=f.device)
+        self.step_tokens = 0
         for m in range(cfg.grad_accum):
             part = ids[m * micro : (m + 1) * micro][f.global_rank :: f.world_size]
             batch = split.get(part).to(f.device)
+            self.step_tokens += batch.x.numel() * f.world_size
             last = m == cfg.grad_accum - 1
             with f.no_backward_sync(self.model, enabled=not last):
                 logits = self.model(*batch.inputs())  # (b, T, V)
@@ -211,7 +218,7 @@ class Trainer:
                 )
             dt = time.perf_counter() - t0
             s.step += 1
-            seq_tokens = self.data.batch_size * self.data.seq_len
+            seq_tokens = self.step_tokens
             s.train_tokens += seq_tokens
             s.train_seconds += dt
             window_tokens += seq_tokens
