@@ -7,9 +7,9 @@ import pytest
 
 from attnlab import data
 from attnlab.config import validate
-from attnlab.config.schema import AssocRecallData, CopyingData
+from attnlab.config.schema import AssocRecallData, CopyingData, SelectiveCopyingData
 from attnlab.data.splits import train_ids
-from attnlab.data.synthetic import assoc_recall, copying, repeat_tokens
+from attnlab.data.synthetic import assoc_recall, copying, repeat_tokens, selective_copying
 from attnlab.errors import ConfigError, DataError
 from attnlab.train import train
 from tests.conftest import tiny_raw
@@ -219,9 +219,25 @@ def test_copying_structure():
         assert m.nonzero()[0].tolist() == list(range(S, 2 * S))
 
 
+def test_selective_copying_structure():
+    cfg = SelectiveCopyingData(vocab_size=10, num_tokens=5, seq_len=20, num_train=40)
+    rows, mask = selective_copying(cfg, "train")
+    assert rows.shape == (40, 21) and mask.shape == (40, 20)
+    for row, m in zip(rows, mask, strict=True):
+        region, tokens = row[:15], row[16:]
+        assert row[15] == 1 and (tokens >= 2).all()
+        assert np.array_equal(region[region != 0], tokens)  # the K tokens, in order
+        assert m.nonzero()[0].tolist() == list(range(15, 20))
+    gaps = [np.diff(np.nonzero(r[:15])[0]).tolist() for r in rows]
+    assert len({tuple(g) for g in gaps}) > 10  # positions vary from row to row
+    again, _ = selective_copying(cfg, "train")
+    assert np.array_equal(rows, again)
+
+
 @pytest.mark.parametrize(
     ("task", "bad", "needle"),
     [
+        ("selective_copying", {"num_tokens": 40}, "num_tokens"),
         ("assoc_recall", {"num_pairs": 40}, "distinct keys"),
         ("assoc_recall", {"num_pairs": 8, "num_queries": 9}, "num_queries"),
         ("assoc_recall", {"num_pairs": 20, "seq_len": 60}, "do not fit"),
@@ -233,7 +249,7 @@ def test_synthetic_configs_reject_impossible_layouts(task, bad, needle):
         validate({"data": {"task": task, **bad}}, "t")
 
 
-@pytest.mark.parametrize("task", ["assoc_recall", "copying"])
+@pytest.mark.parametrize("task", ["assoc_recall", "copying", "selective_copying"])
 def test_synthetic_tasks_build_and_train(task, tmp_path):
     raw = tiny_raw()
     raw["data"] = {
@@ -247,6 +263,8 @@ def test_synthetic_tasks_build_and_train(task, tmp_path):
     }
     if task == "assoc_recall":
         raw["data"]["num_pairs"] = 4
+    elif task == "selective_copying":
+        raw["data"]["num_tokens"] = 4
     else:
         raw["data"].update(segment_len=8, min_segment_len=3)
     summary = train(validate(raw, "t"), tmp_path / "run")

@@ -13,7 +13,7 @@ from attnlab.config import validate
 from attnlab.errors import LeakageError, UserError
 from attnlab.train import resume, train
 from attnlab.train.metrics import read_metrics
-from attnlab.train.optim import lr_at
+from attnlab.train.optim import lr_at, plateau_update
 from tests.conftest import tiny_raw
 
 DROP = ("tokens_per_s",)
@@ -145,6 +145,32 @@ def test_cosine_schedule_with_warmup():
     assert lrs[60] == pytest.approx(0.55, abs=0.01)
     assert min(lrs[10:]) >= 0.1 - 1e-9
     assert all(a >= b for a, b in itertools.pairwise(lrs[10:]))
+
+
+def test_plateau_schedule_halves_after_patience_and_stops_at_the_floor():
+    raw = tiny_raw(train__lr=1.0, train__schedule="plateau", train__min_lr_ratio=0.2)
+    cfg = validate(raw).train  # patience 2, factor 0.5
+    scale, bad, seen = 1.0, 0, []
+    for improved in [True, False, False, False, True, False, False, False, False, False, False]:
+        scale, bad = plateau_update(scale, bad, improved, cfg)
+        seen.append(scale)
+    assert seen == [1, 1, 1, 0.5, 0.5, 0.5, 0.5, 0.25, 0.25, 0.25, 0.2]
+    assert lr_at(500, 1000, cfg, 0.25) == pytest.approx(0.25)
+
+
+def test_plateau_training_lowers_the_lr_it_logs(tmp_path):
+    raw = tiny_raw(
+        train__schedule="plateau",
+        train__plateau_patience=0,
+        train__lr=3.0,  # far too high: validation does not improve every time
+        train__max_steps=40,
+        train__eval_every=5,
+        train__grad_clip=None,
+    )
+    run = tmp_path / "run"
+    train(validate(raw), run)
+    lrs = [r["lr"] for r in read_metrics(run / "metrics.jsonl") if r["split"] == "train"]
+    assert lrs[0] == pytest.approx(3.0) and min(lrs) < 3.0
 
 
 def repeat_run(tmp_path, name: str, steps: int, **mixer) -> dict:

@@ -20,6 +20,8 @@ app = typer.Typer(
 )
 config_app = typer.Typer(no_args_is_help=True, help="Inspect configs.")
 app.add_typer(config_app, name="config")
+bench_app = typer.Typer(no_args_is_help=True, help="Measure speed and precision.")
+app.add_typer(bench_app, name="bench")
 
 SET_HELP = "Override a config value, e.g. --set train.lr=1e-3 (repeatable)."
 
@@ -235,6 +237,39 @@ def demo(
 
     report_path = run_demo(out, data_dir, tokenizer_dir, echo=typer.echo)
     typer.echo(f"\nreport: {report_path}")
+
+
+@bench_app.command("scan")
+def bench_scan_cmd(
+    lengths: str = typer.Option(
+        "64,128,256,512,1024,2048,4096", "--lengths", help="Comma-separated sequence lengths."
+    ),
+    batch: int = typer.Option(2, "--batch", help="Batch size of the problem."),
+    channels: int = typer.Option(64, "--channels", help="Channels D of the problem."),
+    state: int = typer.Option(16, "--state", help="State size N of the problem."),
+    repeats: int = typer.Option(3, "--repeats", help="Timed calls per cell (median)."),
+    compile: bool = typer.Option(True, "--compile/--no-compile", help="Also torch.compile."),
+    threads: int = typer.Option(None, "--threads", help="torch threads (default: torch's)."),
+    out: Path = typer.Option(Path("runs/bench-scan"), "--out", help="Output directory."),
+) -> None:
+    """Forward+backward time and error vs float64 of the sequential, parallel and log scans
+    (and mambapy's pscan when installed), as JSON and two plots."""
+    import torch
+
+    from attnlab.experiments.bench_scan import bench_scan
+
+    try:
+        ls = tuple(int(x) for x in lengths.split(",") if x.strip())
+    except ValueError:
+        _fail(f"--lengths takes integers separated by commas (got {lengths!r})")
+    if not ls or min(ls) < 1 or min(batch, channels, state, repeats) < 1:
+        _fail("lengths, --batch, --channels, --state and --repeats must be >= 1")
+    if threads:
+        torch.set_num_threads(threads)
+    bench_scan(out, ls, batch, channels, state, repeats, compile, echo=typer.echo)
+    typer.echo(
+        f"written: {out / 'scan_bench.json'}, {out / 'scan_time.png'}, {out / 'scan_precision.png'}"
+    )
 
 
 def main() -> None:

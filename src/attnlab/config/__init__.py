@@ -4,6 +4,7 @@ from attnlab.config.load import apply_overrides, dump_config, load_config, save_
 from attnlab.config.schema import (
     AttentionMixer,
     LMTextData,
+    MambaMixer,
     ModelConfig,
     RepeatTokensData,
     RunConfig,
@@ -13,6 +14,7 @@ from attnlab.config.schema import (
 __all__ = [
     "AttentionMixer",
     "LMTextData",
+    "MambaMixer",
     "ModelConfig",
     "RepeatTokensData",
     "RunConfig",

@@ -71,7 +71,16 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return out
 
 
-_UNION_TAGS = {"lm_text", "repeat_tokens", "assoc_recall", "copying", "piglatin", "attention"}
+_UNION_TAGS = {
+    "lm_text",
+    "repeat_tokens",
+    "assoc_recall",
+    "copying",
+    "selective_copying",
+    "piglatin",
+    "attention",
+    "mamba",
+}
 
 
 def _parse_value(text: str) -> Any:

@@ -144,7 +144,32 @@ class CopyingData(GeneratedData):
         return self
 
 
-SyntheticData = RepeatTokensData | AssocRecallData | CopyingData
+class SelectiveCopyingData(GeneratedData):
+    """Selective copying (the Mamba paper's, Gu & Dao 2023, section 4.1.1), from a seed.
+
+    Each sequence is `region · SEP · tokens`: `num_tokens` data tokens (uniform over
+    [2, V)) sit at random positions, in order, among filler zeros in a region of
+    `seq_len - num_tokens` positions; after the separator (1) the model writes them again
+    in order. Every token after the separator is scored. Unlike `copying`, where the copy
+    sits a fixed distance back, the model must select the content tokens and skip the
+    filler: a time-invariant model (a fixed convolution, `dt: constant`) cannot.
+    """
+
+    task: Literal["selective_copying"] = "selective_copying"
+    vocab_size: int = Field(16, ge=3)
+    num_tokens: PositiveInt = Field(8, description="data tokens to remember and write")
+    seq_len: PositiveInt = 64
+
+    @model_validator(mode="after")
+    def _fits(self) -> SelectiveCopyingData:
+        if 2 * self.num_tokens > self.seq_len:
+            raise ValueError(
+                f"2 x num_tokens ({2 * self.num_tokens}) must be <= seq_len ({self.seq_len})"
+            )
+        return self
+
+
+SyntheticData = RepeatTokensData | AssocRecallData | CopyingData | SelectiveCopyingData
 
 
 class PigLatinData(Section):
@@ -199,7 +224,12 @@ def _require_tag(key: str, default: str | None = None):
 
 
 DataConfig = Annotated[
-    LMTextData | RepeatTokensData | AssocRecallData | CopyingData | PigLatinData,
+    LMTextData
+    | RepeatTokensData
+    | AssocRecallData
+    | CopyingData
+    | SelectiveCopyingData
+    | PigLatinData,
     Field(discriminator="task"),
     _require_tag("task"),
 ]
@@ -223,8 +253,36 @@ class AttentionMixer(Section):
         return v
 
 
+class MambaMixer(Section):
+    """A selective state-space mixer (Mamba, Gu & Dao 2023); see `attnlab.models.mamba`."""
+
+    name: Literal["mamba"] = "mamba"
+    d_state: PositiveInt = Field(16, description="state size N per channel")
+    expand: PositiveInt = Field(2, description="inner width = expand x d_model")
+    d_conv: PositiveInt = Field(4, description="causal depth-wise conv kernel")
+    dt_rank: int | None = Field(None, gt=0, description="rank of the Δ projection; unset: D/16")
+    dt_min: float = Field(0.001, gt=0, description="initial Δ: log-uniform in [dt_min, dt_max]")
+    dt_max: float = Field(0.1, gt=0)
+    dt: Literal["learned", "constant"] = Field(
+        "learned", description="constant: Δ fixed at its initial value, not input-dependent"
+    )
+    dt_scale: bool = Field(False, description="divide Δ by sqrt(d_model)")
+    discretization: Literal["zoh_approx", "zoh", "bilinear"] = "zoh_approx"
+    a_init: Literal["s4d", "neg_identity"] = Field(
+        "s4d", description="s4d: A_log = log(1..N); neg_identity: A_log = 0 (A = -1)"
+    )
+    scan: Literal["sequential", "parallel", "log"] = "parallel"
+    bias: bool = Field(False, description="biases of the in and out projections")
+
+    @model_validator(mode="after")
+    def _dt_range(self) -> MambaMixer:
+        if self.dt_min > self.dt_max:
+            raise ValueError(f"dt_min ({self.dt_min}) > dt_max ({self.dt_max})")
+        return self
+
+
 MixerConfig = Annotated[
-    AttentionMixer, Field(discriminator="name"), _require_tag("name", "attention")
+    AttentionMixer | MambaMixer, Field(discriminator="name"), _require_tag("name", "attention")
 ]
 
 
@@ -262,6 +320,12 @@ class ModelConfig(Section):
 
     @model_validator(mode="after")
     def _heads_divide(self) -> ModelConfig:
+        if isinstance(self.mixer, MambaMixer):
+            if self.pos == "rope":
+                raise ValueError("the mamba mixer takes no rotary positions (pos: rope)")
+            if self.arch == "seq2seq":
+                raise ValueError("seq2seq takes the attention mixer; mamba runs as a decoder")
+            return self
         h = self.mixer.n_heads
         if self.d_model % h:
             raise ValueError(f"mixer.n_heads ({h}) must divide d_model ({self.d_model})")
@@ -292,9 +356,15 @@ class TrainConfig(Section):
     lr: float = Field(3e-4, gt=0)
     weight_decay: float = Field(0.01, ge=0)
     betas: tuple[float, float] = (0.9, 0.95)
-    schedule: Literal["cosine", "constant"] = "cosine"
+    schedule: Literal["cosine", "constant", "plateau"] = "cosine"
     warmup_steps: int = Field(0, ge=0)
-    min_lr_ratio: float = Field(0.1, ge=0, le=1, description="cosine floor as a share of lr")
+    min_lr_ratio: float = Field(
+        0.1, ge=0, le=1, description="cosine / plateau floor as a share of lr"
+    )
+    plateau_factor: float = Field(0.5, gt=0, lt=1, description="plateau: lr x factor on a stall")
+    plateau_patience: int = Field(
+        2, ge=0, description="plateau: evaluations without a new best before the lr drops"
+    )
     epochs: float | None = Field(1.0, gt=0)
     max_steps: int | None = Field(None, gt=0, description="wins over epochs when set")
     grad_clip: float | None = Field(1.0, gt=0)

@@ -15,7 +15,7 @@ from attnlab.config.schema import LMTextData, PigLatinData, SyntheticData
 from attnlab.data.cache import cache_root, cached_array, content_hash, smallest_uint
 from attnlab.data.piglatin import CharVocab, TranslationSplit, build_splits
 from attnlab.data.splits import Batch, RowSplit, StreamSplit, eval_batches, train_ids
-from attnlab.data.synthetic import assoc_recall, copying, repeat_tokens
+from attnlab.data.synthetic import assoc_recall, copying, repeat_tokens, selective_copying
 from attnlab.data.text import SPLITS, load_splits
 from attnlab.data.tokenizers import CharTokenizer, HFTokenizer, gpt2_tokenizer, train_bpe
 from attnlab.errors import DataError
@@ -100,7 +100,12 @@ def _lm_text(cfg: LMTextData) -> Dataset:
     return Dataset(splits, tok.vocab_size, cfg.seq_len, cfg.batch_size, tok, sources)
 
 
-GENERATORS = {"repeat_tokens": repeat_tokens, "assoc_recall": assoc_recall, "copying": copying}
+GENERATORS = {
+    "repeat_tokens": repeat_tokens,
+    "assoc_recall": assoc_recall,
+    "copying": copying,
+    "selective_copying": selective_copying,
+}
 
 
 def _synthetic(cfg: SyntheticData) -> Dataset:

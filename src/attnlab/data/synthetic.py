@@ -10,16 +10,22 @@ With one fixed S a single attention layer reaches 100% by attending S - 1 tokens
 The scored targets are the repeated tokens after the first one (S - 1 per sequence): the
 first repeated token cannot be predicted, every later one can.
 
-`assoc_recall` (Zoology's multi-query associative recall) and `copying` are described on
-their config classes. Every generator returns rows (N, T + 1) and the mask (N, T) of
-scored targets (target t predicts token t + 1) and depends only on (config, split).
+`assoc_recall` (Zoology's multi-query associative recall), `copying` and
+`selective_copying` (the Mamba paper's) are described on their config classes. Every
+generator returns rows (N, T + 1) and the mask (N, T) of scored targets (target t predicts
+token t + 1) and depends only on (config, split).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from attnlab.config.schema import AssocRecallData, CopyingData, RepeatTokensData
+from attnlab.config.schema import (
+    AssocRecallData,
+    CopyingData,
+    RepeatTokensData,
+    SelectiveCopyingData,
+)
 
 SPLIT_INDEX = {"train": 0, "validation": 1, "test": 2}
 
@@ -84,4 +90,20 @@ def copying(cfg: CopyingData, split: str) -> tuple[np.ndarray, np.ndarray]:
     rows[src] = content[src[0], src[1] - seg[src[0]] - 1]
     t = np.arange(L - 1)[None, :]  # target t predicts token t + 1
     mask = (t >= S) & (t < 2 * S)
+    return rows, mask
+
+
+def selective_copying(cfg: SelectiveCopyingData, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """Rows `region (K tokens among zeros) · SEP(1) · the K tokens` and the mask of those K."""
+    rng, n = _rng_and_size(cfg, split)
+    K, L = cfg.num_tokens, cfg.seq_len + 1
+    R = cfg.seq_len - K  # region length: R + 1 + K = L
+    where = np.sort(np.argsort(rng.random((n, R)), axis=1)[:, :K], axis=1)  # (n, K) distinct
+    tokens = rng.integers(2, cfg.vocab_size, size=(n, K))  # (n, K)
+    rows = np.zeros((n, L), dtype=np.int64)
+    np.put_along_axis(rows, where, tokens, axis=1)
+    rows[:, R] = 1  # separator
+    rows[:, R + 1 :] = tokens
+    mask = np.zeros((n, L - 1), dtype=bool)
+    mask[:, R:] = True  # targets t = R .. R + K - 1 predict the K tokens
     return rows, mask

@@ -21,9 +21,10 @@ from torch import nn
 
 from attnlab.config.schema import ModelConfig
 from attnlab.models.attention import Attention
+from attnlab.models.mamba import Mamba
 from attnlab.models.positional import LearnedPositions, SinusoidalPositions
 
-MIXERS: dict[str, type[nn.Module]] = {"attention": Attention}
+MIXERS: dict[str, type[nn.Module]] = {"attention": Attention, "mamba": Mamba}
 
 
 def make_norm(kind: str, d: int) -> nn.Module:
@@ -169,6 +170,8 @@ def init_weights(model: DecoderLM) -> None:
       table with `pos_init: sinusoidal`.
     - Depth-wise convs keep PyTorch's default (Kaiming-uniform), as in the write-ups'
       `nn.Conv1d`; smear gates α = 0 (σ = 0.5); norms: weight 1, bias 0.
+    - Mamba's A_log, D and Δ projection: `Mamba.reset_ssm_parameters` (S4D / mamba.py);
+      its `out` projection is a residual output like attention's.
     """
     n_layers = len(model.blocks)
     for name, module in model.named_modules():
@@ -183,5 +186,8 @@ def init_weights(model: DecoderLM) -> None:
             nn.init.normal_(module.weight, 0.0, 0.02)
         elif isinstance(module, LearnedPositions):
             nn.init.normal_(module.weight, 0.0, 0.01)
+    for module in model.modules():
+        if isinstance(module, Mamba):
+            module.reset_ssm_parameters()
     if model.cfg.pos_init == "sinusoidal" and isinstance(model.pos, LearnedPositions):
         model.pos.init_sinusoidal()

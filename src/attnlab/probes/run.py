@@ -24,6 +24,7 @@ from attnlab.probes.capture import capture
 from attnlab.probes.heads import PATTERN_SCORES, head_scores
 from attnlab.probes.icl import icl_score
 from attnlab.probes.sequences import ProbeSet, repeated_sequences
+from attnlab.probes.ssm import ssm_plot
 from attnlab.report import probe_curves
 from attnlab.report import probe_plots as P
 from attnlab.report.plots import line_plot
@@ -130,10 +131,14 @@ def _grids(model, cfg, tok, text: np.ndarray | None, plots: Path) -> dict:
         snippet = np.asarray(text[:n], dtype=np.int64)
         sources["text"] = torch.from_numpy(np.concatenate([snippet, snippet]))
     for name, x in sources.items():
+        labels = [_label(tok, int(i)) for i in x]
+        title = f"{cfg.name}: Mamba Δ and decay on {name}"
+        ssm = ssm_plot(model, x, labels, title, plots / f"ssm_{name}.png")
+        if ssm is not None:
+            out[f"ssm_{name}"] = ssm
         pats = _patterns(model, x)
         if not pats:
-            return out
-        labels = [_label(tok, int(i)) for i in x]
+            continue
         what = "repeated random tokens" if name == "repeat" else "a validation snippet, twice"
         P.attention_grid(pats, labels, f"{cfg.name}: {what}", plots / f"attention_{name}.png")
         out[name] = {"tokens": x.tolist(), "labels": labels, "plot": f"plots/attention_{name}.png"}

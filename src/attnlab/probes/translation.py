@@ -30,6 +30,7 @@ from attnlab.errors import UserError
 from attnlab.models.generate import beam_search, greedy
 from attnlab.probes import weights as W
 from attnlab.probes.capture import capture
+from attnlab.probes.ssm import ssm_plot
 from attnlab.report import probe_plots as P
 
 ALIGN_WORDS = 512  # validation words scored for alignment
@@ -107,10 +108,21 @@ def word_attention(
             model(torch.from_numpy(seq)[None].to(dev))
             kinds = {"self": (_labels(vocab, seq), _labels(vocab, seq))}
     for kind, (rows, cols) in kinds.items():
+        patterns = _patterns(cache, kind)
+        if not patterns:  # no attention layer (a Mamba model)
+            continue
         path = plots / f"attention_{tag}_{kind}.png"
         title = f"{word} → {pred}: {kind} attention"
-        P.attention_grid(_patterns(cache, kind), cols, title, path, query_labels=rows)
+        P.attention_grid(patterns, cols, title, path, query_labels=rows)
         out["plots"][kind] = f"plots/{path.name}"
+    if not _is_seq2seq(model):
+        seq = np.concatenate([[vocab.SOS], src, [vocab.SEP], tgt_in[1:], [vocab.EOS]])
+        seq = seq[: model.max_seq_len]
+        title = f"{word} → {pred}: Mamba Δ and decay"
+        ssm = ssm_plot(model, seq, _labels(vocab, seq), title, plots / f"ssm_{tag}.png")
+        if ssm is not None:
+            out["ssm"] = ssm
+            out["plots"]["ssm"] = ssm["plot"]
     return out
 
 

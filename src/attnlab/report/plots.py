@@ -17,6 +17,7 @@ def line_plot(
     title: str,
     path: Path,
     logy: bool = False,
+    logx: bool = False,
 ) -> Path:
     """One line per named (x, y) series, saved as a PNG at `path`."""
     fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
@@ -24,6 +25,8 @@ def line_plot(
         ax.plot(x, y, marker="o" if len(x) < 30 else None, markersize=3, label=name)
     if logy:
         ax.set_yscale("log")
+    if logx:
+        ax.set_xscale("log", base=2)
     return finish_plot(fig, ax, xlabel, ylabel, title, path, legend=len(series) > 1 or any(series))
 
 

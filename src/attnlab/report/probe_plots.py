@@ -154,3 +154,29 @@ def heatmap(matrix: np.ndarray, title: str, xlabel: str, ylabel: str, path: Path
     ax.set_ylabel(ylabel)
     fig.colorbar(im, ax=ax, shrink=0.85)
     return _save(fig, path)
+
+
+def ssm_profile(layers: list[dict], labels: list[str], title: str, path: Path) -> Path:
+    """Mamba per position: Δ (mean ± std over channels) and the weight the final state keeps.
+
+    `layers[i]` holds `dt_mean`, `dt_std` and `weight` (one number per position); one
+    column per layer, Δ on top, the kept weight (log scale) below, characters on the x axis.
+    """
+    n = len(layers)
+    fig, axes = plt.subplots(2, n, figsize=(max(4.0, 0.28 * len(labels)) * n, 5.2), dpi=120)
+    axes = np.asarray(axes).reshape(2, n)
+    x = np.arange(len(labels))
+    for i, lay in enumerate(layers):
+        mean, std = np.asarray(lay["dt_mean"]), np.asarray(lay["dt_std"])
+        top, bottom = axes[0, i], axes[1, i]
+        top.plot(x, mean, marker="o", markersize=3)
+        top.fill_between(x, np.maximum(mean - std, 0), mean + std, alpha=0.25)
+        top.set_title(f"{lay['name']}: Δ (mean ± std over channels)", fontsize=8)
+        bottom.semilogy(x, np.maximum(lay["weight"], 1e-30), marker="o", markersize=3)
+        bottom.set_title("weight kept in the final state: mean of Π Ā after t", fontsize=8)
+        for ax in (top, bottom):
+            ax.set_xticks(x)
+            ax.set_xticklabels(labels, fontsize=7)
+            ax.grid(alpha=0.3)
+    fig.suptitle(title, fontsize=9)
+    return _save(fig, path)

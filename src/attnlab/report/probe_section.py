@@ -110,9 +110,14 @@ def probe_section(p: dict) -> str:
 
 
 def _grids_and_embeddings(p: dict) -> str:
-    out = ["### Attention patterns\n\n"]
+    out = ["### Attention patterns (Mamba: Δ and decay)\n\n"]
     for name, g in p.get("grids", {}).items():
-        out.append(f"![attention on {name}]({g['plot']})\n\n")
+        what = (
+            f"Mamba Δ and decay on {name[4:]}"
+            if name.startswith("ssm_")
+            else f"attention on {name}"
+        )
+        out.append(f"![{what}]({g['plot']})\n\n")
     e = p.get("embeddings", {})
     if e:
         out.append(

@@ -81,6 +81,14 @@ DEFINITIONS = """\
 """
 
 
+SSM_DEFINITIONS = (
+    "Mamba plots: top, Δ at each character (mean ± std over channels; a large Δ writes "
+    "the character into the state and forgets the past, a small one skips it); bottom, the "
+    "weight each character keeps in the state at the last position, Π Ā over the "
+    "positions after it, averaged over channels and states (log scale).\n"
+)
+
+
 def probe_section(p: dict) -> str:
     """The translation probes: alignment table, attention maps, embeddings, positions."""
     out = ["## Probes\n\n", DEFINITIONS, "\n"]
@@ -96,11 +104,14 @@ def probe_section(p: dict) -> str:
             + markdown_table(["layer", *(f"H{h}" for h in range(H))], rows)
             + "\n"
         )
-    out.append("### Attention of chosen words\n\n")
+    out.append("### Chosen words\n\n")
+    if any("ssm" in w for w in p["attention"]):
+        out.append(SSM_DEFINITIONS + "\n")
     for w in p["attention"]:
         out.append(f"**{w['word']}** → `{w['prediction']}`\n\n")
         for kind, plot in w["plots"].items():
-            out.append(f"![{kind} attention, {w['word']}]({plot})\n\n")
+            what = "Mamba Δ and decay" if kind == "ssm" else f"{kind} attention"
+            out.append(f"![{what}, {w['word']}]({plot})\n\n")
     e = p["embeddings"]
     out.append(
         "### Character embeddings\n\n"

@@ -24,7 +24,7 @@ from attnlab.errors import ConfigError, TrainingDiverged
 from attnlab.train import checkpoint as ckpt
 from attnlab.train.losses import token_stats
 from attnlab.train.metrics import MetricsLog
-from attnlab.train.optim import lr_at
+from attnlab.train.optim import lr_at, plateau_update
 
 
 @dataclass
@@ -36,6 +36,8 @@ class LoopState:
     best_step: int = -1
     train_tokens: int = 0
     train_seconds: float = 0.0
+    plateau_scale: float = 1.0  # schedule plateau: the lr multiplier so far
+    plateau_bad: int = 0  # evaluations since the last new best validation loss
     history: list = field(default_factory=list)
 
 
@@ -103,7 +105,7 @@ class Trainer:
         split, cfg, f = self.data.splits["train"], self.cfg, self.fabric
         ids = train_ids(split.num_sequences, self.data.batch_size, cfg.seed, step)  # (B,)
         n_total = self._scored(split, ids)
-        lr = lr_at(step, self.total, cfg)
+        lr = lr_at(step, self.total, cfg, self.state.plateau_scale)
         for group in self.opt.param_groups:
             group["lr"] = lr
         micro = len(ids) // cfg.grad_accum
@@ -149,10 +151,16 @@ class Trainer:
             rec["final"] = True
         else:
             rec["subset_batches"] = max_batches
-            if res["loss"] < self.state.best_val_loss:
-                self.state.best_val_loss, self.state.best_step = res["loss"], step
+            s = self.state
+            improved = res["loss"] < s.best_val_loss
+            if improved:
+                s.best_val_loss, s.best_step = res["loss"], step
                 if self.fabric.global_rank == 0:
                     ckpt.save_weights(self.raw_model, self.run_dir / ckpt.BEST)
+            if self.cfg.schedule == "plateau":
+                s.plateau_scale, s.plateau_bad = plateau_update(
+                    s.plateau_scale, s.plateau_bad, improved, self.cfg
+                )
         self.log.write(rec)
         return res
 
@@ -177,6 +185,8 @@ class Trainer:
             best_step=s.best_step,
             train_tokens=s.train_tokens,
             train_seconds=s.train_seconds,
+            plateau_scale=s.plateau_scale,
+            plateau_bad=s.plateau_bad,
         )
 
     def restore(self) -> None:
@@ -188,6 +198,8 @@ class Trainer:
             best_step=extra["best_step"],
             train_tokens=extra["train_tokens"],
             train_seconds=extra["train_seconds"],
+            plateau_scale=extra.get("plateau_scale", 1.0),
+            plateau_bad=extra.get("plateau_bad", 0),
         )
         self.log.truncate_after(self.state.step)
 

@@ -26,17 +26,35 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas)
 
 
-def lr_at(step: int, total: int, cfg: TrainConfig) -> float:
+def lr_at(step: int, total: int, cfg: TrainConfig, plateau_scale: float = 1.0) -> float:
     """Learning rate for optimizer step `step` (0-based) of `total`.
 
     `constant`: linear warmup over `warmup_steps`, then `lr`.
     `cosine`: the same warmup, then a cosine from `lr` down to `min_lr_ratio * lr` at `total`.
+    `plateau`: the same warmup, then `lr * plateau_scale` (see `Plateau`).
     """
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
     if cfg.schedule == "constant":
         return cfg.lr
+    if cfg.schedule == "plateau":
+        return cfg.lr * plateau_scale
     span = max(1, total - cfg.warmup_steps)
     progress = min(1.0, (step - cfg.warmup_steps) / span)
     floor = cfg.lr * cfg.min_lr_ratio
     return floor + 0.5 * (cfg.lr - floor) * (1 + math.cos(math.pi * progress))
+
+
+def plateau_update(scale: float, bad: int, improved: bool, cfg: TrainConfig) -> tuple[float, int]:
+    """One evaluation of PyTorch's `ReduceLROnPlateau` (mode min, threshold 0): returns the
+    new (scale, evaluations without improvement).
+
+    After more than `plateau_patience` evaluations in a row without a new best validation
+    loss the scale is multiplied by `plateau_factor`, floored at `min_lr_ratio`.
+    """
+    if improved:
+        return scale, 0
+    bad += 1
+    if bad > cfg.plateau_patience:
+        return max(scale * cfg.plateau_factor, cfg.min_lr_ratio), 0
+    return scale, bad

@@ -1,0 +1,274 @@
+"""Mamba mixer (Gu & Dao 2023), pure PyTorch: a selective state space in the stack's blocks.
+
+Legend: B batch, T time, D model width, E inner width (expand · D), N state size,
+R rank of the Δ projection.
+
+    x, z  = in_proj(u)                      (B, T, E) each
+    x     = silu(causal depth-wise conv(x))
+    Δ     = softplus(dt_proj(x_proj_Δ(x)))  (B, T, E)   [dt: learned]
+          = the initial per-channel Δ      (E,)        [dt: constant: not input-dependent,
+                                                         not trained: the LTI ablation]
+          (÷ √D with dt_scale)
+    B, C  = x_proj_B(x), x_proj_C(x)        (B, T, N) each
+    A     = −exp(A_log)                     (E, N)
+    Ā, B̄  = discretize(Δ, A, B)             (B, T, E, N)
+    h_t   = Ā_t h_{t−1} + B̄_t x_t            the scan (`attnlab.models.scan`)
+    y     = (h_t · C_t) + D x_t, then y · silu(z) → out_proj
+
+Discretisations (`discretization`): `zoh_approx` Ā = exp(ΔA), B̄ = ΔB (the paper's
+simplification and mamba.py's); `zoh` Ā = exp(ΔA), B̄ = (exp(ΔA) − 1)/A · B (exact
+zero-order hold); `bilinear` Ā = (1 + ΔA/2)/(1 − ΔA/2), B̄ = ΔB/(1 − ΔA/2). Bilinear Ā
+turns negative when ΔA < −2; the sequential and parallel scans do not mind, and the log scan
+carries the sign. `a_init: s4d` sets A_log = log(1..N) per channel (S4D-real), `neg_identity`
+A_log = 0 (A = −1 everywhere). Δ's bias starts at softplus⁻¹ of a log-uniform draw in
+[dt_min, dt_max] and its projection weight uniform in ±R^−½ (as mamba.py; `init_weights`
+of the stack leaves them alone through `reset_ssm_parameters`).
+
+Differences from the paper's CUDA kernel: the state (B, T, E, N) is materialised for the
+scan (the kernel keeps it in SRAM), so memory is O(B·T·E·N).
+
+The core, discretise → scan → contract with C, is one `autograd.Function`
+(`SelectiveScan`) with a hand-written backward, as the CUDA kernel's: autograd through the
+formulas keeps and re-reads about three times as many (B, T, E, N) tensors, and on a CPU
+those passes over memory are the step's cost. `discretize` is the autograd form of the
+same formulas (the reference and the probe's Ā).
+
+Probe points: `hook_dt` (B, T, E) Δ after softplus (and scaling), `hook_a_bar`
+(B, T, E, N) Ā. `forward_ref` is the slow, obviously-correct per-step loop for tests.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from attnlab.models.conv import CausalDepthwiseConv
+from attnlab.models.hooks import HookPoint
+from attnlab.models.scan import reverse_scan_, scan_, scan_log
+
+
+class Mamba(nn.Module):
+    """Mixer contract: `Mamba(d_model, layer_idx, **options)`, (B, T, D) → (B, T, D)."""
+
+    alias = "mamba"  # probe names: blocks.{i}.mamba.hook_dt
+
+    def __init__(
+        self,
+        d_model: int,
+        layer_idx: int = 0,
+        d_state: int = 16,
+        expand: int = 2,
+        d_conv: int = 4,
+        dt_rank: int | None = None,
+        dt_min: float = 0.001,
+        dt_max: float = 0.1,
+        dt: str = "learned",
+        dt_scale: bool = False,
+        discretization: str = "zoh_approx",
+        a_init: str = "s4d",
+        scan: str = "parallel",
+        bias: bool = False,
+        rope: bool = False,
+        max_seq_len: int = 1024,
+        dropout: float = 0.0,
+    ):
+        super().__init__()
+        if rope:
+            raise ValueError("the mamba mixer takes no rotary positions (pos: rope)")
+        self.d_model, self.layer_idx = d_model, layer_idx
+        self.d_inner = E = expand * d_model
+        self.d_state = N = d_state
+        self.d_conv = d_conv
+        self.dt_rank = R = dt_rank or math.ceil(d_model / 16)
+        self.dt_min, self.dt_max = dt_min, dt_max
+        self.dt_mode, self.dt_scale = dt, dt_scale
+        self.discretization, self.a_init, self.scan_method = discretization, a_init, scan
+        self.in_proj = nn.Linear(d_model, 2 * E, bias=bias)
+        self.conv = CausalDepthwiseConv(E, d_conv)
+        learned = dt == "learned"
+        self.x_proj = nn.Linear(E, (R if learned else 0) + 2 * N, bias=False)
+        self.dt_proj = nn.Linear(R, E, bias=True) if learned else None
+        if learned:
+            self.dt_const = None
+        else:  # a random draw, so saved with the weights
+            self.register_buffer("dt_const", torch.zeros(E))  # (E,)
+        self.A_log = nn.Parameter(torch.zeros(E, N))
+        self.D = nn.Parameter(torch.ones(E))
+        self.out = nn.Linear(E, d_model, bias=bias)
+        self.hook_dt = HookPoint()  # (B, T, E) Δ
+        self.hook_a_bar = HookPoint()  # (B, T, E, N) Ā
+        self.reset_ssm_parameters()
+
+    def reset_ssm_parameters(self) -> None:
+        """Initialise A_log, D, Δ's projection and bias (see the module docstring)."""
+        E, N = self.d_inner, self.d_state
+        with torch.no_grad():
+            if self.a_init == "s4d":
+                a = torch.arange(1, N + 1, dtype=torch.float32).repeat(E, 1)  # (E, N)
+                self.A_log.copy_(a.log())
+            else:
+                self.A_log.zero_()
+            self.D.fill_(1.0)
+            lo, hi = math.log(self.dt_min), math.log(self.dt_max)
+            dt = torch.exp(torch.rand(E) * (hi - lo) + lo).clamp_min(1e-4)  # (E,)
+            if self.dt_proj is None:
+                self.dt_const.copy_(dt)
+            else:
+                std = self.dt_rank**-0.5
+                nn.init.uniform_(self.dt_proj.weight, -std, std)
+                self.dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))  # softplus⁻¹(dt)
+
+    def state_size(self, seq_len: int) -> int:
+        """Numbers kept per sequence to generate the next token: the state and conv window."""
+        return self.d_inner * (self.d_state + self.d_conv - 1)
+
+    def _delta(self, dt_in: torch.Tensor | None, shape: tuple[int, int]) -> torch.Tensor:
+        """Δ (B, T, E) from the low-rank input (B, T, R), or the constant."""
+        if self.dt_proj is None:
+            dt = self.dt_const.expand(*shape, self.d_inner)  # (B, T, E)
+        else:
+            dt = F.softplus(self.dt_proj(dt_in))  # (B, T, E)
+        if self.dt_scale:
+            dt = dt / math.sqrt(self.d_model)
+        return dt
+
+    def _split(self, x: torch.Tensor):
+        """(Δ input or None, B, C) from the conv output x (B, T, E)."""
+        dbc = self.x_proj(x)  # (B, T, [R] + 2N)
+        N = self.d_state
+        if self.dt_proj is None:
+            return None, dbc[..., :N], dbc[..., N:]
+        return dbc[..., : self.dt_rank], dbc[..., -2 * N : -N], dbc[..., -N:]
+
+    def discretize(
+        self, dt: torch.Tensor, B_in: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(ΔA, Ā, B̄) of shape (B, T, E, N) from Δ (B, T, E) and B (B, T, N)."""
+        A = -torch.exp(self.A_log)  # (E, N)
+        dA = dt[..., None] * A  # (B, T, E, N)
+        dB = dt[..., None] * B_in[:, :, None, :]  # (B, T, E, N)
+        if self.discretization == "zoh_approx":
+            return dA, torch.exp(dA), dB
+        if self.discretization == "zoh":
+            return dA, torch.exp(dA), torch.expm1(dA) / A * B_in[:, :, None, :]
+        denom = 1 - dA / 2  # bilinear (Tustin)
+        return dA, (1 + dA / 2) / denom, dB / denom
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        Bsz, T, _ = u.shape
+        x, z = self.in_proj(u).chunk(2, dim=-1)  # (B, T, E) each
+        x = F.silu(self.conv(x))  # (B, T, E)
+        dt_in, B_in, C = self._split(x)
+        dt = self.hook_dt(self._delta(dt_in, (Bsz, T)))  # (B, T, E)
+        A = -torch.exp(self.A_log)  # (E, N)
+        if self.hook_a_bar.active:  # the probe wants Ā: one extra (B, T, E, N) tensor
+            self.hook_a_bar(self.discretize(dt, B_in)[1])
+        y = SelectiveScan.apply(dt, A, B_in, C, x, self.discretization, self.scan_method)
+        y = y + self.D * x  # (B, T, E)
+        return self.out(y * F.silu(z))  # (B, T, D)
+
+    def forward_ref(self, u: torch.Tensor) -> torch.Tensor:
+        """Slow reference: one time step at a time, every formula written out."""
+        Bsz, T, _ = u.shape
+        E, N = self.d_inner, self.d_state
+        xz = self.in_proj(u)  # (B, T, 2E)
+        x, z = xz[..., :E], xz[..., E:]
+        x = F.silu(self.conv.forward_ref(x))  # (B, T, E)
+        A = -torch.exp(self.A_log)  # (E, N)
+        h = u.new_zeros(Bsz, E, N)
+        ys = []
+        for t in range(T):
+            dbc = self.x_proj(x[:, t])  # (B, [R] + 2N)
+            B_t, C_t = dbc[:, -2 * N : -N], dbc[:, -N:]  # (B, N) each
+            if self.dt_proj is None:
+                dt = self.dt_const.expand(Bsz, E)  # (B, E)
+            else:
+                dt = F.softplus(dbc[:, : self.dt_rank] @ self.dt_proj.weight.T + self.dt_proj.bias)
+            if self.dt_scale:
+                dt = dt / math.sqrt(self.d_model)
+            dA = dt[:, :, None] * A  # (B, E, N)
+            if self.discretization == "bilinear":
+                a_bar = (1 + dA / 2) / (1 - dA / 2)
+                b_bar = dt[:, :, None] * B_t[:, None, :] / (1 - dA / 2)
+            else:
+                a_bar = torch.exp(dA)
+                if self.discretization == "zoh":
+                    b_bar = (torch.exp(dA) - 1) / A * B_t[:, None, :]
+                else:
+                    b_bar = dt[:, :, None] * B_t[:, None, :]
+            h = a_bar * h + b_bar * x[:, t, :, None]  # (B, E, N)
+            y = (h * C_t[:, None, :]).sum(-1) + self.D * x[:, t]  # (B, E)
+            ys.append(y * F.silu(z[:, t]))
+        return self.out(torch.stack(ys, dim=1))  # (B, T, D)
+
+
+def _coefficients(dt, A, B_in, x, disc: str):
+    """(u = ΔA, Ā, q) with B̄x = q · B, each (B, T, E, N) (q is (B, T, E, 1) for zoh_approx)."""
+    u = dt[..., None] * A  # (B, T, E, N)
+    if disc == "zoh_approx":
+        return u, torch.exp(u), (dt * x)[..., None]
+    if disc == "zoh":
+        return u, torch.exp(u), torch.expm1(u) / A * x[..., None]
+    denom = 1 - u / 2  # bilinear
+    return u, (1 + u / 2) / denom, (dt * x)[..., None] / denom
+
+
+class SelectiveScan(torch.autograd.Function):
+    """y (B, T, E) = Σ_n h · C with h_t = Ā_t h_{t-1} + B̄_t x_t, gradients by hand.
+
+    Inputs: Δ (B, T, E), A (E, N), B and C (B, T, N), x (B, T, E). Saves h; the backward
+    recomputes Ā and q, runs the scan right to left on dL/dh and applies the chain rule of
+    the chosen discretisation (checked against autograd through `Mamba.discretize` in
+    tests/test_mamba.py).
+    """
+
+    @staticmethod
+    def forward(ctx, dt, A, B_in, C, x, disc: str, method: str):
+        with torch.no_grad():
+            u, a, q = _coefficients(dt, A, B_in, x, disc)
+            if method == "log" and disc != "bilinear":
+                h = scan_log(u, q * B_in[:, :, None, :])  # log Ā = ΔA: no exp → log
+            else:
+                h = scan_(a, q * B_in[:, :, None, :], method)  # (B, T, E, N)
+            y = torch.einsum("bten,btn->bte", h, C)  # (B, T, E)
+        ctx.save_for_backward(dt, A, B_in, C, x, h)
+        ctx.disc, ctx.method = disc, method
+        return y
+
+    @staticmethod
+    def backward(ctx, gy):
+        dt, A, B_in, C, x, h = ctx.saved_tensors
+        disc = ctx.disc
+        u, a, q = _coefficients(dt, A, B_in, x, disc)
+        gC = torch.einsum("bten,bte->btn", h, gy)  # (B, T, N)
+        g = gy[..., None] * C[:, :, None, :]  # (B, T, E, N) dL/dh, direct part
+        g = reverse_scan_(a.clone(), g, ctx.method)  # dL/dh through time = dL/d(B̄x)
+        # Ā: dL/dĀ_t = g_t h_{t-1}, then dĀ/du
+        ga = torch.zeros_like(h)
+        torch.mul(g[:, 1:], h[:, :-1], out=ga[:, 1:])
+        gu = ga / (1 - u / 2) ** 2 if disc == "bilinear" else ga.mul_(a)
+        # B̄x = q · B
+        gB = torch.einsum("bten,bten->btn", g, q.expand_as(g))  # (B, T, N)
+        gq = g.mul_(B_in[:, :, None, :])  # (B, T, E, N), g reused
+        gA = torch.zeros_like(A)
+        if disc == "zoh_approx":  # q = Δ x
+            gq_e = gq.sum(-1)  # (B, T, E)
+            gdt, gx = gq_e * x, gq_e * dt
+        elif disc == "zoh":  # q = expm1(u) / A · x
+            e = torch.expm1(u)  # (B, T, E, N)
+            gu = gu + gq * (a / A) * x[..., None]
+            gA = gA - torch.einsum("bten,bten->en", gq, e / A**2 * x[..., None])
+            gx = torch.einsum("bten,bten->bte", gq, e / A)
+            gdt = torch.zeros_like(dt)
+        else:  # bilinear: q = Δ x / (1 - u/2)
+            inv = 1 / (1 - u / 2)  # (B, T, E, N)
+            gu = gu + gq * (dt * x)[..., None] * inv**2 / 2
+            gqi = torch.einsum("bten,bten->bte", gq, inv)
+            gdt, gx = gqi * x, gqi * dt
+        # u = Δ A
+        gdt = gdt + torch.einsum("bten,en->bte", gu, A)
+        gA = gA + torch.einsum("bten,bte->en", gu, dt)
+        return gdt, gA, gB, gC, gx, None, None
