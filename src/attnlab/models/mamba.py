@@ -219,56 +219,67 @@ def _coefficients(dt, A, B_in, x, disc: str):
 class SelectiveScan(torch.autograd.Function):
     """y (B, T, E) = Σ_n h · C with h_t = Ā_t h_{t-1} + B̄_t x_t, gradients by hand.
 
-    Inputs: Δ (B, T, E), A (E, N), B and C (B, T, N), x (B, T, E). Saves h; the backward
-    recomputes Ā and q, runs the scan right to left on dL/dh and applies the chain rule of
-    the chosen discretisation (checked against autograd through `Mamba.discretize` in
-    tests/test_mamba.py).
+    Inputs: Δ (B, T, E), A (E, N), B and C (B, T, N), x (B, T, E). Saves h and Ā; the
+    backward runs the scan right to left on dL/dh and applies the chain rule of the chosen
+    discretisation (checked against autograd through the per-step `Mamba.forward_ref` in
+    tests/test_mamba.py). Contractions over E or N that have a (B, T, ·) partner go to
+    batched matmuls, so no (B, T, E, N) tensor is built that the math does not need.
     """
 
     @staticmethod
     def forward(ctx, dt, A, B_in, C, x, disc: str, method: str):
         with torch.no_grad():
             u, a, q = _coefficients(dt, A, B_in, x, disc)
+            bx = q * B_in[:, :, None, :]  # (B, T, E, N) B̄ x
             if method == "log" and disc != "bilinear":
-                h = scan_log(u, q * B_in[:, :, None, :])  # log Ā = ΔA: no exp → log
+                h = scan_log(u, bx)  # log Ā = ΔA: no exp → log round trip
             else:
-                h = scan_(a, q * B_in[:, :, None, :], method)  # (B, T, E, N)
+                h = scan_(a, bx, method, keep_a=True)  # (B, T, E, N), in bx's storage
             y = torch.einsum("bten,btn->bte", h, C)  # (B, T, E)
-        ctx.save_for_backward(dt, A, B_in, C, x, h)
+        ctx.save_for_backward(dt, A, B_in, C, x, h, a)
         ctx.disc, ctx.method = disc, method
         return y
 
     @staticmethod
     def backward(ctx, gy):
-        dt, A, B_in, C, x, h = ctx.saved_tensors
+        dt, A, B_in, C, x, h, a = ctx.saved_tensors
         disc = ctx.disc
-        u, a, q = _coefficients(dt, A, B_in, x, disc)
         gC = torch.einsum("bten,bte->btn", h, gy)  # (B, T, N)
         g = gy[..., None] * C[:, :, None, :]  # (B, T, E, N) dL/dh, direct part
-        g = reverse_scan_(a.clone(), g, ctx.method)  # dL/dh through time = dL/d(B̄x)
-        # Ā: dL/dĀ_t = g_t h_{t-1}, then dĀ/du
-        ga = torch.zeros_like(h)
-        torch.mul(g[:, 1:], h[:, :-1], out=ga[:, 1:])
-        gu = ga / (1 - u / 2) ** 2 if disc == "bilinear" else ga.mul_(a)
-        # B̄x = q · B
-        gB = torch.einsum("bten,bten->btn", g, q.expand_as(g))  # (B, T, N)
-        gq = g.mul_(B_in[:, :, None, :])  # (B, T, E, N), g reused
-        gA = torch.zeros_like(A)
-        if disc == "zoh_approx":  # q = Δ x
-            gq_e = gq.sum(-1)  # (B, T, E)
-            gdt, gx = gq_e * x, gq_e * dt
-        elif disc == "zoh":  # q = expm1(u) / A · x
-            e = torch.expm1(u)  # (B, T, E, N)
-            gu = gu + gq * (a / A) * x[..., None]
-            gA = gA - torch.einsum("bten,bten->en", gq, e / A**2 * x[..., None])
-            gx = torch.einsum("bten,bten->bte", gq, e / A)
-            gdt = torch.zeros_like(dt)
-        else:  # bilinear: q = Δ x / (1 - u/2)
-            inv = 1 / (1 - u / 2)  # (B, T, E, N)
-            gu = gu + gq * (dt * x)[..., None] * inv**2 / 2
-            gqi = torch.einsum("bten,bten->bte", gq, inv)
-            gdt, gx = gqi * x, gqi * dt
+        g = reverse_scan_(a, g, ctx.method)  # dL/dh through time = dL/d(B̄x); a is kept
+        gu = torch.empty_like(h)  # dL/dĀ_t = g_t h_{t-1} (h_{-1} = 0), then × dĀ/du
+        gu[:, 0] = 0
+        torch.mul(g[:, 1:], h[:, :-1], out=gu[:, 1:])
+        if disc == "zoh_approx":  # Ā = exp(u), B̄x = (Δ x) B
+            gu.mul_(a)
+            dtx = dt * x  # (B, T, E)
+            gB = torch.einsum("bten,bte->btn", g, dtx)  # (B, T, N)
+            gq = torch.einsum("bten,btn->bte", g, B_in)  # (B, T, E) dL/d(Δ x)
+            gdt, gx = gq * x, gq * dt
+        else:
+            u = dt[..., None] * A  # (B, T, E, N)
+            if disc == "zoh":  # Ā = exp(u), B̄x = expm1(u) / A · x · B
+                gu.mul_(a)
+                e_over_a = torch.expm1(u) / A  # (B, T, E, N)
+                q = e_over_a * x[..., None]
+                gB = (g * q).sum(2)  # (B, T, N)
+                gq = g.mul_(B_in[:, :, None, :])  # (B, T, E, N), g reused
+                gu += gq * (a / A) * x[..., None]
+                gA_direct = -(gq * (e_over_a / A) * x[..., None]).sum((0, 1))  # (E, N)
+                gx = (gq * e_over_a).sum(-1)  # (B, T, E)
+                gdt = torch.zeros_like(dt)
+            else:  # bilinear: Ā = (1 + u/2) / (1 - u/2), B̄x = Δ x B / (1 - u/2)
+                inv = (1 + a) / 2  # = 1 / (1 - u/2)
+                gu.mul_(inv.square())
+                dtx = dt * x  # (B, T, E)
+                gB = (g * inv).mul_(dtx[..., None]).sum(2)  # (B, T, N)
+                gq = g.mul_(B_in[:, :, None, :]).mul_(inv)  # (B, T, E, N) dL/d(Δx) per n
+                gu += gq * inv * dtx[..., None] / 2
+                gqs = gq.sum(-1)  # (B, T, E)
+                gdt, gx = gqs * x, gqs * dt
         # u = Δ A
-        gdt = gdt + torch.einsum("bten,en->bte", gu, A)
-        gA = gA + torch.einsum("bten,bte->en", gu, dt)
+        gdt = gdt + (gu * A).sum(-1)  # (B, T, E)
+        gA = (gu * dt[..., None]).sum((0, 1))  # (E, N)
+        if disc == "zoh":
+            gA = gA + gA_direct
         return gdt, gA, gB, gC, gx, None, None

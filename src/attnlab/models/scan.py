@@ -165,8 +165,9 @@ class ParallelScan(torch.autograd.Function):
 # ---------------------------------------------------------------- in place, no autograd
 
 
-def scan_(a: torch.Tensor, b: torch.Tensor, method: ScanMethod) -> torch.Tensor:
-    """The scan without autograd, reusing b's storage where it can: a and b are clobbered.
+def scan_(a: torch.Tensor, b: torch.Tensor, method: ScanMethod, keep_a: bool = False):
+    """The scan without autograd, reusing b's storage where it can: b is clobbered, and a
+    too unless `keep_a` (then the parallel scan works on a copy of a).
 
     For fused callers (the Mamba mixer's `SelectiveScan`) that write their own backward.
     """
@@ -179,8 +180,10 @@ def scan_(a: torch.Tensor, b: torch.Tensor, method: ScanMethod) -> torch.Tensor:
         return scan(a, b, "log")
     a3, b3 = a.reshape(B, L, -1), b.reshape(B, L, -1)  # (B, L, M) views of contiguous a, b
     L2 = _pow2(L)
+    if L2 != L or keep_a:
+        a3 = _padded(a3, L2)  # a copy
     if L2 != L:
-        a3, b3 = _padded(a3, L2), _padded(b3, L2)
+        b3 = _padded(b3, L2)
     if L2 > 1:
         _blelloch_(a3, b3)
     return b3[:, :L].reshape(b.shape)
