@@ -73,49 +73,34 @@ def scan_ref(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 # ---------------------------------------------------------------- parallel (Blelloch)
 
 
-def _blelloch_(a: torch.Tensor, x: torch.Tensor) -> None:
+def _blelloch_(a: torch.Tensor, x: torch.Tensor, reverse: bool = False) -> None:
     """In place: x (B, L, M) becomes its scan with coefficients a (B, L, M); L a power of 2.
 
-    a is overwritten with partial products. After the up-sweep, position p holds the
-    combination of the segment that ends at p and is as long as p + 1's lowest set bit;
-    the down-sweep then adds to each segment the prefix just before it.
+    Left to right, `h_t = a_t h_{t-1} + x_t`; with `reverse`, right to left,
+    `g_t = a_t g_{t+1} + x_t` (the mirror image: segments start at p instead of ending
+    there, and the left member of each pair is the one updated). a is overwritten with
+    partial products. After the up-sweep, position p holds the combination of the segment
+    that ends at p and is as long as p + 1's lowest set bit; the down-sweep then adds to
+    each segment the prefix just before it.
     """
     L = x.shape[1]
     steps = int(math.log2(L))
+    dst, src = (0, 1) if reverse else (1, 0)  # pair member updated, member read
     aa, xx = a, x
     for level in range(steps):  # up-sweep: pair (2i, 2i+1) at stride 2^level
         aa, xx = aa.unflatten(1, (-1, 2)), xx.unflatten(1, (-1, 2))  # (B, T/2, 2, M) views
-        xx[:, :, 1].addcmul_(aa[:, :, 1], xx[:, :, 0])
+        xx[:, :, dst].addcmul_(aa[:, :, dst], xx[:, :, src])
         if level < steps - 1:  # the last level's product is never read
-            aa[:, :, 1].mul_(aa[:, :, 0])
-        aa, xx = aa[:, :, 1], xx[:, :, 1]
-    for level in range(steps - 2, -1, -1):  # down-sweep: the even member of each pair
+            aa[:, :, dst].mul_(aa[:, :, src])
+        aa, xx = aa[:, :, dst], xx[:, :, dst]
+    for level in range(steps - 2, -1, -1):  # down-sweep at stride s = 2^level
         s = 2**level
-        aa = a[:, 2 * s - 1 :: s][:, : (L // s - 1) // 2 * 2]  # positions 2s-1, 3s-1, ...
-        xx = x[:, 2 * s - 1 :: s][:, : (L // s - 1) // 2 * 2]
-        aa, xx = aa.unflatten(1, (-1, 2)), xx.unflatten(1, (-1, 2))  # (B, P, 2, M)
-        # pair j = (positions (2j+2)s - 1, (2j+3)s - 1): the second gets the first's prefix
-        xx[:, :, 1].addcmul_(aa[:, :, 1], xx[:, :, 0])
-
-
-def _blelloch_rev_(c: torch.Tensor, x: torch.Tensor) -> None:
-    """In place, right to left: x becomes g with `g_t = x_t + c_t g_{t+1}` (the mirror of
-    `_blelloch_`: segments start at p, pairs are (2i, 2i+1) with the left one updated)."""
-    L = x.shape[1]
-    steps = int(math.log2(L))
-    cc, xx = c, x
-    for level in range(steps):  # up-sweep: pair (2i, 2i+1) at stride 2^level
-        cc, xx = cc.unflatten(1, (-1, 2)), xx.unflatten(1, (-1, 2))  # (B, T/2, 2, M) views
-        xx[:, :, 0].addcmul_(cc[:, :, 0], xx[:, :, 1])
-        if level < steps - 1:
-            cc[:, :, 0].mul_(cc[:, :, 1])
-        cc, xx = cc[:, :, 0], xx[:, :, 0]
-    for level in range(steps - 2, -1, -1):  # down-sweep: positions s, 2s, ..., L - 2s
-        s = 2**level
-        cc = c[:, s : L - s : s].unflatten(1, (-1, 2))  # (B, P, 2, M)
-        xx = x[:, s : L - s : s].unflatten(1, (-1, 2))
-        # pair j = (positions (2j+1)s, (2j+2)s): the first gets the second's suffix
-        xx[:, :, 0].addcmul_(cc[:, :, 0], xx[:, :, 1])
+        # forward: pairs (2s-1, 3s-1), (4s-1, 5s-1), ... up to L-s-1, the second updated;
+        # reverse: pairs (s, 2s), (3s, 4s), ... up to L-2s, the first updated
+        window = slice(s, L - s, s) if reverse else slice(2 * s - 1, L - s, s)
+        aa = a[:, window].unflatten(1, (-1, 2))  # (B, P, 2, M)
+        xx = x[:, window].unflatten(1, (-1, 2))
+        xx[:, :, dst].addcmul_(aa[:, :, dst], xx[:, :, src])
 
 
 def _padded(t: torch.Tensor, length: int) -> torch.Tensor:
@@ -208,7 +193,7 @@ def reverse_scan_(a: torch.Tensor, g: torch.Tensor, method: ScanMethod) -> torch
     if L2 != L:
         g3 = _padded(g3, L2)
     if L2 > 1:
-        _blelloch_rev_(c, g3)
+        _blelloch_(c, g3, reverse=True)
     return g3[:, :L].reshape(g.shape)
 
 
