@@ -208,7 +208,9 @@ def translate(
 
 @app.command()
 def study(
-    name: str = typer.Argument(..., help="Study name: induction, piglatin or mamba_discretization."),
+    name: str = typer.Argument(
+        ..., help="Study name: induction, piglatin or mamba_discretization."
+    ),
     seeds: int = typer.Option(3, "--seeds", help="Seeds per model (train.seed = 1..N)."),
     quick: bool = typer.Option(False, "--quick", help="Only the study's quick subset of models."),
     jobs: int = typer.Option(None, "--jobs", help="Runs at a time (default: CPU cores)."),
