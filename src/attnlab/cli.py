@@ -251,6 +251,9 @@ def bench_scan_cmd(
     state: int = typer.Option(16, "--state", help="State size N of the problem."),
     repeats: int = typer.Option(3, "--repeats", help="Timed calls per cell (median)."),
     compile: bool = typer.Option(True, "--compile/--no-compile", help="Also torch.compile."),
+    compile_lengths: str = typer.Option(
+        "256,1024,4096", "--compile-lengths", help="Lengths at which to compile (slow)."
+    ),
     threads: int = typer.Option(None, "--threads", help="torch threads (default: torch's)."),
     out: Path = typer.Option(Path("runs/bench-scan"), "--out", help="Output directory."),
 ) -> None:
@@ -262,13 +265,14 @@ def bench_scan_cmd(
 
     try:
         ls = tuple(int(x) for x in lengths.split(",") if x.strip())
+        cls = tuple(int(x) for x in compile_lengths.split(",") if x.strip())
     except ValueError:
-        _fail(f"--lengths takes integers separated by commas (got {lengths!r})")
+        _fail("--lengths and --compile-lengths take integers separated by commas")
     if not ls or min(ls) < 1 or min(batch, channels, state, repeats) < 1:
         _fail("lengths, --batch, --channels, --state and --repeats must be >= 1")
     if threads:
         torch.set_num_threads(threads)
-    bench_scan(out, ls, batch, channels, state, repeats, compile, echo=typer.echo)
+    bench_scan(out, ls, batch, channels, state, repeats, compile, cls, echo=typer.echo)
     typer.echo(
         f"written: {out / 'scan_bench.json'}, {out / 'scan_time.png'}, {out / 'scan_precision.png'}"
     )
