@@ -148,14 +148,9 @@ class Mamba(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(ΔA, Ā, B̄) of shape (B, T, E, N) from Δ (B, T, E) and B (B, T, N)."""
         A = -torch.exp(self.A_log)  # (E, N)
-        dA = dt[..., None] * A  # (B, T, E, N)
-        dB = dt[..., None] * B_in[:, :, None, :]  # (B, T, E, N)
-        if self.discretization == "zoh_approx":
-            return dA, torch.exp(dA), dB
-        if self.discretization == "zoh":
-            return dA, torch.exp(dA), torch.expm1(dA) / A * B_in[:, :, None, :]
-        denom = 1 - dA / 2  # bilinear (Tustin)
-        return dA, (1 + dA / 2) / denom, dB / denom
+        ones = torch.ones_like(dt)  # x = 1: q is B̄'s factor before B
+        u, a_bar, q = _coefficients(dt, A, B_in, ones, self.discretization)
+        return u, a_bar, q * B_in[:, :, None, :]
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
         Bsz, T, _ = u.shape
