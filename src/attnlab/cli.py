@@ -6,11 +6,13 @@ one-paragraph message, never a traceback.
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
 import typer
 
+from attnlab.config.load import config_path
 from attnlab.errors import LeakageError, UserError
 
 app = typer.Typer(
@@ -29,18 +31,6 @@ SET_HELP = "Override a config value, e.g. --set train.lr=1e-3 (repeatable)."
 def _fail(msg: str) -> None:
     typer.echo(f"error: {msg}", err=True)
     raise typer.Exit(2)
-
-
-def config_path(name: str) -> Path:
-    """A config file path, or a name under the packaged configs (`smeared_keys/conv_attn`)."""
-    p = Path(name)
-    if p.exists():
-        return p
-    packaged = Path(__file__).parent / "configs" / name
-    for cand in (packaged, packaged.with_suffix(".yaml")):
-        if cand.is_file():
-            return cand
-    return p  # load_config reports it as missing
 
 
 @config_app.command("show")
@@ -123,11 +113,45 @@ def compare(
 
 
 @app.command()
-def report(run_dir: Path = typer.Argument(..., help="A run directory.")) -> None:
-    """(Re)write a run's report.md and plots from its run directory alone."""
+def report(
+    directory: Path = typer.Argument(..., help="A run, comparison or sweep directory."),
+    storage: str = typer.Option(None, "--storage", help="A sweep's database URL, if not its own."),
+) -> None:
+    """(Re)write report.md and the self-contained report.html of a run, a comparison or a
+    sweep from its directory alone."""
     from attnlab.report import write_run_report
 
-    typer.echo(f"report: {write_run_report(run_dir)}")
+    d = Path(directory)
+    if (d / "spec.yaml").is_file():
+        from attnlab.report.sweep import write_sweep_report
+
+        path = write_sweep_report(d, storage)
+    elif (d / "compare.json").is_file():
+        from attnlab.experiments.compare import compare as compare_runs
+
+        runs = json.loads((d / "compare.json").read_text(encoding="utf-8"))["runs"]
+        path = compare_runs([Path(r) for r in runs], d)
+    else:
+        path = write_run_report(d)
+    typer.echo(f"report: {path}\nhtml: {path.with_suffix('.html')}")
+
+
+@app.command()
+def sweep(
+    spec: Path = typer.Argument(..., help="Sweep spec YAML (grid, ablation or search)."),
+    out: Path = typer.Option(None, "--out", help="Sweep directory (default runs/sweep-NAME)."),
+    storage: str = typer.Option(
+        None, "--storage", help="Optuna database URL (default: SQLite in the sweep directory)."
+    ),
+    workers: int = typer.Option(1, "--workers", help="Local worker processes."),
+    sets: list[str] = typer.Option([], "--set", help="Override for every trial (repeatable)."),
+) -> None:
+    """Run or resume a sweep: every trial a run directory, then the sweep's report."""
+    from attnlab.experiments.sweep import run_sweep
+
+    if not spec.is_file():
+        spec = config_path(f"sweeps/{spec}")
+    run_sweep(spec, out, storage, workers, sets, echo=typer.echo)
 
 
 @app.command()

@@ -1,6 +1,13 @@
 """Config: pydantic models for every section, YAML load, `--set a.b=v` overrides."""
 
-from attnlab.config.load import apply_overrides, dump_config, load_config, save_config, validate
+from attnlab.config.load import (
+    apply_overrides,
+    config_path,
+    dump_config,
+    load_config,
+    save_config,
+    validate,
+)
 from attnlab.config.schema import (
     AttentionMixer,
     LMTextData,
@@ -20,6 +27,7 @@ __all__ = [
     "RunConfig",
     "TrainConfig",
     "apply_overrides",
+    "config_path",
     "dump_config",
     "load_config",
     "save_config",

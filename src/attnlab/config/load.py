@@ -134,3 +134,22 @@ def dump_config(cfg: RunConfig) -> str:
 def save_config(cfg: RunConfig, path: Path) -> None:
     """Write the resolved config to `path`."""
     path.write_text(dump_config(cfg), encoding="utf-8")
+
+
+PACKAGED = Path(__file__).resolve().parent.parent / "configs"
+
+
+def config_path(name: str | Path, near: Path | None = None) -> Path:
+    """A config file: a path (absolute, or relative to `near` then to the working
+    directory), else a name under the packaged configs (`smeared_keys/conv_attn`)."""
+    p = Path(name)
+    cands = [near / p] if near is not None and not p.is_absolute() else []
+    cands.append(p)
+    for c in cands:
+        if c.is_file():
+            return c
+    packaged = PACKAGED / p
+    for cand in (packaged, packaged.with_suffix(".yaml")):
+        if cand.is_file():
+            return cand
+    return p  # load_config reports it as missing

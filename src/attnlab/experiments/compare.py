@@ -10,6 +10,7 @@ from pathlib import Path
 
 from attnlab.errors import UserError
 from attnlab.report import curves, line_plot, load_run, markdown_table
+from attnlab.report.html import load_explorer_run, write_html
 
 HEADERS = [
     "model",
@@ -40,7 +41,8 @@ def probe_figures(run_dir: Path) -> tuple[float | None, float | None]:
 
 
 def compare(run_dirs: list[Path], out: Path) -> Path:
-    """Write `compare.md`, `val_loss.png` and `val_accuracy.png` into `out`; returns the .md."""
+    """Write `compare.md`, `compare.html`, `compare.json` (the run list, for `attnlab
+    report`) and the validation curves into `out`; returns the .md."""
     if not run_dirs:
         raise UserError("compare needs at least one run directory")
     runs = [(Path(d), *load_run(Path(d))) for d in run_dirs]
@@ -86,6 +88,10 @@ def compare(run_dirs: list[Path], out: Path) -> Path:
     )
     path = out / "compare.md"
     path.write_text(text, encoding="utf-8")
+    dirs = [str(Path(d).resolve()) for d, _, _ in runs]
+    (out / "compare.json").write_text(json.dumps({"runs": dirs}, indent=1) + "\n")
+    explorer = [load_explorer_run(d, n) for n, (d, _, _) in zip(names, runs, strict=True)]
+    write_html(path, [e for e in explorer if e is not None])
     return path
 
 

@@ -21,6 +21,7 @@ from attnlab.config.schema import RunConfig
 from attnlab.errors import UserError
 from attnlab.probes import weights as W
 from attnlab.probes.capture import capture
+from attnlab.probes.explorer import ExplorerLog, layer_patterns
 from attnlab.probes.heads import PATTERN_SCORES, head_scores
 from attnlab.probes.icl import icl_score
 from attnlab.probes.sequences import ProbeSet, repeated_sequences
@@ -109,17 +110,18 @@ def _group(tok, label: str) -> str:
     return "word piece" if text.isalpha() else "other"
 
 
-def _patterns(model: nn.Module, x: torch.Tensor) -> list[np.ndarray]:
-    """(H, T, T) pattern of every attention layer for one sequence x (T,)."""
+def _patterns(model: nn.Module, x: torch.Tensor) -> list[tuple[str, np.ndarray]]:
+    """(layer name, (H, T, T) pattern) of every attention layer for one sequence x (T,)."""
     with torch.no_grad(), capture(model, lambda n: n.endswith("hook_pattern")) as cache:
         model(x[None].to(next(model.parameters()).device))
-    return [cache[n][0].float().numpy() for n in cache.layer_names("hook_pattern")]
+    return layer_patterns(cache)
 
 
-def _grids(model, cfg, tok, text: np.ndarray | None, plots: Path) -> dict:
+def _grids(model, cfg, tok, text: np.ndarray | None, plots: Path, log: ExplorerLog) -> dict:
     """Attention grids on a repeated random sequence and on a text snippet shown twice.
 
-    `text` is the validation token stream of a text task (None for synthetic tasks).
+    `text` is the validation token stream of a text task (None for synthetic tasks); the
+    patterns also go to the explorer `log`.
     """
     n = min(cfg.probes.grid_len, model.max_seq_len) // 2  # two copies fit the model
     V = model.vocab_size
@@ -136,10 +138,12 @@ def _grids(model, cfg, tok, text: np.ndarray | None, plots: Path) -> dict:
         ssm = ssm_plot(model, x, labels, title, plots / f"ssm_{name}.png")
         if ssm is not None:
             out[f"ssm_{name}"] = ssm
-        pats = _patterns(model, x)
-        if not pats:
+        layers = _patterns(model, x)
+        if not layers:
             continue
         what = "repeated random tokens" if name == "repeat" else "a validation snippet, twice"
+        log.add(what, labels, labels, layers)
+        pats = [p for _, p in layers]
         P.attention_grid(pats, labels, f"{cfg.name}: {what}", plots / f"attention_{name}.png")
         out[name] = {"tokens": x.tolist(), "labels": labels, "plot": f"plots/attention_{name}.png"}
     return out
@@ -231,7 +235,9 @@ def probe(run_dir: str | Path, weights: str = "final") -> dict:
         P.kernel_profiles(result["conv"], plots / "kernel_profile.png")
     result["smear_gates"] = W.smear_gates(model)
     text = getattr(val, "tokens", None)  # a text task's validation stream
-    result["grids"] = _grids(model, cfg, tok, text, plots)
+    log = ExplorerLog()
+    result["grids"] = _grids(model, cfg, tok, text, plots, log)
+    log.save(run_dir)
     result["embeddings"] = _embeddings(model, cfg, tok, text, plots)
     result["during_training"] = probe_curves(run_dir / "metrics.jsonl", plots)
     (run_dir / "probes.json").write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")

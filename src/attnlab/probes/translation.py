@@ -30,6 +30,7 @@ from attnlab.errors import UserError
 from attnlab.models.generate import beam_search, greedy
 from attnlab.probes import weights as W
 from attnlab.probes.capture import capture
+from attnlab.probes.explorer import ExplorerLog, layer_patterns
 from attnlab.probes.ssm import ssm_plot
 from attnlab.report import probe_plots as P
 
@@ -85,9 +86,16 @@ def translate_word(
 
 
 def word_attention(
-    model: nn.Module, vocab: CharVocab, word: str, max_new: int, plots: Path, tag: str
+    model: nn.Module,
+    vocab: CharVocab,
+    word: str,
+    max_new: int,
+    plots: Path,
+    tag: str,
+    log: ExplorerLog | None = None,
 ) -> dict:
-    """Every layer and head of each attention kind for one word, on the model's own output."""
+    """Every layer and head of each attention kind for one word, on the model's own output
+    (also into the explorer `log` when given)."""
     pred = translate_word(model, vocab, word, max_new)
     dev = next(model.parameters()).device
     src = vocab.encode(word)
@@ -111,6 +119,9 @@ def word_attention(
         patterns = _patterns(cache, kind)
         if not patterns:  # no attention layer (a Mamba model)
             continue
+        if log is not None:
+            layers = layer_patterns(cache, lambda n, k=kind: KINDS[k](n))
+            log.add(f"{word} → {pred} ({kind})", rows, cols, layers)
         path = plots / f"attention_{tag}_{kind}.png"
         title = f"{word} → {pred}: {kind} attention"
         P.attention_grid(patterns, cols, title, path, query_labels=rows)
@@ -234,9 +245,12 @@ def probe_translation(run_dir: Path, cfg, model: nn.Module, vocab: CharVocab) ->
     words = [w.lower() for w in cfg.probes.words]
     for w in words:
         vocab.encode(w)  # a character outside the vocabulary is a clear error
+    log = ExplorerLog()
     attention = [
-        word_attention(model, vocab, w, val.max_new, plots, f"{i}_{w}") for i, w in enumerate(words)
+        word_attention(model, vocab, w, val.max_new, plots, f"{i}_{w}", log)
+        for i, w in enumerate(words)
     ]
+    log.save(run_dir)
     lengths = {"encoder": val.src.shape[1], "decoder": val.max_new + val.src.shape[1] + 2}
     if _is_seq2seq(model):
         lengths["decoder"] = val.max_new

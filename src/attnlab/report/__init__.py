@@ -108,7 +108,8 @@ def _translation(run_dir: Path, summary: dict, records: list[dict]) -> str:
 
 
 def write_run_report(run_dir: Path) -> Path:
-    """Write `report.md` and `plots/{loss,accuracy}.png` for one run."""
+    """Write `report.md`, `report.html` (with the attention explorer when the run was
+    probed) and `plots/` for one run."""
     run_dir = Path(run_dir)
     summary, records = load_run(run_dir)
     plots = run_dir / "plots"
@@ -168,4 +169,8 @@ def write_run_report(run_dir: Path) -> Path:
         )
     path = run_dir / "report.md"
     path.write_text(text, encoding="utf-8")
+    from attnlab.report.html import load_explorer_run, write_html
+
+    explorer = load_explorer_run(run_dir, summary["name"])
+    write_html(path, [explorer] if explorer else [])
     return path

@@ -65,3 +65,24 @@ def seed_lines_plot(
             mean = [sum(v) / len(same) for v in zip(*same, strict=True)]
             ax.plot(steps, mean, color=c, linewidth=2.0, label=f"{name} (n={len(same)})")
     return finish_plot(fig, ax, xlabel, ylabel, title, path, legend=True)
+
+
+def interval_plot(
+    labels: list[str],
+    means: list[float],
+    lows: list[float],
+    highs: list[float],
+    points: list[list[float]],
+    ylabel: str,
+    title: str,
+    path: Path,
+) -> Path:
+    """Per label: its values (dots), their mean (bar) and an interval (whiskers)."""
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.9 * len(labels) + 2.0), 4.0), dpi=120)
+    xs = list(range(len(labels)))
+    for x, m, lo, hi, vals in zip(xs, means, lows, highs, points, strict=True):
+        ax.plot([x - 0.25, x + 0.25], [m, m], color="C0", linewidth=2)
+        ax.plot([x, x], [lo, hi], color="C0", linewidth=1)
+        ax.scatter([x] * len(vals), vals, color="C1", s=12, zorder=3)
+    ax.set_xticks(xs, labels, rotation=30, ha="right", fontsize=8)
+    return finish_plot(fig, ax, "", ylabel, title, path, legend=False)

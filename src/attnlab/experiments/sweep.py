@@ -1,0 +1,521 @@
+"""`attnlab sweep SPEC.yaml`: grids, ablations and searches over seeds, run by Optuna.
+
+The sweep directory holds `spec.yaml`, the Optuna study (`sweep.db`, SQLite, unless
+`--storage URL` names another database that workers on many machines share), one normal
+run directory per trial under `trials/`, and the report.
+
+Trials. A grid or an ablation is a fixed list of jobs (configuration × seed), enqueued
+once when the study is created; workers pop them from Optuna's queue. A search asks
+Optuna's sampler (random or TPE) for a configuration until `budget` trials have finished;
+each such trial trains every seed and reports their mean. Every trial carries its job
+name, its overrides, its worker (host, pid) and a heartbeat in its user attributes.
+
+Resume and failure. Re-running the same command loads the study: finished trials stay
+finished. A running trial whose worker is gone (its pid is dead on this host, or its
+heartbeat is older than `grace_s`) is marked failed with the reason "worker died" and
+enqueued again with the same job and parameters, so it is rerun from scratch; exactly one
+worker does that, because only one can move the trial out of RUNNING. A trial that fails
+by itself (NaN loss, an error, a NaN metric) is recorded as failed with its reason and
+`error.txt` in its run directory, and the sweep goes on; it is not retried.
+
+With SQLite, every worker takes a file lock (`.claim.lock`) while it claims a trial,
+because SQLite has no row locks: so two local workers never pop the same trial. Across
+machines (PostgreSQL), Optuna's row locks make the pop atomic.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import shutil
+import socket
+import threading
+import time
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from itertools import product
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+from attnlab.config.load import config_path
+from attnlab.config.sweep import Range, SweepSpec
+from attnlab.errors import UserError
+
+HEARTBEAT_S = 10.0
+GRACE_S = 120.0
+
+
+@dataclass(frozen=True)
+class Job:
+    """One configuration × seed of a grid or ablation: its name, label and overrides."""
+
+    name: str  # unique, also the run directory's name
+    label: str  # the configuration (without the seed)
+    config: str  # config file
+    overrides: tuple[str, ...]
+    seed: int
+
+
+def _short(key: str, value: Any) -> str:
+    """`model.mixer.conv_kernel`, 3 → `conv_kernel=3`; a config path → its stem."""
+    if key == "config":
+        return Path(str(value)).stem
+    return f"{key.rsplit('.', 1)[-1]}={value}"
+
+
+def _slug(text: str) -> str:
+    keep = "".join(c if c.isalnum() or c in "-_.=" else "_" for c in text)
+    return keep.replace("=", "-")[:80]
+
+
+def _overrides(point: dict[str, Any]) -> tuple[str, ...]:
+    return tuple(f"{k}={json.dumps(v)}" for k, v in point.items() if k != "config")
+
+
+def configurations(spec: SweepSpec) -> list[tuple[str, dict[str, Any]]]:
+    """(label, point) of a grid (every combination) or ablation (base, then one change)."""
+    if spec.grid is not None:
+        keys = list(spec.grid)
+        points = [dict(zip(keys, vals, strict=True)) for vals in product(*spec.grid.values())]
+        return [(", ".join(_short(k, v) for k, v in p.items()), p) for p in points]
+    if spec.ablation is not None:
+        out = [("base", {})]
+        out += [(_short(k, v), {k: v}) for k, vals in spec.ablation.items() for v in vals]
+        return out
+    raise ValueError("a search has no fixed configurations")
+
+
+def jobs(spec: SweepSpec, spec_dir: Path) -> list[Job]:
+    """Every configuration × seed of a grid or ablation, in table order."""
+    out = []
+    for label, point in configurations(spec):
+        cfg = str(config_path(point.get("config", spec.base), spec_dir))
+        for seed in range(1, spec.seeds + 1):
+            out.append(Job(f"{_slug(label)}-s{seed}", label, cfg, _overrides(point), seed))
+    names = [j.name for j in out]
+    if len(set(names)) != len(names):
+        raise UserError("two configurations of the sweep get the same name; make values distinct")
+    return out
+
+
+# ---- storage and claiming ------------------------------------------------------------
+
+
+def storage_url(sweep_dir: Path, storage: str | None) -> str:
+    """The database URL: `storage` when given, else SQLite in the sweep directory."""
+    return storage or f"sqlite:///{(Path(sweep_dir) / 'sweep.db').resolve()}"
+
+
+def _storage(url: str):
+    import optuna
+
+    kwargs = {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else {}
+    return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+
+
+@contextmanager
+def claim_lock(sweep_dir: Path, url: str) -> Iterator[None]:
+    """An exclusive file lock while a worker claims a trial (SQLite only; see module doc)."""
+    if not url.startswith("sqlite"):
+        yield
+        return
+    import fcntl
+
+    with open(Path(sweep_dir) / ".claim.lock", "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _is_stale(trial, grace_s: float) -> str | None:
+    """Why a RUNNING trial's worker is gone, or None while it may still be alive."""
+    attrs = trial.user_attrs
+    host, pid = attrs.get("host"), attrs.get("pid")
+    if host == socket.gethostname() and pid is not None and not _pid_alive(int(pid)):
+        return f"worker died (pid {pid} on {host} is gone)"
+    beat = attrs.get("heartbeat")
+    if beat is None and trial.datetime_start is not None:
+        beat = trial.datetime_start.timestamp()
+    if beat is not None and time.time() - float(beat) > grace_s:
+        return f"worker died (no heartbeat for {time.time() - float(beat):.0f} s)"
+    return None
+
+
+def reap_stale(study, grace_s: float = GRACE_S) -> list[int]:
+    """Fail the RUNNING trials whose worker is gone and enqueue each again; their numbers."""
+    import optuna
+    from optuna.trial import TrialState
+
+    storage, reaped = study._storage, []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        reason = _is_stale(t, grace_s)
+        if reason is None:
+            continue
+        try:
+            storage.set_trial_user_attr(t._trial_id, "fail_reason", reason)
+            if not storage.set_trial_state_values(t._trial_id, TrialState.FAIL):
+                continue
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue  # another worker got there first
+        keep = {k: v for k, v in t.user_attrs.items() if k in JOB_ATTRS}
+        study.enqueue_trial(t.params, user_attrs={**keep, "retry_of": t.number})
+        reaped.append(t.number)
+    return reaped
+
+
+JOB_ATTRS = ("job", "label", "config", "overrides", "seed")
+
+
+def _pop_waiting(study):
+    """Move one WAITING trial to RUNNING atomically; the optuna Trial, or None."""
+    import optuna
+    from optuna.trial import TrialState
+
+    for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+        try:
+            if study._storage.set_trial_state_values(t._trial_id, TrialState.RUNNING):
+                return optuna.Trial(study, t._trial_id)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue
+    return None
+
+
+def _claim(study, spec: SweepSpec):
+    """The next trial for this worker (queue first, then a new search trial), or None."""
+    from optuna.trial import TrialState
+
+    trial = _pop_waiting(study)
+    if trial is not None or spec.search is None:
+        return trial
+    counted = (TrialState.COMPLETE, TrialState.RUNNING, TrialState.FAIL)
+    used = [
+        t
+        for t in study.get_trials(deepcopy=False, states=counted)
+        if not str(t.user_attrs.get("fail_reason", "")).startswith("worker died")
+    ]
+    if len(used) >= spec.search.budget:
+        return None
+    return study.ask()
+
+
+def _suggest(trial, name: str, space: Range | list[Any]) -> Any:
+    if isinstance(space, list):
+        return trial.suggest_categorical(name, space)
+    if space.integer:
+        step = int(space.step or 1)
+        return trial.suggest_int(name, int(space.low), int(space.high), step=step, log=space.log)
+    return trial.suggest_float(name, space.low, space.high, step=space.step, log=space.log)
+
+
+def _trial_plan(trial, spec: SweepSpec, spec_dir: Path) -> tuple[str, str, list[str], list]:
+    """(job name, config, overrides, seeds) of a claimed trial.
+
+    A grid or ablation trial carries them from the queue; a search trial suggests its
+    point (an enqueued retry gets its old parameters back from Optuna) and records them.
+    """
+    attrs = trial.user_attrs
+    if spec.search is None:
+        return attrs["job"], attrs["config"], list(attrs["overrides"]), [attrs["seed"]]
+    point = {k: _suggest(trial, k, v) for k, v in spec.search.params.items()}
+    shown = {k: (f"{v:.3g}" if isinstance(v, float) else v) for k, v in point.items()}
+    job = attrs.get("job") or f"t{trial.number:03d}"
+    cfg = str(config_path(point.get("config", spec.base), spec_dir))
+    overrides = list(_overrides(point))
+    plan = {
+        "job": job,
+        "label": ", ".join(_short(k, v) for k, v in shown.items()),
+        "config": cfg,
+        "overrides": overrides,
+        "seed": None,
+    }
+    for k, v in plan.items():
+        trial.set_user_attr(k, v)
+    return job, cfg, overrides, list(range(1, spec.seeds + 1))
+
+
+# ---- running a trial -----------------------------------------------------------------
+
+
+def _heartbeat(study, trial_id: int, stop: threading.Event) -> None:
+    while not stop.wait(HEARTBEAT_S):
+        # the database may be briefly locked; the next beat will do
+        with contextlib.suppress(Exception):
+            study._storage.set_trial_user_attr(trial_id, "heartbeat", time.time())
+
+
+def summary_value(summary: dict, key: str) -> float | None:
+    """A (dotted) key of a run summary as a float, or None when absent."""
+    cur: Any = summary
+    for part in key.split("."):
+        if not isinstance(cur, dict) or part not in cur:
+            return None
+        cur = cur[part]
+    return None if cur is None else float(cur)
+
+
+def train_one(config: str, sets: list[str], run_dir: Path, probe: bool) -> dict:
+    """Train (and probe, and report) one run directory; returns its summary."""
+    from attnlab.config import load_config
+    from attnlab.report import write_run_report
+    from attnlab.train import train
+
+    if run_dir.exists():
+        shutil.rmtree(run_dir)  # what a killed worker left: rerun from scratch
+    cfg = load_config(config, [*sets, "train.progress=false"])
+    summary = train(cfg, run_dir)
+    if probe:
+        from attnlab.probes import probe as probe_run
+
+        probe_run(run_dir)
+    write_run_report(run_dir)
+    return summary
+
+
+def run_trial(study, trial, spec: SweepSpec, sweep_dir: Path, spec_dir: Path) -> None:
+    """Train a claimed trial's seeds and tell Optuna the value, or the failure and why."""
+    from optuna.trial import TrialState
+
+    trial.set_user_attr("host", socket.gethostname())
+    trial.set_user_attr("pid", os.getpid())
+    trial.set_user_attr("heartbeat", time.time())
+    stop = threading.Event()
+    beat = threading.Thread(target=_heartbeat, args=(study, trial._trial_id, stop), daemon=True)
+    beat.start()
+    try:
+        job, cfg, overrides, seeds = _trial_plan(trial, spec, spec_dir)
+        values, dirs = [], []
+        for seed in seeds:
+            name = job if spec.search is None else f"{job}-s{seed}"
+            run_dir = Path(sweep_dir) / "trials" / name
+            dirs.append(str(run_dir.relative_to(sweep_dir)))
+            trial.set_user_attr("run_dirs", dirs)
+            try:
+                summary = train_one(
+                    cfg, [*spec.set, *overrides, f"train.seed={seed}"], run_dir, spec.probe
+                )
+            except Exception as e:
+                run_dir.mkdir(parents=True, exist_ok=True)
+                (run_dir / "error.txt").write_text(traceback.format_exc(), encoding="utf-8")
+                raise _TrialFailed(f"{type(e).__name__}: {e}") from e
+            v = summary_value(summary, spec.metric)
+            if v is None or not math.isfinite(v):
+                raise _TrialFailed(f"metric {spec.metric} is {v} in {run_dir.name}")
+            values.append(v)
+        stop.set()
+        study.tell(trial, sum(values) / len(values))
+    except _TrialFailed as e:
+        stop.set()
+        trial.set_user_attr("fail_reason", str(e))
+        study.tell(trial, state=TrialState.FAIL)
+    finally:
+        stop.set()
+
+
+class _TrialFailed(Exception):
+    """A trial that failed by itself (recorded, not retried)."""
+
+
+# ---- the sweep -----------------------------------------------------------------------
+
+
+def open_study(sweep_dir: Path, spec: SweepSpec, url: str, spec_dir: Path):
+    """Create (and enqueue) or load the sweep's study; a different spec is an error."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = _storage(url)
+    sampler = _sampler(spec)
+    direction = spec.direction
+    with claim_lock(sweep_dir, url):
+        study = optuna.create_study(
+            storage=storage,
+            study_name=spec.name,
+            direction=direction,
+            sampler=sampler,
+            load_if_exists=True,
+        )
+        have = study.user_attrs.get("spec_fingerprint")
+        if have is not None and have != spec.fingerprint():
+            raise UserError(
+                f"the study {spec.name!r} in {url} was made from another spec; use a new "
+                "--out (or --storage) or rename the sweep"
+            )
+        if have is None:
+            study.set_user_attr("spec_fingerprint", spec.fingerprint())
+            study.set_user_attr("kind", spec.kind)
+            if spec.search is None:
+                for j in jobs(spec, spec_dir):
+                    attrs = {
+                        "job": j.name,
+                        "label": j.label,
+                        "config": j.config,
+                        "overrides": list(j.overrides),
+                        "seed": j.seed,
+                    }
+                    study.enqueue_trial({}, user_attrs=attrs, skip_if_exists=False)
+            study.set_user_attr("ready", True)
+    return study
+
+
+def _sampler(spec: SweepSpec):
+    import optuna
+
+    if spec.search is None:
+        return optuna.samplers.RandomSampler(seed=0)  # unused: every trial is enqueued
+    seed = spec.search.sampler_seed
+    if spec.search.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(5, spec.search.budget))
+
+
+def worker(
+    sweep_dir: str,
+    spec_path: str,
+    url: str,
+    threads: int | None = None,
+    max_trials: int | None = None,
+) -> int:
+    """Claim and run trials until none is left (or `max_trials`); returns how many it ran."""
+    import optuna
+
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+    sweep_dir = Path(sweep_dir)
+    spec = _read_spec(sweep_dir)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.load_study(study_name=spec.name, storage=_storage(url), sampler=_sampler(spec))
+    ran = 0
+    while max_trials is None or ran < max_trials:
+        with claim_lock(sweep_dir, url):
+            reap_stale(study)
+            trial = _claim(study, spec)
+        if trial is None:
+            break
+        run_trial(study, trial, spec, sweep_dir, Path(spec_path).parent)
+        ran += 1
+    return ran
+
+
+def _read_spec(sweep_dir: Path) -> SweepSpec:
+    from attnlab.config.sweep import load_sweep_spec
+
+    return load_sweep_spec(Path(sweep_dir) / "spec.yaml")
+
+
+def run_sweep(
+    spec_path: Path,
+    out: Path | None = None,
+    storage: str | None = None,
+    workers: int = 1,
+    sets: list[str] | None = None,
+    report: bool = True,
+    echo=print,
+) -> Path:
+    """Run (or resume) a sweep with `workers` local processes; returns the sweep directory."""
+    import yaml
+
+    from attnlab.config.sweep import load_sweep_spec
+
+    spec_path = Path(spec_path)
+    spec = load_sweep_spec(spec_path, sets)
+    if workers < 1:
+        raise UserError("--workers must be >= 1")
+    sweep_dir = Path(out or Path("runs") / f"sweep-{spec.name}")
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    saved = sweep_dir / "spec.yaml"
+    text = yaml.safe_dump(spec.model_dump(mode="json", by_alias=True), sort_keys=False)
+    if saved.is_file() and _read_spec(sweep_dir).fingerprint() != spec.fingerprint():
+        raise UserError(f"{sweep_dir} holds another sweep's spec.yaml; choose another --out")
+    saved.write_text(text, encoding="utf-8")
+    url = storage_url(sweep_dir, storage)
+    study = open_study(sweep_dir, spec, url, spec_path.parent)
+    (sweep_dir / "storage.txt").write_text(_redact(url) + "\n", encoding="utf-8")
+    t0 = time.perf_counter()
+    echo(f"sweep {spec.name} ({spec.kind}): storage {_redact(url)}, {workers} worker(s)")
+    _progress(study, echo)
+    cpus = os.cpu_count() or 1
+    if workers == 1:
+        worker(str(sweep_dir), str(spec_path), url)
+    else:
+        ctx = get_context("spawn")
+        threads = max(1, cpus // workers)
+        procs = [
+            ctx.Process(target=worker, args=(str(sweep_dir), str(spec_path), url, threads))
+            for _ in range(workers)
+        ]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join()
+    _progress(study, echo)
+    echo(f"sweep {spec.name}: {(time.perf_counter() - t0) / 60:.1f} min")
+    if report:
+        from attnlab.report.sweep import write_sweep_report
+
+        echo(f"report: {write_sweep_report(sweep_dir, storage)}")
+    return sweep_dir
+
+
+def _progress(study, echo) -> None:
+    from collections import Counter
+
+    states = Counter(t.state.name.lower() for t in study.get_trials(deepcopy=False))
+    echo("  trials: " + (", ".join(f"{n} {s}" for s, n in sorted(states.items())) or "none"))
+
+
+def _redact(url: str) -> str:
+    """A database URL without its password."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        cred, host = rest.rsplit("@", 1)
+        user = cred.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{host}"
+    return url
+
+
+def load_trials(sweep_dir: Path, storage: str | None = None) -> tuple[SweepSpec, list[dict]]:
+    """The spec and every trial of a sweep directory as plain dicts (state, value, attrs)."""
+    import optuna
+
+    sweep_dir = Path(sweep_dir)
+    if not (sweep_dir / "spec.yaml").is_file():
+        raise UserError(f"{sweep_dir} is not a sweep directory (no spec.yaml)")
+    spec = _read_spec(sweep_dir)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    url = storage_url(sweep_dir, storage)
+    study = optuna.load_study(study_name=spec.name, storage=_storage(url))
+    out = []
+    for t in study.get_trials(deepcopy=False):
+        out.append(
+            {
+                "number": t.number,
+                "state": t.state.name.lower(),
+                "value": t.value,
+                "params": dict(t.params),
+                **{
+                    k: t.user_attrs.get(k)
+                    for k in (*JOB_ATTRS, "run_dirs", "fail_reason", "retry_of")
+                },
+                "seconds": (t.duration.total_seconds() if t.duration is not None else None),
+            }
+        )
+    return spec, out

@@ -1,0 +1,261 @@
+"""The report of a sweep directory: per-configuration statistics over seeds, differences
+with 95% intervals, failed trials, figures, `results.json`, `report.md` and `report.html`.
+
+Reads the Optuna study (for states, values and failure reasons) and the trials' run
+directories only.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from attnlab.experiments.stats import format_pm, mean_std, t_quantile, welch_interval
+from attnlab.report import curves, load_run
+from attnlab.report.html import load_explorer_run, write_html
+from attnlab.report.plots import interval_plot, line_plot, seed_lines_plot
+from attnlab.report.tables import markdown_table
+
+# (key in the run's figures, column label); a column shows when any run has the key
+COLUMNS = (
+    ("final_val_loss", "val loss"),
+    ("final_val_accuracy", "val accuracy"),
+    ("test_loss", "test loss"),
+    ("test_accuracy", "test accuracy"),
+    ("final_val_word_accuracy", "val word acc"),
+    ("test_word_accuracy", "test word acc"),
+    ("classification.best_val_accuracy", "best val acc"),
+    ("classification.best_epoch", "best epoch"),
+    ("classification.test_accuracy", "test acc (best ckpt)"),
+    ("max_induction", "max induction"),
+    ("params", "params"),
+    ("wall_s", "wall (s)"),
+)
+
+
+def run_figures(run_dir: Path) -> dict:
+    """The figures a sweep tabulates for one finished run: summary keys (dotted) and probes."""
+    summary, records = load_run(run_dir)
+    out = {"summary": summary, "records": records}
+    probes = Path(run_dir) / "probes.json"
+    if probes.is_file():
+        p = json.loads(probes.read_text(encoding="utf-8"))
+        if "heads" in p:
+            out["max_induction"] = p["heads"]["max_induction"]["score"]
+    return out
+
+
+def figure(run: dict, key: str) -> float | None:
+    """A (dotted) summary key or a probe figure of one run, as a float or None."""
+    if key in run and key not in ("summary", "records"):
+        return run[key]
+    cur = run["summary"]
+    for part in key.split("."):
+        if not isinstance(cur, dict) or part not in cur:
+            return None
+        cur = cur[part]
+    return None if cur is None else float(cur)
+
+
+def group_runs(sweep_dir: Path, trials: list[dict]) -> dict[str, list[dict]]:
+    """Configuration label → its finished runs (each with `seed`, `dir` and figures)."""
+    groups: dict[str, list[dict]] = {}
+    for t in sorted(trials, key=lambda t: t["number"]):
+        if t["state"] != "complete":
+            continue
+        for rel in t.get("run_dirs") or []:
+            d = Path(sweep_dir) / rel
+            if (d / "summary.json").is_file():
+                groups.setdefault(t["label"], []).append({"dir": d, **run_figures(d)})
+    return groups
+
+
+def _interval(values: list[float]) -> tuple[float, float, float]:
+    m, s = mean_std(values)
+    if len(values) < 2:
+        return m, m, m
+    half = t_quantile(0.975, len(values) - 1) * s / math.sqrt(len(values))
+    return m, m - half, m + half
+
+
+def write_sweep_report(sweep_dir: Path, storage: str | None = None) -> Path:
+    """Write `results.json`, `report.md`, `report.html` and `plots/` of a sweep directory."""
+    from attnlab.experiments.sweep import configurations, load_trials
+
+    sweep_dir = Path(sweep_dir)
+    spec, trials = load_trials(sweep_dir, storage)
+    groups = group_runs(sweep_dir, trials)
+    if spec.search is None:  # table order: the spec's
+        order = [label for label, _ in configurations(spec) if label in groups]
+    else:  # best first
+        sign = 1 if spec.direction == "minimize" else -1
+        order = sorted(
+            groups, key=lambda g: sign * mean_std([figure(r, spec.metric) for r in groups[g]])[0]
+        )
+    plots = sweep_dir / "plots"
+    metric_vals = {
+        g: [v for r in groups[g] if (v := figure(r, spec.metric)) is not None] for g in order
+    }
+    text = _header(spec, trials)
+    if not order:
+        text += "\nNo trial has finished yet.\n"
+    else:
+        text += _config_table(spec, groups, order)
+        text += _differences(spec, order, metric_vals)
+        text += _figures(spec, groups, order, metric_vals, trials, plots)
+    text += _failures(trials)
+    results = {
+        "spec": spec.model_dump(mode="json", by_alias=True),
+        "trials": trials,
+        "configurations": {
+            g: {
+                "runs": [str(r["dir"].relative_to(sweep_dir)) for r in groups[g]],
+                spec.metric: metric_vals[g],
+            }
+            for g in order
+        },
+    }
+    (sweep_dir / "results.json").write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+    md = sweep_dir / "report.md"
+    md.write_text(text, encoding="utf-8")
+    explorer = [load_explorer_run(groups[g][0]["dir"], g) for g in order]
+    write_html(md, [e for e in explorer if e is not None])
+    return md
+
+
+def _header(spec, trials: list[dict]) -> str:
+    from collections import Counter
+
+    states = Counter(t["state"] for t in trials)
+    what = {
+        "grid": "every combination of " + ", ".join(f"`{k}`" for k in spec.grid or {}),
+        "ablation": "the base, then one change at a time: "
+        + ", ".join(f"`{k}`" for k in spec.ablation or {}),
+        "search": f"{spec.search.sampler if spec.search else ''} search over "
+        + ", ".join(f"`{k}`" for k in (spec.search.params if spec.search else {})),
+    }[spec.kind]
+    return (
+        f"# Sweep: {spec.name}\n\n"
+        f"A {spec.kind}: {what}. Base config `{spec.base}`"
+        + (f", overrides {', '.join(f'`{s}`' for s in spec.set)}" if spec.set else "")
+        + f"; {spec.seeds} seed(s) per configuration (`train.seed` = 1..{spec.seeds}). "
+        f"Objective: {spec.direction} `{spec.metric}`. Trials: "
+        + ", ".join(f"{n} {s}" for s, n in sorted(states.items()))
+        + ".\n\n"
+    )
+
+
+def _config_table(spec, groups: dict, order: list[str]) -> str:
+    keys = [
+        (k, lab)
+        for k, lab in COLUMNS
+        if any(figure(r, k) is not None for g in order for r in groups[g])
+    ]
+    if spec.metric not in [k for k, _ in keys]:
+        keys.insert(0, (spec.metric, spec.metric))
+    rows = []
+    for g in order:
+        row = [g, len(groups[g])]
+        for k, _ in keys:
+            vals = [v for r in groups[g] if (v := figure(r, k)) is not None]
+            if k in ("params", "wall_s", "classification.best_epoch") and vals:
+                row.append(format_pm(vals, 1) if k != "params" else f"{vals[0]:,.0f}")
+            else:
+                row.append(format_pm(vals, 4))
+        rows.append(row)
+    return (
+        "## Configurations\n\n"
+        + markdown_table(["configuration", "n", *(lab for _, lab in keys)], rows)
+        + "\nEach cell: mean ± sample standard deviation over the seeds that finished, and "
+        "their number n. Final figures use the final weights.\n\n"
+    )
+
+
+def _differences(spec, order: list[str], vals: dict[str, list[float]]) -> str:
+    if len(order) < 2:
+        return ""
+    ref = order[0]
+    rows = []
+    for g in order[1:]:
+        d = welch_interval(vals[g], vals[ref])
+        if d is None:
+            rows.append([g, ref, "–", "n < 2 on a side"])
+            continue
+        verdict = "yes" if d.significant else "no"
+        rows.append(
+            [g, ref, f"{d.diff:+.4f} [{d.low:+.4f}, {d.high:+.4f}]", f"{verdict} (df {d.df:.1f})"]
+        )
+    better = "lower" if spec.direction == "minimize" else "higher"
+    return (
+        f"## Differences in `{spec.metric}`\n\n"
+        + markdown_table(["configuration", "minus", "difference [95% CI]", "CI excludes 0"], rows)
+        + f"\nDifference of means with a 95% Welch t interval over seeds ({better} is "
+        "better). With 3 seeds an interval is wide: a difference whose interval holds 0 is "
+        "not established by this sweep.\n\n"
+    )
+
+
+def _figures(spec, groups, order, metric_vals, trials, plots: Path) -> str:
+    text = "## Figures\n\n"
+    means, lows, highs = zip(*(_interval(metric_vals[g]) for g in order), strict=True)
+    interval_plot(
+        order,
+        list(means),
+        list(lows),
+        list(highs),
+        [metric_vals[g] for g in order],
+        spec.metric,
+        f"{spec.metric}: mean (bar), 95% t interval, seeds (dots)",
+        plots / "metric_by_configuration.png",
+    )
+    text += "![metric by configuration](plots/metric_by_configuration.png)\n\n"
+    series = {
+        g: [curves(r["records"], "validation", "loss") for r in groups[g]] for g in order[:10]
+    }
+    seed_lines_plot(
+        series, "step", "validation loss", "validation loss (thin: seeds)", plots / "val_loss.png"
+    )
+    text += "![validation loss](plots/val_loss.png)\n\n"
+    acc = {
+        g: [curves(r["records"], "validation", "accuracy") for r in groups[g]] for g in order[:10]
+    }
+    if any(x for runs in acc.values() for x, _ in runs):
+        seed_lines_plot(
+            acc,
+            "step",
+            "validation accuracy",
+            "validation accuracy (thin: seeds)",
+            plots / "val_accuracy.png",
+        )
+        text += "![validation accuracy](plots/val_accuracy.png)\n\n"
+    if spec.search is not None:
+        done = sorted((t for t in trials if t["state"] == "complete"), key=lambda t: t["number"])
+        best, sofar = [], math.inf if spec.direction == "minimize" else -math.inf
+        pick = min if spec.direction == "minimize" else max
+        for t in done:
+            sofar = pick(sofar, t["value"])
+            best.append(sofar)
+        xs = [t["number"] for t in done]
+        line_plot(
+            {"trial": (xs, [t["value"] for t in done]), "best so far": (xs, best)},
+            "trial",
+            spec.metric,
+            "search history",
+            plots / "search_history.png",
+        )
+        text += "![search history](plots/search_history.png)\n\n"
+    return text
+
+
+def _failures(trials: list[dict]) -> str:
+    failed = [t for t in trials if t["state"] == "fail"]
+    if not failed:
+        return ""
+    rows = [[t["number"], t.get("job"), t.get("fail_reason") or "–"] for t in failed]
+    return (
+        "## Failed trials\n\n"
+        + markdown_table(["trial", "job", "reason"], rows)
+        + "\nA trial whose worker died is enqueued again and rerun; a trial that failed by "
+        "itself (NaN loss, an error) is not retried; its run directory holds `error.txt`.\n"
+    )

@@ -1,0 +1,208 @@
+"""Sweeps: specs, exactly-once trials with two workers, resume after a killed worker,
+failed trials recorded, searches with a budget, the sweep report; and the statistics."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from attnlab.config.sweep import SweepSpec, load_sweep_spec
+from attnlab.errors import ConfigError, UserError
+from attnlab.experiments import stats
+from attnlab.experiments.sweep import configurations, jobs, load_trials, run_sweep
+
+TINY = [
+    "data.vocab_size=16",
+    "data.seq_len=24",
+    "data.segment_len=8",
+    "data.min_segment_len=3",
+    "data.batch_size=8",
+    "data.num_train=128",
+    "data.num_val=16",
+    "data.num_test=16",
+    "model.d_model=16",
+    "model.n_layers=1",
+    "model.mixer.n_heads=2",
+    "train.max_steps=4",
+    "train.eval_every=2",
+    "train.eval_batches=1",
+    "train.warmup_steps=0",
+]
+
+
+def _spec(tmp_path: Path, **fields) -> Path:
+    raw = {"name": "t", "base": "synthetic/repeat_tokens", "set": TINY, "probe": False, **fields}
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    return path
+
+
+def _quiet(*_a, **_k) -> None:
+    pass
+
+
+# ---- statistics ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("df", "want"), [(1, 12.7062), (2, 4.3027), (4, 2.7764), (10, 2.2281), (1e6, 1.9600)]
+)
+def test_t_quantile_matches_tables(df, want):
+    assert stats.t_quantile(0.975, df) == pytest.approx(want, abs=2e-4)
+
+
+def test_welch_interval_by_hand():
+    a, b = [1.0, 2.0, 3.0], [2.0, 3.0, 4.5]
+    d = stats.welch_interval(a, b)
+    # var 1 and 1.5833 over n = 3: se = sqrt((1 + 1.5833) / 3); Welch df from the formula
+    se = ((1 + 19 / 12) / 3) ** 0.5
+    df = (1 / 3 + 19 / 36) ** 2 / ((1 / 3) ** 2 / 2 + (19 / 36) ** 2 / 2)
+    assert d.df == pytest.approx(df)
+    assert d.diff == pytest.approx(-7 / 6)
+    assert d.high - d.diff == pytest.approx(stats.t_quantile(0.975, df) * se)
+    assert not d.significant
+    far = stats.welch_interval([10.0, 10.1, 9.9], [1.0, 1.1, 0.9])
+    assert far.significant and far.low > 8
+    assert stats.welch_interval([1.0], [2.0, 3.0]) is None
+
+
+def test_format_pm_shows_n():
+    assert stats.format_pm([1.0, 3.0]) == "2.000 ± 1.414 (n=2)"
+    assert stats.format_pm([]) == "–"
+
+
+# ---- specs ---------------------------------------------------------------------------
+
+
+def test_spec_needs_exactly_one_kind(tmp_path):
+    with pytest.raises(ConfigError, match="exactly one"):
+        load_sweep_spec(_spec(tmp_path))
+    with pytest.raises(ConfigError, match="exactly one"):
+        load_sweep_spec(_spec(tmp_path, grid={"train.lr": [1]}, ablation={"train.lr": [2]}))
+    with pytest.raises(ConfigError, match="low"):
+        load_sweep_spec(_spec(tmp_path, search={"params": {"train.lr": {"low": 2, "high": 1}}}))
+
+
+def test_grid_and_ablation_jobs(tmp_path):
+    grid = SweepSpec(base="synthetic/repeat_tokens", grid={"a.b": [1, 2], "c": ["x"]}, seeds=2)
+    assert [lab for lab, _ in configurations(grid)] == ["b=1, c=x", "b=2, c=x"]
+    names = [j.name for j in jobs(grid, tmp_path)]
+    assert names == ["b-1__c-x-s1", "b-1__c-x-s2", "b-2__c-x-s1", "b-2__c-x-s2"]
+    abl = SweepSpec(base="synthetic/repeat_tokens", ablation={"model.pos": ["none", "rope"]})
+    assert [(lab, p) for lab, p in configurations(abl)] == [
+        ("base", {}),
+        ("pos=none", {"model.pos": "none"}),
+        ("pos=rope", {"model.pos": "rope"}),
+    ]
+    vary = SweepSpec(grid={"config": ["smeared_keys/attn_attn_quick", "x/conv_attn_quick"]})
+    assert [lab for lab, _ in configurations(vary)] == ["attn_attn_quick", "conv_attn_quick"]
+
+
+# ---- running -------------------------------------------------------------------------
+
+
+def _assert_each_job_once(trials: list[dict], want_jobs: set[str]) -> None:
+    done = [t["job"] for t in trials if t["state"] == "complete"]
+    assert sorted(done) == sorted(want_jobs), "a job is missing or ran twice"
+    assert not [t for t in trials if t["state"] in ("running", "waiting")]
+
+
+def test_two_workers_share_one_sqlite_study(tmp_path):
+    """A 6-trial grid with 2 local worker processes: each trial runs exactly once."""
+    spec = _spec(tmp_path, grid={"train.lr": [0.001, 0.003], "model.pos": ["learned"]}, seeds=3)
+    out = run_sweep(spec, tmp_path / "sw", workers=2, echo=_quiet)
+    _, trials = load_trials(out)
+    assert len(trials) == 6
+    want = {j.name for j in jobs(load_sweep_spec(spec), tmp_path)}
+    _assert_each_job_once(trials, want)
+    for t in trials:
+        run = out / t["run_dirs"][0]
+        assert json.loads((run / "summary.json").read_text())["seed"] == t["seed"]
+    report = (out / "report.md").read_text()
+    assert "| pos=learned, lr=0.003 | 3 |" in report
+    assert "95% CI" in report and (out / "report.html").is_file()
+    # running it again finds nothing to do
+    run_sweep(spec, tmp_path / "sw", workers=2, echo=_quiet)
+    assert len(load_trials(out)[1]) == 6
+
+
+def test_killed_worker_is_rerun_without_loss_or_duplicate(tmp_path):
+    """Kill the sweep's process mid-trial; the same command completes every job once."""
+    slow = [*TINY, "train.max_steps=1500", "train.eval_every=1000", "train.log_every=1"]
+    spec = _spec(tmp_path, set=slow, grid={"train.lr": [0.001]}, seeds=3)
+    out = tmp_path / "sw"
+    cmd = [sys.executable, "-m", "attnlab", "sweep", str(spec), "--out", str(out)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    metrics = out / "trials" / "lr-0.001-s1" / "metrics.jsonl"
+    deadline = time.time() + 120
+    while not (metrics.is_file() and metrics.stat().st_size > 0):
+        assert proc.poll() is None, proc.stderr.read().decode()
+        assert time.time() < deadline, "the first trial never started"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    _, before = load_trials(out)
+    assert [t["state"] for t in before].count("running") == 1
+    assert not (metrics.parent / "summary.json").is_file()  # killed halfway
+
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    _, trials = load_trials(out)
+    _assert_each_job_once(trials, {"lr-0.001-s1", "lr-0.001-s2", "lr-0.001-s3"})
+    failed = [t for t in trials if t["state"] == "fail"]
+    assert len(failed) == 1 and failed[0]["job"] == "lr-0.001-s1"
+    assert failed[0]["fail_reason"].startswith("worker died")
+    retry = [t for t in trials if t.get("retry_of") == failed[0]["number"]]
+    assert len(retry) == 1 and retry[0]["state"] == "complete"
+    assert (metrics.parent / "summary.json").is_file()
+    assert "Failed trials" in (out / "report.md").read_text()
+
+
+def test_failed_trial_is_recorded_and_the_sweep_goes_on(tmp_path):
+    # 4 training sequences cannot fill a batch of 8: that trial fails at data building
+    spec = _spec(tmp_path, grid={"data.num_train": [4, 128]})
+    out = run_sweep(spec, tmp_path / "sw", echo=_quiet)
+    _, trials = load_trials(out)
+    by_job = {t["job"]: t for t in trials}
+    assert by_job["num_train-128-s1"]["state"] == "complete"
+    bad = by_job["num_train-4-s1"]
+    assert bad["state"] == "fail" and "batch" in bad["fail_reason"]
+    assert "Traceback" in (out / "trials" / "num_train-4-s1" / "error.txt").read_text()
+    run_sweep(spec, tmp_path / "sw", echo=_quiet)  # a failure by itself is not retried
+    assert len(load_trials(out)[1]) == 2
+
+
+def test_search_stops_at_its_budget(tmp_path):
+    search = {
+        "sampler": "random",
+        "budget": 3,
+        "params": {"train.lr": {"low": 1e-4, "high": 1e-2, "log": True}, "data.batch_size": [4, 8]},
+    }
+    spec = _spec(tmp_path, search=search, metric="final_val_accuracy", direction="maximize")
+    out = run_sweep(spec, tmp_path / "sw", echo=_quiet)
+    _, trials = load_trials(out)
+    assert [t["state"] for t in trials] == ["complete"] * 3
+    for t in trials:
+        assert 1e-4 <= t["params"]["train.lr"] <= 1e-2
+        cfg = yaml.safe_load((out / t["run_dirs"][0] / "config.yaml").read_text())
+        assert cfg["train"]["lr"] == pytest.approx(t["params"]["train.lr"])
+        assert cfg["data"]["batch_size"] == t["params"]["data.batch_size"]
+    assert "search history" in (out / "report.md").read_text()
+    run_sweep(spec, tmp_path / "sw", echo=_quiet)
+    assert len(load_trials(out)[1]) == 3
+
+
+def test_another_spec_in_the_same_directory_is_refused(tmp_path):
+    out = tmp_path / "sw"
+    run_sweep(_spec(tmp_path, grid={"train.lr": [0.001]}), out, echo=_quiet)
+    with pytest.raises(UserError, match="another sweep"):
+        run_sweep(_spec(tmp_path, grid={"train.lr": [0.002]}), out, echo=_quiet)
