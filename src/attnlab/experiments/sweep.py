@@ -84,8 +84,11 @@ def configurations(spec: SweepSpec) -> list[tuple[str, dict[str, Any]]]:
         points = [dict(zip(keys, vals, strict=True)) for vals in product(*spec.grid.values())]
         return [(", ".join(_short(k, v) for k, v in p.items()), p) for p in points]
     if spec.ablation is not None:
-        out = [("base", {})]
-        out += [(_short(k, v), {k: v}) for k, vals in spec.ablation.items() for v in vals]
+        out: list[tuple[str, dict[str, Any]]] = [("base", {})]
+        for k, vals in spec.ablation.items():
+            for v in vals:  # a mapping: several keys changed together (one change)
+                point = v if isinstance(v, dict) else {k: v}
+                out.append((", ".join(_short(kk, vv) for kk, vv in point.items()), point))
         return out
     raise ValueError("a search has no fixed configurations")
 
