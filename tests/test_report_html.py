@@ -36,7 +36,10 @@ def probed_run(tmp_path_factory) -> Path:
 
 def test_markdown_subset_to_html(tmp_path):
     (tmp_path / "p.png").write_bytes(b"\x89PNG fake")
-    md = "# T\n\nSome `code` & **bold**.\n\n| a | b |\n|---|---|\n| 2 | x |\n\n![fig](p.png)\n\n- one\n- two\n"
+    md = (
+        "# T\n\nSome `code` & **bold**.\n\n| a | b |\n|---|---|\n| 2 | x |\n\n"
+        "![fig](p.png)\n\n- one\n- two\n"
+    )
     html = markdown_to_html(md, tmp_path)
     assert "<h1>T</h1>" in html and "<code>code</code> &amp; <strong>bold</strong>" in html
     assert '<table class="sortable">' in html and "<td>2</td>" in html
@@ -97,7 +100,8 @@ def test_explorer_renders_and_responds_in_chromium(probed_run, tmp_path):
         assert first != second, "choosing another layer and head did not redraw"
         cells.nth(n - 1).hover()
         info = page.locator("#explorer-info").inner_text()
-        assert re.match(r'weight \d\.\d{3}: query \d+ ".*" → key \d+ ".*" \(blocks\.1\.attn, head 2\)', info), info
+        want = r'weight \d\.\d{3}: query \d+ ".*" → key \d+ ".*" \(blocks\.1\.attn, head 2\)'
+        assert re.match(want, info), info
         # the last query row sums to ~1 over the keys (a softmax row)
         T = round(n**0.5)
         row = [float(cells.nth(n - T + k).get_attribute("data-w")) for k in range(T)]
