@@ -170,6 +170,9 @@ def probe(
     res = probe_run(run_dir, weights)
     if res.get("kind") == "translation":
         _echo_translation_probes(res)
+    elif res.get("kind") == "classification":
+        for e in res["examples"]:
+            typer.echo(f"predicted {e['predicted']}, label {e['label']}: {e['text'][:70]}")
     else:
         _echo_head_probes(res)
     typer.echo(f"written: {Path(run_dir) / 'probes.json'}, plots in {Path(run_dir) / 'plots'}")

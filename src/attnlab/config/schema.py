@@ -210,6 +210,47 @@ class PigLatinData(Section):
         return self
 
 
+class ClassificationData(Section):
+    """Text → label (the fourth write-up's SST-2 / IMDB classifier).
+
+    The examples come from `path` (a CSV or JSONL file with `text_column` and
+    `label_column`, or a directory holding `train`, `validation` / `valid`, `test` files of
+    one of those kinds), else from a Hugging Face `dataset` (e.g. `glue` + `sst2`, or
+    `imdb`), else from the built-in synthetic task (`synthetic`, offline): sentences of
+    filler, sentiment words and negations whose label is the sign of the negation-aware
+    sum, with `label_noise` of the labels flipped, so a bag of words cannot solve it and
+    no model can pass 1 - label_noise. Labels may be integers or strings (mapped to ids in
+    sorted order); rows with a negative or missing label (SST-2's hidden test labels) are
+    dropped. Splits that the source lacks are cut from its training split with `seed`.
+    Texts are lower-cased words (`tokenizer: word`, a vocabulary of the `max_vocab` most
+    frequent training words, the rest `[UNK]`), cut to `seq_len` tokens.
+    """
+
+    task: Literal["classification"] = "classification"
+    path: str | None = Field(None, description="CSV / JSONL file or directory of them")
+    dataset: str | None = Field(None, description="Hugging Face dataset, e.g. 'glue'")
+    dataset_config: str | None = Field(None, description="e.g. 'sst2'")
+    text_column: str = "text"
+    label_column: str = "label"
+    tokenizer: Literal["word"] = "word"
+    max_vocab: int = Field(20000, ge=10, description="word tokenizer: vocabulary size")
+    seq_len: PositiveInt = 64
+    batch_size: PositiveInt = 32
+    val_fraction: float = Field(0.1, gt=0, lt=0.5)
+    test_fraction: float = Field(0.1, gt=0, lt=0.5)
+    seed: int = 1234
+    num_train: int | None = Field(None, gt=0, description="cap / synthetic size")
+    num_val: PositiveInt = 1000
+    num_test: PositiveInt = 1000
+    label_noise: float = Field(0.05, ge=0, lt=0.5, description="synthetic: labels flipped")
+    cache_dir: str | None = None
+
+    @property
+    def synthetic(self) -> bool:
+        """True when neither a path nor a dataset is given."""
+        return self.path is None and self.dataset is None
+
+
 def _require_tag(key: str, default: str | None = None):
     """Before-validator for a tagged union: fill a default tag or name the missing key."""
 
@@ -229,7 +270,8 @@ DataConfig = Annotated[
     | AssocRecallData
     | CopyingData
     | SelectiveCopyingData
-    | PigLatinData,
+    | PigLatinData
+    | ClassificationData,
     Field(discriminator="task"),
     _require_tag("task"),
 ]
@@ -292,10 +334,13 @@ class ModelConfig(Section):
     `decoder`: embed → blocks (x + mixer(norm(x)) [+ mlp]) → norm → unembed.
     `seq2seq`: the same blocks as a bidirectional encoder (`n_encoder_layers`) and a causal
     decoder (`n_layers`) whose blocks add cross-attention to the encoder's output; the
-    mixer must be plain attention there.
+    mixer must be plain attention there. `classifier`: the bidirectional encoder
+    (`n_layers` blocks) pooled (`pool`) into `n_classes` logits.
     """
 
-    arch: Literal["decoder", "seq2seq"] = "decoder"
+    arch: Literal["decoder", "seq2seq", "classifier"] = "decoder"
+    n_classes: int | None = Field(None, ge=2, description="classifier; unset: from the data")
+    pool: Literal["mean", "first"] = Field("mean", description="classifier: token pooling")
     vocab_size: int | None = Field(None, ge=2, description="unset: taken from the data")
     d_model: PositiveInt = 512
     n_layers: PositiveInt = Field(4, description="decoder layers")
@@ -323,8 +368,8 @@ class ModelConfig(Section):
         if isinstance(self.mixer, MambaMixer):
             if self.pos == "rope":
                 raise ValueError("the mamba mixer takes no rotary positions (pos: rope)")
-            if self.arch == "seq2seq":
-                raise ValueError("seq2seq takes the attention mixer; mamba runs as a decoder")
+            if self.arch != "decoder":
+                raise ValueError(f"{self.arch} takes the attention mixer; mamba runs as a decoder")
             return self
         h = self.mixer.n_heads
         if self.d_model % h:
@@ -335,12 +380,14 @@ class ModelConfig(Section):
             )
         if self.arch == "decoder" and self.n_encoder_layers is not None:
             raise ValueError("n_encoder_layers is for arch: seq2seq")
-        if self.arch == "seq2seq":
+        if self.arch in ("seq2seq", "classifier"):
             m = self.mixer
             if m.conv_kernel is not None or m.smear_keys:
-                raise ValueError("seq2seq takes plain attention (no conv_kernel, no smear_keys)")
+                raise ValueError(
+                    f"{self.arch} takes plain attention (no conv_kernel, no smear_keys)"
+                )
             if self.pos == "rope":
-                raise ValueError("seq2seq positions: none, learned or sinusoidal")
+                raise ValueError(f"{self.arch} positions: none, learned or sinusoidal")
         return self
 
     @property
@@ -385,6 +432,9 @@ class TrainConfig(Section):
         None, gt=0, description="record head scores and the ICL score every N steps"
     )
     beam_width: PositiveInt = Field(1, description="decoding of word-level evals (1: greedy)")
+    eval_per_epoch: bool = Field(
+        False, description="evaluate (validation, and a train subset) after every epoch"
+    )
 
     @model_validator(mode="after")
     def _has_length(self) -> TrainConfig:
@@ -434,6 +484,10 @@ class RunConfig(Section):
                 )
         elif self.model.arch == "seq2seq":
             raise ValueError("model.arch seq2seq needs a source/target task (data.task piglatin)")
+        if (self.model.arch == "classifier") != isinstance(self.data, ClassificationData):
+            raise ValueError("data.task classification and model.arch classifier go together")
+        if self.train.probe_every and isinstance(self.data, ClassificationData):
+            raise ValueError("train.probe_every is for token tasks, not classification")
         if self.train.probe_every and isinstance(self.data, PigLatinData):
             raise ValueError(
                 "train.probe_every records head scores on random token sequences; for Pig "

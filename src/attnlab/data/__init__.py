@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from attnlab.config.schema import LMTextData, PigLatinData, SyntheticData
+from attnlab.config.schema import ClassificationData, LMTextData, PigLatinData, SyntheticData
 from attnlab.data.cache import cache_root, cached_array, content_hash, smallest_uint
 from attnlab.data.piglatin import CharVocab, TranslationSplit, build_splits
 from attnlab.data.splits import Batch, RowSplit, StreamSplit, eval_batches, train_ids
@@ -138,8 +138,23 @@ def _piglatin(cfg: PigLatinData) -> Dataset:
     return Dataset(splits, vocab.vocab_size, seq_len, cfg.batch_size, vocab, sources, src_len, info)
 
 
-def build(cfg: LMTextData | SyntheticData | PigLatinData) -> Dataset:
+def _classification(cfg: ClassificationData) -> Dataset:
+    """Labelled texts (local, Hub or synthetic) as padded rows; `info` names the classes."""
+    from attnlab.data.classification import build_classification
+
+    splits, tok, names, sources = build_classification(cfg)
+    if splits["train"].num_sequences < cfg.batch_size:
+        raise DataError(
+            f"classification: {splits['train'].num_sequences} training examples < batch_size"
+        )
+    info = {"classes": names, "n_classes": len(names)}
+    return Dataset(splits, tok.vocab_size, cfg.seq_len, cfg.batch_size, tok, sources, None, info)
+
+
+def build(cfg: LMTextData | SyntheticData | PigLatinData | ClassificationData) -> Dataset:
     """Build the dataset a data config describes (tokenizing or generating once, cached)."""
+    if isinstance(cfg, ClassificationData):
+        return _classification(cfg)
     if isinstance(cfg, LMTextData):
         return _lm_text(cfg)
     if isinstance(cfg, PigLatinData):

@@ -154,6 +154,10 @@ def load_tokenizer(path: Path):
     raw = json.loads(path.read_text(encoding="utf-8"))
     if raw.get("type") == "char":
         return CharTokenizer(raw["chars"])
+    if raw.get("type") == "word":
+        from attnlab.data.classification import WordTokenizer
+
+        return WordTokenizer(raw["words"])
     if raw.get("type") == "charvocab":
         from attnlab.data.piglatin import CharVocab
 

@@ -189,6 +189,26 @@ def _embeddings(model, cfg, tok, text: np.ndarray | None, plots: Path) -> dict:
     return out
 
 
+def _classifier_probe(run_dir: Path, cfg: RunConfig, model: nn.Module, tok) -> dict:
+    """Encoder attention on the first validation texts (for the explorer), with the
+    predicted and true class of each."""
+    from attnlab import data as data_mod
+
+    val = data_mod.build(cfg.data).splits["validation"]
+    log, examples = ExplorerLog(), []
+    for i in range(min(4, val.num_sequences)):
+        n = max(1, int(val.lengths[i]))
+        x = torch.from_numpy(val.rows[i, :n])  # (T,)
+        with torch.no_grad(), capture(model, lambda n_: n_.endswith("hook_pattern")) as cache:
+            logits = model(x[None])  # (1, C)
+        labels = [tok.decode([int(t)]) or "[UNK]" for t in x]
+        pred, true = int(logits.argmax(-1)), int(val.labels[i])
+        log.add(f"#{i}: predicted {pred}, label {true}", labels, labels, layer_patterns(cache))
+        examples.append({"text": val.texts[i], "predicted": pred, "label": true})
+    log.save(run_dir)
+    return {"kind": "classification", "examples": examples}
+
+
 def probe(run_dir: str | Path, weights: str = "final") -> dict:
     """Run every probe on a trained run; writes `probes.json` and `plots/`, returns the dict."""
     from attnlab import data as data_mod
@@ -197,6 +217,10 @@ def probe(run_dir: str | Path, weights: str = "final") -> dict:
     cfg, model, tok = load_trained(run_dir, weights)
     plots = run_dir / "plots"
     result: dict = {"run": cfg.name, "weights": weights}
+    if cfg.model.arch == "classifier":
+        result.update(_classifier_probe(run_dir, cfg, model, tok))
+        (run_dir / "probes.json").write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+        return result
     if cfg.data.task == "piglatin":
         from attnlab.probes.translation import probe_translation
 

@@ -154,13 +154,21 @@ def write_run_report(run_dir: Path) -> Path:
     )
     if "translation" in summary:
         text += "\n" + _translation(run_dir, summary, records)
+    if "classification" in summary:
+        from attnlab.report.classification_section import classification_section
+
+        text += "\n" + classification_section(summary, plots)
     probes_path = run_dir / "probes.json"
     if probes_path.is_file():
         from attnlab.report import probe_section, translation_section
 
         probes = json.loads(probes_path.read_text(encoding="utf-8"))
-        kind = translation_section if probes.get("kind") == "translation" else probe_section
-        text += "\n" + kind.probe_section(probes)
+        if probes.get("kind") == "classification":
+            text += "\n## Probes\n\nEncoder attention of the first validation texts: see the "
+            text += "attention explorer in `report.html`.\n"
+        else:
+            kind = translation_section if probes.get("kind") == "translation" else probe_section
+            text += "\n" + kind.probe_section(probes)
     elif probe_curves(run_dir / "metrics.jsonl", plots):
         text += (
             "\n## Probes during training\n\n(`train.probe_every`; `attnlab probe` adds the "

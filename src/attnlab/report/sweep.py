@@ -229,6 +229,8 @@ def _figures(spec, groups, order, metric_vals, trials, plots: Path) -> str:
             plots / "val_accuracy.png",
         )
         text += "![validation accuracy](plots/val_accuracy.png)\n\n"
+    if any("classification" in r["summary"] for g in order for r in groups[g]):
+        text += _classifier_figures(groups, order, plots)
     if spec.search is not None:
         done = sorted((t for t in trials if t["state"] == "complete"), key=lambda t: t["number"])
         best, sofar = [], math.inf if spec.direction == "minimize" else -math.inf
@@ -246,6 +248,57 @@ def _figures(spec, groups, order, metric_vals, trials, plots: Path) -> str:
         )
         text += "![search history](plots/search_history.png)\n\n"
     return text
+
+
+def _classifier_figures(groups: dict, order: list[str], plots: Path) -> str:
+    """Accuracy per epoch of every configuration (its first seed) and the best one's table."""
+    from attnlab.report.classification_section import epoch_curves
+
+    for split, file in (
+        ("validation", "val_acc_by_epoch.png"),
+        ("train (subset)", "train_acc_by_epoch.png"),
+    ):
+        series = {}
+        for g in order[:12]:
+            c = groups[g][0]["summary"].get("classification")
+            if c and split in epoch_curves(c):
+                series[g] = epoch_curves(c)[split]
+        if series:
+            line_plot(
+                series,
+                "epoch",
+                f"{split} accuracy",
+                f"{split} accuracy per epoch, per configuration",
+                plots / file,
+            )
+    best = groups[order[0]][0]
+    c = best["summary"]["classification"]
+    rows = [
+        [e["epoch"], e["train_accuracy"], e["val_loss"], e["val_accuracy"]] for e in c["epochs"]
+    ]
+    return (
+        "### Accuracy curves per configuration\n\n"
+        "![validation accuracy per epoch](plots/val_acc_by_epoch.png)\n\n"
+        "![train accuracy per epoch](plots/train_acc_by_epoch.png)\n\n"
+        f"### Best configuration: {order[0]}\n\n"
+        f"Run `{best['dir'].name}`; best epoch by validation loss {c.get('best_epoch', '–')}, "
+        f"overfitting after epoch {c.get('overfit_after_epoch') or '– (none within the run)'}.\n\n"
+        + markdown_table(["epoch", "train acc", "val loss", "val acc"], rows)
+        + "\n"
+        + markdown_table(
+            ["weights", "train acc", "val acc", "test acc"],
+            [
+                ["final", c["final"]["train"], c["final"]["validation"], c["final"]["test"]],
+                [
+                    "best checkpoint",
+                    c.get("train_accuracy"),
+                    c.get("val_accuracy"),
+                    c.get("test_accuracy"),
+                ],
+            ],
+        )
+        + "\n"
+    )
 
 
 def _failures(trials: list[dict]) -> str:

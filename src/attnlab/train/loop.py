@@ -87,6 +87,9 @@ class Trainer:
         self.probe_fn = None  # step → metrics record (train.probe_every), set by the caller
         self.task_eval = None  # (split, max_batches) → extra eval metrics, e.g. word accuracy
         self.step_tokens = 0  # input tokens of the last step
+        self.per_epoch = steps_per_epoch(data.splits["train"], data.batch_size)
+        # train.eval_per_epoch: evaluate at every epoch's end, a train subset too
+        self.eval_every = self.per_epoch if cfg.eval_per_epoch else cfg.eval_every
         world = fabric.world_size * cfg.grad_accum
         if data.batch_size % world:
             raise ConfigError(
@@ -132,6 +135,8 @@ class Trainer:
 
     @staticmethod
     def _scored(split, ids: np.ndarray) -> int:
+        if hasattr(split, "scored"):  # e.g. one label per example
+            return split.scored(ids)
         mask = getattr(split, "mask", None)
         return int(mask[ids].sum()) if mask is not None else len(ids) * split.seq_len
 
@@ -147,6 +152,17 @@ class Trainer:
         if self.task_eval is not None:
             res.update(self.task_eval("validation", max_batches))
         rec = {"step": step, "split": "validation", **res}
+        if self.cfg.eval_per_epoch:
+            rec["epoch"] = step / self.per_epoch
+            if not final:  # the accuracy on (as many batches of) the training split
+                tr = evaluate(
+                    self.fabric,
+                    self.model,
+                    self.data.splits["train"],
+                    self.data.batch_size,
+                    max_batches,
+                )
+                self.log.write({"step": step, "split": "train_eval", "epoch": rec["epoch"], **tr})
         if final:
             rec["final"] = True
         else:
@@ -244,7 +260,7 @@ class Trainer:
                     {"step": s.step, "split": "train", "loss": loss, "lr": lr, "tokens_per_s": tps}
                 )
                 bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{tps:,.0f}")
-            if s.step % cfg.eval_every == 0 or s.step == self.total:
+            if s.step % self.eval_every == 0 or s.step == self.total:
                 self.run_eval(s.step, cfg.eval_batches)
             if cfg.probe_every and (s.step % cfg.probe_every == 0 or s.step == self.total):
                 self.run_probe(s.step)

@@ -31,12 +31,18 @@ from attnlab.train.translate import WordEval
 def resolve(cfg: RunConfig, dataset) -> RunConfig:
     """Fill what the data decides: vocabulary size and the model's maximum length."""
     longest = max(dataset.seq_len, dataset.src_len or 0)
-    model = cfg.model.model_copy(
-        update={
-            "vocab_size": cfg.model.vocab_size or dataset.vocab_size,
-            "max_seq_len": cfg.model.max_seq_len or longest,
-        }
-    )
+    update = {
+        "vocab_size": cfg.model.vocab_size or dataset.vocab_size,
+        "max_seq_len": cfg.model.max_seq_len or longest,
+    }
+    if cfg.model.arch == "classifier":
+        update["n_classes"] = cfg.model.n_classes or dataset.info["n_classes"]
+        if update["n_classes"] < dataset.info["n_classes"]:
+            raise UserError(
+                f"model.n_classes ({update['n_classes']}) < the data's "
+                f"{dataset.info['n_classes']} classes"
+            )
+    model = cfg.model.model_copy(update=update)
     if model.vocab_size < dataset.vocab_size:
         raise UserError(
             f"model.vocab_size ({model.vocab_size}) < the data's vocabulary ({dataset.vocab_size})"
@@ -97,7 +103,7 @@ def _setup(cfg: RunConfig, run_dir: Path, fresh: bool):
     cfg = resolve(cfg, dataset)
     torch.manual_seed(cfg.train.seed)
     model = models.build(cfg.model)
-    if cfg.train.check_causal:
+    if cfg.train.check_causal and cfg.model.arch != "classifier":  # a classifier is not causal
         models.check_causal(model, cfg.model.vocab_size, dataset.seq_len)
     fabric = _fabric(cfg)
     if fresh and fabric.global_rank == 0:
@@ -147,6 +153,56 @@ def _translation(trainer: Trainer, val: dict, test: dict, cap: int | None) -> di
     return table
 
 
+def _classification(trainer: Trainer, val: dict, test: dict, cap: int | None) -> dict:
+    """Per-epoch accuracies, the best epoch by validation loss (the best checkpoint, and
+    the overfitting point: after it the validation loss no longer improves), and the
+    train / validation / test accuracy of the final weights and of the best checkpoint."""
+    from attnlab.train.checkpoint import BEST, load_weights
+    from attnlab.train.metrics import read_metrics
+
+    f, ds = trainer.fabric, trainer.data
+    recs = read_metrics(trainer.run_dir / "metrics.jsonl")
+    vals = [r for r in recs if r["split"] == "validation" and not r.get("final")]
+    trains = {r["step"]: r for r in recs if r["split"] == "train_eval"}
+    epochs = [
+        {
+            "epoch": r.get("epoch", r["step"] / trainer.per_epoch),
+            "step": r["step"],
+            "val_loss": r["loss"],
+            "val_accuracy": r["accuracy"],
+            "train_loss": trains.get(r["step"], {}).get("loss"),
+            "train_accuracy": trains.get(r["step"], {}).get("accuracy"),
+        }
+        for r in vals
+    ]
+    train = evaluate(f, trainer.model, ds.splits["train"], ds.batch_size, cap)
+    out = {
+        "epochs": epochs,
+        "final": {
+            "train": train["accuracy"],
+            "validation": val["accuracy"],
+            "test": test["accuracy"],
+        },
+    }
+    if epochs:
+        best = min(epochs, key=lambda e: e["val_loss"])
+        out.update(
+            best_epoch=best["epoch"],
+            best_val_accuracy=best["val_accuracy"],
+            best_val_loss=best["val_loss"],
+            overfit_after_epoch=best["epoch"] if best is not epochs[-1] else None,
+        )
+    best_path = trainer.run_dir / BEST
+    if best_path.is_file():  # the best checkpoint's figures, then the final weights back
+        final = {k: v.detach().clone() for k, v in trainer.raw_model.state_dict().items()}
+        load_weights(trainer.raw_model, best_path)
+        for split in ("train", "validation", "test"):
+            r = evaluate(f, trainer.model, ds.splits[split], ds.batch_size, cap)
+            out[f"{split}_accuracy" if split != "validation" else "val_accuracy"] = r["accuracy"]
+        trainer.raw_model.load_state_dict(final)
+    return out
+
+
 def _finish(cfg: RunConfig, trainer: Trainer, wall_s: float) -> dict:
     """Full validation and test evaluation with the final weights, then `summary.json`."""
     f, ds, s = trainer.fabric, trainer.data, trainer.state
@@ -188,6 +244,9 @@ def _finish(cfg: RunConfig, trainer: Trainer, wall_s: float) -> dict:
         summary["test_word_accuracy"] = table["test"]["word_accuracy"]
         summary["train_word_accuracy"] = table["train"]["word_accuracy"]
         summary["train_accuracy"] = table["train"]["char_accuracy"]
+    if cfg.model.arch == "classifier":
+        summary["classification"] = _classification(trainer, val, test, cap)
+        summary["test_accuracy_best"] = summary["classification"]["test_accuracy"]
     if f.global_rank == 0:
         (trainer.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary

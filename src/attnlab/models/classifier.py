@@ -1,0 +1,85 @@
+"""A bidirectional attention encoder with a pooled head: sequence classification (the
+fourth write-up's SST-2 / IMDB classifier).
+
+Legend: B batch, T time, D model width, C classes.
+
+    tokens (B, T) → embed · √D + positions → encoder blocks (padding masked as keys)
+        → norm → pool over real tokens (mean, or the first token) → dropout → (B, C) logits
+
+The blocks are the encoder-decoder's `EncoderBlock`s (the stack's `Attention`,
+bidirectional); probe names are `encoder.{i}.attn.hook_pattern` (B, H, T, T). Padding is
+id `pad_id` (0). The model is not causal, so the leakage check does not apply to it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from attnlab.config.schema import ModelConfig
+from attnlab.models.positional import LearnedPositions
+from attnlab.models.seq2seq import EncoderBlock
+from attnlab.models.stack import make_norm, make_positions
+
+
+class EncoderClassifier(nn.Module):
+    """`tokens (B, T)` → class logits (B, C)."""
+
+    is_encoder_decoder = False
+    is_causal = False
+
+    def __init__(self, cfg: ModelConfig, vocab_size: int, n_classes: int, pad_id: int = 0):
+        super().__init__()
+        self.cfg, self.vocab_size, self.n_classes, self.pad_id = cfg, vocab_size, n_classes, pad_id
+        D = cfg.d_model
+        self.max_seq_len = L = cfg.max_seq_len or 512
+        self.embed = nn.Embedding(vocab_size, D)
+        self.pos = make_positions(cfg.pos, L, D)
+        self.drop = nn.Dropout(cfg.dropout)
+        n = cfg.n_encoder_layers or cfg.n_layers
+        self.encoder = nn.ModuleList(EncoderBlock(cfg, i) for i in range(n))
+        self.norm = make_norm(cfg.norm, D)
+        self.head = nn.Linear(D, n_classes)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        """N(0, 0.02) linears (residual outputs / √(2 L)), N(0, 1/D) embeddings, biases 0."""
+        for name, module in self.named_modules():
+            if isinstance(module, nn.Linear):
+                small = name.endswith((".out", ".down"))
+                std = 0.02 / math.sqrt(2 * len(self.encoder)) if small else 0.02
+                nn.init.normal_(module.weight, 0.0, std)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+        nn.init.normal_(self.embed.weight, 0.0, self.cfg.d_model**-0.5)
+        if isinstance(self.pos, LearnedPositions):
+            if self.cfg.pos_init == "normal":
+                nn.init.normal_(self.pos.weight, 0.0, 0.01)
+            else:
+                self.pos.init_sinusoidal()
+
+    def num_params(self) -> int:
+        """Trainable parameters."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        T = tokens.shape[1]
+        if self.max_seq_len < T:
+            raise ValueError(f"sequence of {T} tokens > model.max_seq_len {self.max_seq_len}")
+        key_mask = tokens != self.pad_id  # (B, T)
+        key_mask[:, 0] = True  # an empty text still has one key to attend to
+        x = self.embed(tokens) * math.sqrt(self.cfg.d_model)  # (B, T, D)
+        if self.pos is not None:
+            x = x + self.pos(T)
+        x = self.drop(x)
+        for block in self.encoder:
+            x = block(x, key_mask)  # (B, T, D)
+        x = self.norm(x)
+        if self.cfg.pool == "first":
+            pooled = x[:, 0]  # (B, D)
+        else:
+            w = key_mask.to(x.dtype)[..., None]  # (B, T, 1)
+            pooled = (x * w).sum(1) / w.sum(1)  # (B, D)
+        return self.head(self.drop(pooled))  # (B, C)
