@@ -268,6 +268,17 @@ def demo(
     typer.echo(f"\nreport: {report_path}")
 
 
+@app.command()
+def playground(
+    out: Path = typer.Option(Path("runs/playground"), "--out", help="Where plots go."),
+) -> None:
+    """Attention by hand: copying, averaging and changing one key, on the models' own
+    attention function; prints the numbers and draws the plots."""
+    from attnlab.experiments.playground import run_playground
+
+    run_playground(out, echo=typer.echo)
+
+
 @bench_app.command("scan")
 def bench_scan_cmd(
     lengths: str = typer.Option(
