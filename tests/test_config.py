@@ -90,7 +90,21 @@ def test_cli_config_show_prints_resolved(monkeypatch, capsys):
 
 
 def test_shipped_configs_all_validate():
-    files = sorted(CONFIGS.rglob("*.yaml"))
+    files = sorted(f for f in CONFIGS.rglob("*.yaml") if f.parent.name != "sweeps")
     assert len(files) >= 7
     for f in files:
         load_config(f)
+
+
+def test_shipped_sweep_specs_validate_and_name_real_configs():
+    from attnlab.config.sweep import load_sweep_spec
+    from attnlab.experiments.sweep import configurations, jobs
+
+    specs = sorted((CONFIGS / "sweeps").glob("*.yaml"))
+    assert len(specs) >= 3
+    for f in specs:
+        spec = load_sweep_spec(f)
+        if spec.search is None:
+            for j in jobs(spec, f.parent):
+                load_config(j.config, [*j.overrides])
+            assert configurations(spec)

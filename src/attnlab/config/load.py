@@ -18,19 +18,26 @@ from attnlab.config.schema import RunConfig
 from attnlab.errors import ConfigError
 
 
-def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
-    """Read one YAML mapping, following `base:` links (cycles are errors)."""
-    path = path.resolve()
-    if path in seen:
-        raise ConfigError(f"{path}: 'base' links form a cycle")
+def read_mapping(path: Path, what: str = "file") -> dict[str, Any]:
+    """One YAML file's top-level mapping; a missing file, bad YAML or another top level
+    is a `ConfigError` naming the file."""
     if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
+        raise ConfigError(f"{what} not found: {path}")
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML: {e}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: the top level must be a mapping, got {type(raw).__name__}")
+    return raw
+
+
+def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """Read one YAML mapping, following `base:` links (cycles are errors)."""
+    path = path.resolve()
+    if path in seen:
+        raise ConfigError(f"{path}: 'base' links form a cycle")
+    raw = read_mapping(path, "config file")
     base = raw.pop("base", None)
     if base is None:
         return raw

@@ -13,10 +13,9 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from attnlab.config.load import format_validation_error
+from attnlab.config.load import format_validation_error, read_mapping
 from attnlab.errors import ConfigError
 
 
@@ -103,14 +102,7 @@ class SweepSpec(BaseModel):
 def load_sweep_spec(path: str | Path, extra_sets: list[str] | None = None) -> SweepSpec:
     """Read and validate a sweep spec; `extra_sets` are appended to its `set`."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"sweep spec not found: {path}")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {e}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping")
+    raw = read_mapping(path, "sweep spec")
     raw["set"] = [*raw.get("set", []), *(extra_sets or [])]
     try:
         return SweepSpec.model_validate(raw)
