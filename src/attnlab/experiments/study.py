@@ -16,7 +16,6 @@ Runs are spread over `jobs` worker processes with cpu_count / jobs threads each:
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 import time
@@ -26,6 +25,7 @@ from multiprocessing import get_context
 from pathlib import Path
 
 from attnlab.errors import UserError
+from attnlab.experiments.stats import mean_std
 from attnlab.report.plots import seed_lines_plot
 from attnlab.report.tables import markdown_table
 
@@ -216,14 +216,6 @@ def _translation_row(summary: dict, records: list[dict], probes: dict) -> dict:
         "uniform_alignment": align["uniform"],
         "wall_s": summary["wall_s"],
     }
-
-
-def mean_std(values: list[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (0 for one value)."""
-    m = sum(values) / len(values)
-    if len(values) < 2:
-        return m, 0.0
-    return m, math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1))
 
 
 def _pm(values: list[float]) -> str:
