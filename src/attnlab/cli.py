@@ -50,7 +50,10 @@ def train(
     sets: list[str] = typer.Option([], "--set", help=SET_HELP),
     out: Path = typer.Option(None, "--out", help="Run directory (default runs/NAME-TIME)."),
     resume: Path = typer.Option(None, "--resume", help="Continue the run in this directory."),
-    devices: int = typer.Option(None, "--devices", help="Devices (processes for DDP)."),
+    devices: int = typer.Option(None, "--devices", help="Devices (DDP processes) per node."),
+    num_nodes: int = typer.Option(
+        None, "--num-nodes", help="Machines; start the command on each with torchrun or srun."
+    ),
     precision: str = typer.Option(
         None, "--precision", help="32-true | bf16-mixed | 16-mixed | auto."
     ),
@@ -75,6 +78,7 @@ def train(
         if config is None:
             _fail("give a CONFIG file (or --resume RUN_DIR)")
         extra = [f"train.devices={devices}"] if devices else []
+        extra += [f"train.num_nodes={num_nodes}"] if num_nodes else []
         extra += [f"train.precision={precision}"] if precision else []
         cfg = load_config(config_path(config), [*sets, *extra])
         run_dir = out or Path("runs") / f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"

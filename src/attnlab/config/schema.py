@@ -418,7 +418,14 @@ class TrainConfig(Section):
     grad_accum: PositiveInt = 1
     precision: Literal["auto", "32-true", "bf16-mixed", "16-mixed"] = "auto"
     accelerator: Literal["auto", "cpu", "cuda", "mps"] = "auto"
-    devices: PositiveInt = 1
+    devices: PositiveInt = Field(1, description="devices (DDP processes) per node")
+    num_nodes: PositiveInt = Field(1, description="machines (DDP; launched by torchrun / SLURM)")
+    compile: bool = Field(False, description="torch.compile the model (compile time apart)")
+    loss_chunk: int | None = Field(
+        None,
+        gt=0,
+        description="cross-entropy over the vocabulary this many tokens at a time (memory)",
+    )
     eval_every: int = Field(200, gt=0)
     eval_batches: int | None = Field(50, gt=0, description="cap for periodic evals")
     final_eval_batches: int | None = Field(
@@ -493,4 +500,6 @@ class RunConfig(Section):
                 "train.probe_every records head scores on random token sequences; for Pig "
                 "Latin use `attnlab probe RUN_DIR` after training"
             )
+        if self.train.loss_chunk and self.model.arch == "classifier":
+            raise ValueError("train.loss_chunk is for token models (a classifier has no vocab)")
         return self

@@ -154,15 +154,24 @@ class Seq2Seq(nn.Module):
         return self.enc_norm(x), key_mask
 
     def decode(
-        self, tokens: torch.Tensor, memory: torch.Tensor, key_mask: torch.Tensor
+        self,
+        tokens: torch.Tensor,
+        memory: torch.Tensor,
+        key_mask: torch.Tensor,
+        hidden: bool = False,
     ) -> torch.Tensor:
-        """(B, T) target ids (starting with [SOS]) and the memory → (B, T, Vp) logits."""
+        """(B, T) target ids (starting with [SOS]) and the memory → (B, T, Vp) logits
+        (with `hidden`: the final normed (B, T, D) states)."""
         x = self._embed(tokens, self.dec_pos)
         for block in self.decoder:
             x = block(x, memory, key_mask)
+        x = self.norm(x)  # (B, T, D)
+        if hidden:
+            return x
         padded = self.padded_vocab != self.vocab_size
-        return padded_logits(self.norm(x), self.unembed, self.vocab_pad, padded)
+        return padded_logits(x, self.unembed, self.vocab_pad, padded)
 
-    def forward(self, tokens: torch.Tensor, src: torch.Tensor) -> torch.Tensor:
+    def forward(self, tokens: torch.Tensor, src: torch.Tensor, hidden: bool = False):
+        """(B, T) target ids, (B, S) source ids → (B, T, Vp) logits (or hidden states)."""
         memory, key_mask = self.encode(src)
-        return self.decode(tokens, memory, key_mask)
+        return self.decode(tokens, memory, key_mask, hidden)

@@ -121,7 +121,9 @@ class DecoderLM(nn.Module):
         """Trainable parameters, each shared tensor counted once."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+    def forward(self, tokens: torch.Tensor, hidden: bool = False) -> torch.Tensor:
+        """(B, T) ids → (B, T, Vp) logits, or with `hidden` the final normed (B, T, D)
+        states that `train.loss_chunk` turns into a loss chunk by chunk."""
         T = tokens.shape[1]
         if self.max_seq_len < T and (self.pos is not None or self.cfg.pos == "rope"):
             raise ValueError(f"sequence of {T} tokens > model.max_seq_len {self.max_seq_len}")
@@ -131,8 +133,11 @@ class DecoderLM(nn.Module):
         x = self.drop(x)
         for block in self.blocks:
             x = block(x)
+        x = self.norm(x)  # (B, T, D)
+        if hidden:
+            return x
         padded = self.padded_vocab != self.vocab_size
-        return padded_logits(self.norm(x), self.unembed, self.vocab_pad, padded)
+        return padded_logits(x, self.unembed, self.vocab_pad, padded)
 
 
 def make_positions(kind: str, max_len: int, d_model: int) -> nn.Module | None:
@@ -158,6 +163,16 @@ def padded_logits(
     if not padded:
         return unembed(x)  # (B, T, V)
     return F.linear(x, unembed.weight, vocab_pad)  # (B, T, Vp)
+
+
+def output_head(model: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None] | None:
+    """A token model's unembedding (Vp, D) and padding bias (Vp,) (None without padding);
+    None for a model without a vocabulary head (the classifier)."""
+    unembed = getattr(model, "unembed", None)
+    if not isinstance(unembed, nn.Linear):
+        return None
+    padded = model.padded_vocab != model.vocab_size
+    return unembed.weight, model.vocab_pad if padded else None
 
 
 def init_weights(model: DecoderLM) -> None:

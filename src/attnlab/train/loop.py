@@ -21,8 +21,9 @@ from attnlab.config.schema import TrainConfig
 from attnlab.data import Dataset, eval_batches, train_ids
 from attnlab.data.splits import steps_per_epoch
 from attnlab.errors import ConfigError, TrainingDiverged
+from attnlab.models.stack import output_head
 from attnlab.train import checkpoint as ckpt
-from attnlab.train.losses import token_stats
+from attnlab.train.losses import chunked_token_stats, token_stats
 from attnlab.train.metrics import MetricsLog
 from attnlab.train.optim import lr_at, plateau_update
 
@@ -36,6 +37,7 @@ class LoopState:
     best_step: int = -1
     train_tokens: int = 0
     train_seconds: float = 0.0
+    data_seconds: float = 0.0  # of train_seconds, building batches
     plateau_scale: float = 1.0  # schedule plateau: the lr multiplier so far
     plateau_bad: int = 0  # evaluations since the last new best validation loss
     history: list = field(default_factory=list)
@@ -48,8 +50,28 @@ def total_steps(data: Dataset, cfg: TrainConfig) -> int:
     return max(1, math.ceil(cfg.epochs * steps_per_epoch(data.splits["train"], data.batch_size)))
 
 
-def evaluate(fabric, model, split, batch_size: int, max_batches: int | None) -> dict:
+class LossStats:
+    """(model, batch) → (loss sum, scored targets, correct or None): from the full logits,
+    or with `train.loss_chunk` from the hidden states, `chunk` tokens at a time."""
+
+    def __init__(self, raw_model, chunk: int | None):
+        self.head = output_head(raw_model) if chunk else None
+        self.chunk = chunk if self.head is not None else None
+
+    def __call__(self, model, batch, accuracy: bool = True):
+        if self.chunk is None:
+            logits = model(*batch.inputs())  # (B, T, Vp)
+            return token_stats(logits, batch.y, batch.mask, accuracy)
+        h = model(*batch.inputs(), hidden=True)  # (B, T, D)
+        weight, bias = self.head
+        return chunked_token_stats(h, weight, bias, batch.y, batch.mask, self.chunk, accuracy)
+
+
+def evaluate(
+    fabric, model, split, batch_size: int, max_batches: int | None, stats: LossStats | None = None
+) -> dict:
     """Loss, accuracy and perplexity over (the first `max_batches` batches of) a split."""
+    stats = stats or LossStats(model, None)
     model.eval()
     sums = torch.zeros(3, dtype=torch.float64, device=fabric.device)  # loss, n, correct
     with torch.no_grad():
@@ -58,8 +80,7 @@ def evaluate(fabric, model, split, batch_size: int, max_batches: int | None) -> 
                 continue
             batch = batch.to(fabric.device)
             with fabric.autocast():
-                logits = model(*batch.inputs())
-            loss, n, correct = token_stats(logits, batch.y, batch.mask)
+                loss, n, correct = stats(model, batch)
             sums += torch.stack([loss.double(), n.double(), correct.double()])
     model.train()
     sums = fabric.all_reduce(sums, reduce_op="sum") if fabric.world_size > 1 else sums
@@ -87,6 +108,9 @@ class Trainer:
         self.probe_fn = None  # step → metrics record (train.probe_every), set by the caller
         self.task_eval = None  # (split, max_batches) → extra eval metrics, e.g. word accuracy
         self.step_tokens = 0  # input tokens of the last step
+        self.step_data_s = 0.0  # seconds of the last step spent building batches
+        self.stats = LossStats(raw_model, cfg.loss_chunk)
+        self.compile_s = None  # seconds torch.compile took (train.compile), else None
         self.per_epoch = steps_per_epoch(data.splits["train"], data.batch_size)
         # train.eval_per_epoch: evaluate at every epoch's end, a train subset too
         self.eval_every = self.per_epoch if cfg.eval_per_epoch else cfg.eval_every
@@ -106,6 +130,7 @@ class Trainer:
         the process count: batches of word tasks are cut to their longest word).
         """
         split, cfg, f = self.data.splits["train"], self.cfg, self.fabric
+        t_data = time.perf_counter()
         ids = train_ids(split.num_sequences, self.data.batch_size, cfg.seed, step)  # (B,)
         n_total = self._scored(split, ids)
         lr = lr_at(step, self.total, cfg, self.state.plateau_scale)
@@ -113,15 +138,16 @@ class Trainer:
             group["lr"] = lr
         micro = len(ids) // cfg.grad_accum
         loss_total = torch.zeros((), device=f.device)
-        self.step_tokens = 0
+        self.step_tokens, self.step_data_s = 0, time.perf_counter() - t_data
         for m in range(cfg.grad_accum):
+            t_data = time.perf_counter()
             part = ids[m * micro : (m + 1) * micro][f.global_rank :: f.world_size]
             batch = split.get(part).to(f.device)
+            self.step_data_s += time.perf_counter() - t_data
             self.step_tokens += batch.x.numel() * f.world_size
             last = m == cfg.grad_accum - 1
             with f.no_backward_sync(self.model, enabled=not last):
-                logits = self.model(*batch.inputs())  # (b, T, V)
-                loss_sum, _, _ = token_stats(logits, batch.y, batch.mask, accuracy=False)
+                loss_sum, _, _ = self.stats(self.model, batch, accuracy=False)
                 # DDP averages gradients over processes: scale back to a global-batch mean
                 f.backward(loss_sum * (f.world_size / n_total))
             loss_total += loss_sum.detach()
@@ -140,28 +166,21 @@ class Trainer:
         mask = getattr(split, "mask", None)
         return int(mask[ids].sum()) if mask is not None else len(ids) * split.seq_len
 
+    def evaluate(self, split: str, max_batches: int | None) -> dict:
+        """`evaluate` on one split of the data, with this run's loss path."""
+        s = self.data.splits[split]
+        return evaluate(self.fabric, self.model, s, self.data.batch_size, max_batches, self.stats)
+
     def run_eval(self, step: int, max_batches: int | None, final: bool = False) -> dict:
         """Evaluate on validation, log it, and keep the best weights."""
-        res = evaluate(
-            self.fabric,
-            self.model,
-            self.data.splits["validation"],
-            self.data.batch_size,
-            max_batches,
-        )
+        res = self.evaluate("validation", max_batches)
         if self.task_eval is not None:
             res.update(self.task_eval("validation", max_batches))
         rec = {"step": step, "split": "validation", **res}
         if self.cfg.eval_per_epoch:
             rec["epoch"] = step / self.per_epoch
             if not final:  # the accuracy on (as many batches of) the training split
-                tr = evaluate(
-                    self.fabric,
-                    self.model,
-                    self.data.splits["train"],
-                    self.data.batch_size,
-                    max_batches,
-                )
+                tr = self.evaluate("train", max_batches)
                 self.log.write({"step": step, "split": "train_eval", "epoch": rec["epoch"], **tr})
         if final:
             rec["final"] = True
@@ -201,6 +220,7 @@ class Trainer:
             best_step=s.best_step,
             train_tokens=s.train_tokens,
             train_seconds=s.train_seconds,
+            data_seconds=s.data_seconds,
             plateau_scale=s.plateau_scale,
             plateau_bad=s.plateau_bad,
         )
@@ -214,10 +234,27 @@ class Trainer:
             best_step=extra["best_step"],
             train_tokens=extra["train_tokens"],
             train_seconds=extra["train_seconds"],
+            data_seconds=extra.get("data_seconds", 0.0),
             plateau_scale=extra.get("plateau_scale", 1.0),
             plateau_bad=extra.get("plateau_bad", 0),
         )
         self.log.truncate_after(self.state.step)
+
+    def compile_now(self, step: int) -> float:
+        """Run the forward and backward of step `step`'s first micro-batch once and drop its
+        gradients, so that `torch.compile` compiles before the clock starts; the RNG
+        state is put back, so training proceeds as it would have. Returns the seconds."""
+        split, f, cfg = self.data.splits["train"], self.fabric, self.cfg
+        rng = torch.get_rng_state()
+        t0 = time.perf_counter()
+        ids = train_ids(split.num_sequences, self.data.batch_size, cfg.seed, step)  # (B,)
+        micro = len(ids) // cfg.grad_accum
+        batch = split.get(ids[:micro][f.global_rank :: f.world_size]).to(f.device)
+        loss_sum, _, _ = self.stats(self.model, batch, accuracy=False)
+        f.backward(loss_sum)
+        self.opt.zero_grad(set_to_none=True)
+        torch.set_rng_state(rng)
+        return time.perf_counter() - t0
 
     def fit(self, stop_after: int | None = None) -> bool:
         """Train to the last step (or `stop_after` more steps); True when training finished."""
@@ -233,7 +270,10 @@ class Trainer:
             leave=False,
         )
         self.model.train()
-        window_tokens, window_s = 0, 0.0
+        if cfg.compile and s.step < end:
+            self.compile_s = self.compile_now(s.step)
+            self.log.write({"step": s.step, "split": "compile", "compile_s": self.compile_s})
+        window_tokens, window_s, window_data = 0, 0.0, 0.0
         if s.step == 0:
             self.run_probe(0)
         while s.step < end:
@@ -249,16 +289,21 @@ class Trainer:
             seq_tokens = self.step_tokens
             s.train_tokens += seq_tokens
             s.train_seconds += dt
+            s.data_seconds += self.step_data_s
             window_tokens += seq_tokens
             window_s += dt
+            window_data += self.step_data_s
             bar.update(1)
             if s.step % cfg.log_every == 0 or s.step == self.total:
                 tps = window_tokens / max(window_s, 1e-9)
-                window_tokens, window_s = 0, 0.0
-                lr = self.opt.param_groups[0]["lr"]
-                self.log.write(
-                    {"step": s.step, "split": "train", "loss": loss, "lr": lr, "tokens_per_s": tps}
+                rec = {"step": s.step, "split": "train", "loss": loss}
+                rec.update(
+                    lr=self.opt.param_groups[0]["lr"],
+                    tokens_per_s=tps,
+                    data_share=window_data / max(window_s, 1e-9),
                 )
+                window_tokens, window_s, window_data = 0, 0.0, 0.0
+                self.log.write(rec)
                 bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{tps:,.0f}")
             if s.step % self.eval_every == 0 or s.step == self.total:
                 self.run_eval(s.step, cfg.eval_batches)

@@ -1,6 +1,16 @@
 """Token-level loss and accuracy, summed (not averaged) so batches and ranks add up exactly.
 
-Legend: B batch, T time, V vocabulary.
+Legend: B batch, T time, D model width, V vocabulary, Vp padded vocabulary, N scored
+targets, C rows per chunk.
+
+Two ways to the same numbers:
+- `token_stats(logits, …)`: from the model's full (B, T, Vp) logits.
+- `chunked_token_stats(h, weight, bias, …)` (`train.loss_chunk`): from the final hidden
+  states and the unembedding, C rows at a time. Its training gradient is formed in the
+  forward pass, chunk by chunk (softmax − one-hot, then the two matmuls), so neither the
+  (N, Vp) logits nor their gradient ever exist whole: at the write-up's width (Vp 50,304,
+  batch 32 × 256) that is 1.6 GB of logits and 1.6 GB of gradient, against C × Vp × 4
+  bytes per chunk (206 MB at C = 1024). The matmul FLOPs are the same as the plain path.
 """
 
 from __future__ import annotations
@@ -30,3 +40,81 @@ def token_stats(
     loss_sum = F.cross_entropy(flat.float(), y, reduction="sum")
     correct = (flat.argmax(dim=-1) == y).sum() if accuracy else None
     return loss_sum, torch.tensor(y.numel(), device=y.device), correct
+
+
+def _chunk_logits(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None):
+    """(C, D) rows → (C, Vp) float32 logits (the matmul in autocast's dtype when active)."""
+    return F.linear(h, weight, bias).float()
+
+
+class _LinearCrossEntropy(torch.autograd.Function):
+    """Σ CE(h Wᵀ + bias, y) with its gradients for h and W computed during the forward."""
+
+    @staticmethod
+    def forward(ctx, h, weight, bias, y, chunk: int):  # h (N, D), weight (Vp, D), y (N,)
+        need_h, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        loss = torch.zeros((), dtype=torch.float32, device=h.device)
+        grad_h = torch.empty_like(h) if need_h else None  # (N, D)
+        grad_w = torch.zeros_like(weight, dtype=torch.float32) if need_w else None  # (Vp, D)
+        for s in range(0, h.shape[0], chunk):
+            hc, yc = h[s : s + chunk], y[s : s + chunk]  # (C, D), (C,)
+            logits = _chunk_logits(hc, weight, bias)  # (C, Vp)
+            lse = torch.logsumexp(logits, dim=-1)  # (C,)
+            loss += (lse - logits.gather(1, yc[:, None]).squeeze(1)).sum()
+            if need_h or need_w:
+                g = logits.sub_(lse[:, None]).exp_()  # (C, Vp) softmax, in place
+                g[torch.arange(len(yc), device=g.device), yc] -= 1.0  # − one-hot
+                if need_h:
+                    grad_h[s : s + chunk] = g.to(hc.dtype) @ weight.to(hc.dtype)  # (C, D)
+                if need_w:
+                    grad_w += g.t().to(hc.dtype) @ hc  # (Vp, D)
+        ctx.save_for_backward(grad_h, grad_w)
+        ctx.weight_dtype = weight.dtype
+        return loss
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        grad_h, grad_w = ctx.saved_tensors
+        gh = grad_h * grad_out.to(grad_h.dtype) if grad_h is not None else None
+        gw = (grad_w * grad_out).to(ctx.weight_dtype) if grad_w is not None else None
+        return gh, gw, None, None, None
+
+
+def chunked_token_stats(
+    h: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    targets: torch.Tensor,
+    mask: torch.Tensor | None,
+    chunk: int,
+    accuracy: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """`token_stats` of the logits `h Wᵀ + bias`, computed `chunk` rows at a time.
+
+    `h` (B, T, D) final hidden states (after the last norm), `weight` (Vp, D) the
+    unembedding, `bias` (Vp,) the padding bias (0 / -inf) or None. Differentiable in `h`
+    and `weight` (the bias is a fixed buffer).
+    """
+    D = h.shape[-1]
+    flat = h.reshape(-1, D)  # (B*T, D)
+    y = targets.reshape(-1)  # (B*T,)
+    if mask is not None:
+        keep = mask.reshape(-1)
+        flat, y = flat[keep], y[keep]  # (N, D), (N,)
+    n = torch.tensor(y.numel(), device=y.device)
+    if torch.is_grad_enabled() and (flat.requires_grad or weight.requires_grad):
+        loss_sum = _LinearCrossEntropy.apply(flat, weight, bias, y, chunk)
+        correct = None
+        if accuracy:
+            with torch.no_grad():
+                _, _, correct = chunked_token_stats(flat, weight, bias, y, None, chunk)
+        return loss_sum, n, correct
+    loss_sum = torch.zeros((), dtype=torch.float32, device=flat.device)
+    correct = torch.zeros((), dtype=torch.long, device=flat.device)
+    for s in range(0, flat.shape[0], chunk):
+        logits = _chunk_logits(flat[s : s + chunk], weight, bias)  # (C, Vp)
+        yc = y[s : s + chunk]
+        loss_sum += F.cross_entropy(logits, yc, reduction="sum")
+        if accuracy:
+            correct += (logits.argmax(dim=-1) == yc).sum()
+    return loss_sum, n, correct if accuracy else None

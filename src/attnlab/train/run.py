@@ -22,7 +22,7 @@ from attnlab.config import load_config, save_config
 from attnlab.config.schema import RunConfig
 from attnlab.data.piglatin import TranslationSplit
 from attnlab.errors import UserError
-from attnlab.train.loop import Trainer, evaluate
+from attnlab.train.loop import Trainer
 from attnlab.train.memory import keep_freed_memory
 from attnlab.train.optim import make_optimizer
 from attnlab.train.translate import WordEval
@@ -63,12 +63,23 @@ def _precision(cfg: RunConfig) -> str:
 
 
 def _fabric(cfg: RunConfig):
+    """Lightning Fabric for the run: one process, or DDP over devices x nodes.
+
+    With `devices > 1` on one machine Fabric spawns the processes itself. Across machines
+    the launcher starts one process per device (torchrun, or srun under SLURM) and Fabric
+    reads its rank from the environment.
+    """
     from lightning_fabric import Fabric
 
+    t = cfg.train
     fabric = Fabric(
-        accelerator=cfg.train.accelerator, devices=cfg.train.devices, precision=_precision(cfg)
+        accelerator=t.accelerator,
+        devices=t.devices,
+        num_nodes=t.num_nodes,
+        strategy="ddp" if t.devices * t.num_nodes > 1 else "auto",
+        precision=_precision(cfg),
     )
-    if cfg.train.devices > 1:
+    if t.devices * t.num_nodes > 1:
         fabric.launch()
     return fabric
 
@@ -115,7 +126,8 @@ def _setup(cfg: RunConfig, run_dir: Path, fresh: bool):
 
         load_weights(model, run_dir / WEIGHTS)
     optimizer = make_optimizer(model, cfg.train)
-    wrapped, optimizer = fabric.setup(model, optimizer)
+    to_wrap = torch.compile(model) if cfg.train.compile else model
+    wrapped, optimizer = fabric.setup(to_wrap, optimizer)
     trainer = Trainer(fabric, wrapped, model, optimizer, dataset, cfg.train, run_dir)
     if cfg.train.probe_every:
         from attnlab.probes import TrainingProbe
@@ -132,9 +144,7 @@ def _translation(trainer: Trainer, val: dict, test: dict, cap: int | None) -> di
     ds = trainer.data
     cap_words = None if cap is None else cap * ds.batch_size
     n_val = min(ds.splits["validation"].num_sequences, cap_words or math.inf)
-    train = evaluate(
-        trainer.fabric, trainer.model, ds.splits["train"], ds.batch_size, -(-n_val // ds.batch_size)
-    )
+    train = trainer.evaluate("train", -(-n_val // ds.batch_size))
     forced = {"train": train, "validation": val, "test": test}
     limit = {"train": n_val, "validation": cap_words, "test": cap_words}
     table, details = {}, {}
@@ -160,7 +170,6 @@ def _classification(trainer: Trainer, val: dict, test: dict, cap: int | None) ->
     from attnlab.train.checkpoint import BEST, load_weights
     from attnlab.train.metrics import read_metrics
 
-    f, ds = trainer.fabric, trainer.data
     recs = read_metrics(trainer.run_dir / "metrics.jsonl")
     vals = [r for r in recs if r["split"] == "validation" and not r.get("final")]
     trains = {r["step"]: r for r in recs if r["split"] == "train_eval"}
@@ -175,7 +184,7 @@ def _classification(trainer: Trainer, val: dict, test: dict, cap: int | None) ->
         }
         for r in vals
     ]
-    train = evaluate(f, trainer.model, ds.splits["train"], ds.batch_size, cap)
+    train = trainer.evaluate("train", cap)
     out = {
         "epochs": epochs,
         "final": {
@@ -197,7 +206,7 @@ def _classification(trainer: Trainer, val: dict, test: dict, cap: int | None) ->
         final = {k: v.detach().clone() for k, v in trainer.raw_model.state_dict().items()}
         load_weights(trainer.raw_model, best_path)
         for split in ("train", "validation", "test"):
-            r = evaluate(f, trainer.model, ds.splits[split], ds.batch_size, cap)
+            r = trainer.evaluate(split, cap)
             out[f"{split}_accuracy" if split != "validation" else "val_accuracy"] = r["accuracy"]
         trainer.raw_model.load_state_dict(final)
     return out
@@ -208,7 +217,7 @@ def _finish(cfg: RunConfig, trainer: Trainer, wall_s: float) -> dict:
     f, ds, s = trainer.fabric, trainer.data, trainer.state
     cap = cfg.train.final_eval_batches
     val = trainer.run_eval(s.step, cap, final=True)
-    test = evaluate(f, trainer.model, ds.splits["test"], ds.batch_size, cap)
+    test = trainer.evaluate("test", cap)
     trainer.log.write({"step": s.step, "split": "test", "final": True, **test})
     summary = {
         "name": cfg.name,
@@ -229,6 +238,8 @@ def _finish(cfg: RunConfig, trainer: Trainer, wall_s: float) -> dict:
         "tokens_per_s": s.train_tokens / max(s.train_seconds, 1e-9),
         "train_tokens": s.train_tokens,
         "train_s": s.train_seconds,
+        "data_share": s.data_seconds / max(s.train_seconds, 1e-9),
+        "compile_s": trainer.compile_s,
         "wall_s": wall_s,
         "seed": cfg.train.seed,
         "device": str(f.device),
