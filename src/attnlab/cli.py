@@ -320,6 +320,44 @@ def bench_scan_cmd(
     )
 
 
+@bench_app.command("train")
+def bench_train_cmd(
+    config: str = typer.Argument(..., help="Config YAML file or packaged name."),
+    sets: list[str] = typer.Option([], "--set", help=SET_HELP),
+    variants: str = typer.Option(
+        "naive,32-true,bf16-mixed,chunked",
+        "--variants",
+        help="Comma-separated: naive, 32-true, bf16-mixed, 16-mixed, chunked, compile.",
+    ),
+    steps: int = typer.Option(8, "--steps", help="Timed optimizer steps per variant (median)."),
+    warmup: int = typer.Option(3, "--warmup", help="Untimed steps first."),
+    batch: int = typer.Option(None, "--batch", help="Override data.batch_size."),
+    random_data: int = typer.Option(
+        None,
+        "--random-data",
+        help="Train on uniform random ids of this vocabulary size (no data set needed).",
+    ),
+    threads: int = typer.Option(None, "--threads", help="torch threads (default: torch's)."),
+    out: Path = typer.Option(Path("runs/bench-train"), "--out", help="Output directory."),
+) -> None:
+    """Tokens/s, FLOP/s against this machine's matmul peak, peak memory, data-loader share
+    and probe time of one config, beside the naive write-up-style model; JSON + a table."""
+    import os
+
+    from attnlab.config import load_config
+    from attnlab.experiments.bench_train import bench_train
+
+    if min(steps, warmup + 1) < 1 or (random_data is not None and random_data < 2):
+        _fail("--steps must be >= 1, --warmup >= 0 and --random-data >= 2")
+    extra = [f"data.batch_size={batch}"] if batch else []
+    cfg = load_config(config_path(config), [*sets, *extra])
+    if threads:
+        os.environ["OMP_NUM_THREADS"] = str(threads)  # the measuring processes inherit it
+    names = [v.strip() for v in variants.split(",") if v.strip()]
+    bench_train(cfg, out, names, steps, warmup, random_data, echo=typer.echo)
+    typer.echo(f"written: {out / 'bench_train.json'}, {out / 'bench_train.md'}")
+
+
 def main() -> None:
     """Console entry point: user errors become status 2 and a message."""
     try:
