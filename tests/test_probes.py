@@ -173,3 +173,17 @@ def test_head_scores_and_icl_on_a_tiny_model(tiny_cfg):
     assert len(icl["loss_by_position"]) == 24
     assert icl["sequences"] == 32
     assert (icl["early_position"], icl["late_position"]) == icl_positions(24)
+
+
+def test_head_scores_of_the_layers_asked_equal_those_of_a_full_run(tiny_cfg):
+    torch.manual_seed(0)
+    model = models.build(tiny_cfg().model, 16)
+    probe = repeated_sequences(16, 6, 24, 0)
+    full = head_scores(model, probe, batch_size=4)
+    one = head_scores(model, probe, batch_size=5, layers=[1])  # other batches, one layer
+    assert one["layers"] == [1]
+    for name, rows in one["scores"].items():
+        assert rows[0] == pytest.approx(full["scores"][name][1], abs=1e-6), name
+    assert one["repeat_accuracy"] == pytest.approx(full["repeat_accuracy"])
+    with pytest.raises(ValueError, match=r"probes\.layers"):
+        head_scores(model, probe, layers=[5])

@@ -457,6 +457,9 @@ class ProbesConfig(Section):
     seq_len: int | None = Field(None, ge=4, description="their length; unset: data.seq_len")
     seed: int = Field(0, description="seed of the probe set (fixed across runs)")
     batch_size: PositiveInt = 16
+    layers: list[int] | None = Field(
+        None, description="attention layers whose patterns are built and scored (unset: all)"
+    )
     icl_batches: int | None = Field(
         50, gt=0, description="validation batches for the ICL score (unset: whole split)"
     )

@@ -153,7 +153,7 @@ def _run_attnlab(cfg: RunConfig, variant: str, steps: int, warmup: int, ds) -> d
 
         pset = probe_set_for(cfg, model.vocab_size)
         t0 = time.perf_counter()
-        head_scores(model, pset, cfg.probes.batch_size, cfg.probes.copying)
+        head_scores(model, pset, cfg.probes.batch_size, cfg.probes.copying, cfg.probes.layers)
         out["probe_s"] = time.perf_counter() - t0
         out["probe_sequences"] = len(pset.tokens)
     return out

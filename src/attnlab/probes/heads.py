@@ -34,9 +34,11 @@ defined for attention mixers; other mixers have no pattern and are skipped.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from attnlab.models.stack import output_head
 from attnlab.probes.capture import capture
 from attnlab.probes.sequences import ProbeSet
 
@@ -49,8 +51,8 @@ OFFSETS = tuple(range(-2, 8))  # keys relative to the earlier copy of the query'
 def target_masks(tokens: torch.Tensor) -> dict[str, torch.Tensor]:
     """(N, T, T) bool target masks of the three pattern scores for token rows (N, T)."""
     N, T = tokens.shape
-    t = torch.arange(T)[:, None]  # (T, 1) query
-    s = torch.arange(T)[None, :]  # (1, S) key
+    t = torch.arange(T, device=tokens.device)[:, None]  # (T, 1) query
+    s = torch.arange(T, device=tokens.device)[None, :]  # (1, S) key
     same = tokens[:, :, None] == tokens[:, None, :]  # (N, T, S): x_t == x_s
     prev_same = torch.zeros_like(same)
     prev_same[:, :, 1:] = same[:, :, :-1]  # [t, s] = (x_t == x_{s-1})
@@ -75,7 +77,7 @@ def pattern_score(pattern: torch.Tensor, targets: torch.Tensor, queries: torch.T
 def offset_mass(pattern: torch.Tensor, probe: ProbeSet) -> torch.Tensor:
     """(len(OFFSETS), H) summed mass on key t - S + j over the second copy's queries t."""
     b, t = probe.repeat_queries().nonzero(as_tuple=True)  # (Q,), (Q,)
-    out = torch.zeros(len(OFFSETS), pattern.shape[1])
+    out = torch.zeros(len(OFFSETS), pattern.shape[1], device=pattern.device)
     for i, j in enumerate(OFFSETS):
         key = t - probe.seg_len[b] + j  # (Q,)
         ok = (key >= 0) & (key <= t)
@@ -83,9 +85,9 @@ def offset_mass(pattern: torch.Tensor, probe: ProbeSet) -> torch.Tensor:
     return out
 
 
-def uniform_pattern(N: int, T: int) -> torch.Tensor:
+def uniform_pattern(N: int, T: int, device: torch.device | str = "cpu") -> torch.Tensor:
     """(N, 1, T, T) causal pattern with equal weight on every visible key."""
-    keep = torch.ones(T, T).tril()
+    keep = torch.ones(T, T, device=device).tril()
     return (keep / keep.sum(-1, keepdim=True)).expand(N, 1, T, T)
 
 
@@ -101,18 +103,17 @@ def _centre(x: torch.Tensor, centre: bool) -> torch.Tensor:
     return x - x.mean(-1, keepdim=True) if centre else x
 
 
-def ov_copying(model: nn.Module) -> list[list[float]]:
-    """Σλ / Σ|λ| of each head's OV circuit W_U γ W_O^h W_V^h W_E (layers × heads)."""
+def ov_copying(model: nn.Module, layers: list[int] | None = None) -> list[list[float]]:
+    """Σλ / Σ|λ| of each head's OV circuit W_U γ W_O^h W_V^h W_E (layers × heads), for the
+    attention `layers` (default: all)."""
     V = model.vocab_size
     gamma, centre = _final_norm(model)
     W_E = model.embed.weight.detach().float().cpu()[:V]  # (V, D)
     W_U = model.unembed.weight.detach().float().cpu()[:V]  # (V, D)
     EU = W_E.T @ W_U  # (D, D), shared by every head
     out = []
-    for block in model.blocks:
-        attn = block.mixer
-        if not hasattr(attn, "hook_pattern"):
-            continue
+    for layer in attention_layers(model, layers):
+        attn = model.blocks[layer].mixer
         H, E, D = attn.n_heads, attn.head_dim, attn.d_model
         W_V = attn.qkv.weight.detach().float().cpu()[2 * D :]  # (D, D) rows h*E + e
         W_O = attn.out.weight.detach().float().cpu()  # (D, D) columns h*E + e
@@ -142,10 +143,10 @@ def _copy_hits(
     unembed (V, D) with the final norm's scale (and centring) folded in.
     """
     H = attn.n_heads
-    W_O = rearrange(attn.out.weight.detach().float().cpu(), "d (h e) -> h e d", h=H)
+    W_O = rearrange(attn.out.weight.detach().float(), "d (h e) -> h e d", h=H)
     b, t = queries.nonzero(as_tuple=True)  # (Q,), (Q,)
     attended = tokens[b[:, None], pattern[b, :, t].argmax(-1)]  # (Q, H) token ids
-    hits = torch.zeros(H)
+    hits = torch.zeros(H, device=z.device)
     for i in range(0, len(b), chunk):
         zq = z[b[i : i + chunk], t[i : i + chunk]].float()  # (q, H, E)
         write = torch.einsum("qhe,hed->qhd", zq, W_O)  # (q, H, D) each head's output
@@ -155,47 +156,65 @@ def _copy_hits(
     return hits
 
 
+def attention_layers(model: nn.Module, layers: list[int] | None = None) -> list[int]:
+    """The blocks with an attention pattern, or those of `layers` (an error if one has none)."""
+    found = [i for i, b in enumerate(model.blocks) if hasattr(b.mixer, "hook_pattern")]
+    if layers is None:
+        return found
+    missing = sorted(set(layers) - set(found))
+    if missing:
+        raise ValueError(f"probes.layers {missing}: no attention pattern there (have {found})")
+    return [i for i in found if i in layers]
+
+
 @torch.no_grad()
 def head_scores(
-    model: nn.Module, probe: ProbeSet, batch_size: int = 16, copying: bool = True
+    model: nn.Module,
+    probe: ProbeSet,
+    batch_size: int = 16,
+    copying: bool = True,
+    layers: list[int] | None = None,
 ) -> dict:
     """Every score of every attention head on the probe set, plus the model's repeat accuracy.
 
-    Returns a JSON-ready dict: `scores[name][layer][head]`, the `uniform` baseline of each
-    score, the `max_induction` head, and `repeat_accuracy` / `repeat_loss` (next-token
+    Batches of `batch_size` sequences run on the model's device, and only the `layers`
+    asked for (default: every attention layer) build their explicit pattern. Returns a
+    JSON-ready dict: `scores[name][layer][head]`, the `uniform` baseline of each score,
+    the `max_induction` head, and `repeat_accuracy` / `repeat_loss` (next-token
     predictions inside the second copy, first repeated token excluded).
     """
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    layers = [i for i, b in enumerate(model.blocks) if hasattr(b.mixer, "hook_pattern")]
+    layers = attention_layers(model, layers)
     names = [f"blocks.{i}.attn.hook_pattern" for i in layers]
-    names += [f"blocks.{i}.attn.hook_z" for i in layers]
+    names += [f"blocks.{i}.attn.hook_z" for i in layers] if copying else []
     V = model.vocab_size
     gamma, centre = _final_norm(model)
-    W_U = model.unembed.weight.detach().float().cpu()[:V]  # (V, D)
-    unembed = _centre(W_U * gamma, centre)  # (V, D): logits = W_U γ C w = (C γ W_U^T)^T w
+    W_U = model.unembed.weight.detach().float()[:V]  # (V, D)
+    unembed = _centre(W_U * gamma.to(device), centre)  # (V, D): logits = (C γ W_U^T)^T w
     H = model.blocks[layers[0]].mixer.n_heads if layers else 0
-    sums = {k: torch.zeros(len(layers), H) for k in (*PATTERN_SCORES, "copying")}
-    by_offset = torch.zeros(len(layers), len(OFFSETS), H)
+    sums = {k: torch.zeros(len(layers), H, device=device) for k in (*PATTERN_SCORES, "copying")}
+    by_offset = torch.zeros(len(layers), len(OFFSETS), H, device=device)
     counts = dict.fromkeys((*PATTERN_SCORES, "copying"), 0)
     uni_sums, correct, loss_sum = dict.fromkeys(PATTERN_SCORES, 0.0), 0, 0.0
     n_pred = n_offset = 0
     for i in range(0, len(probe.tokens), batch_size):
-        x = probe.tokens[i : i + batch_size]  # (B, T)
-        part = ProbeSet(x, probe.prefix[i : i + batch_size], probe.seg_len[i : i + batch_size])
+        part = probe[i : i + batch_size].to(device)
+        x = part.tokens  # (B, T)
         queries, pred = part.repeat_queries(), part.repeat_queries(drop_last=True)
         # the first COPY_QUERIES scored queries of the probe set also score copying
         room = max(0, COPY_QUERIES - counts["copying"])
         copy_queries = queries & (queries.flatten().cumsum(0) <= room).view_as(queries)
-        with capture(model, names) as cache:
-            logits = model(x.to(device)).float().cpu()  # (B, T, Vp)
+        with capture(model, names, to_cpu=False) as cache:
+            h = model(x, hidden=True)  # (B, T, D)
         y = torch.roll(x, -1, dims=1)  # (B, T) next tokens (the wrapped last is never scored)
-        correct += int((logits.argmax(-1) == y)[pred].sum())
-        loss_sum += float(torch.nn.functional.cross_entropy(logits[pred], y[pred], reduction="sum"))
+        scored = F.linear(h[pred], *output_head(model)).float()  # (Q, Vp) logits where scored
+        correct += int((scored.argmax(-1) == y[pred]).sum())
+        loss_sum += float(torch.nn.functional.cross_entropy(scored, y[pred], reduction="sum"))
         n_pred += int(pred.sum())
         masks = target_masks(x)
-        uniform = uniform_pattern(len(x), x.shape[1])
+        uniform = uniform_pattern(len(x), x.shape[1], device)
         for name in PATTERN_SCORES:
             u, _ = pattern_score(uniform, masks[name], queries)
             uni_sums[name] += float(u[0])
@@ -214,10 +233,11 @@ def head_scores(
         counts["copying"] += int(copy_queries.sum())
         n_offset += int(queries.sum())
     model.train(was_training)
+    sums, by_offset = {k: v.cpu() for k, v in sums.items()}, by_offset.cpu()
     scores = {k: (sums[k] / max(counts[k], 1)).tolist() for k in PATTERN_SCORES}
     if copying:
         scores["copying"] = (sums["copying"] / max(counts["copying"], 1)).tolist()
-    scores["ov_copying"] = ov_copying(model)
+    scores["ov_copying"] = ov_copying(model, layers)
     n_q = max(n_offset, 1)
     offsets = {j: (by_offset[:, i] / n_q).tolist() for i, j in enumerate(OFFSETS)}
     result = {

@@ -22,7 +22,7 @@ from attnlab.errors import UserError
 from attnlab.probes import weights as W
 from attnlab.probes.capture import capture
 from attnlab.probes.explorer import ExplorerLog, layer_patterns
-from attnlab.probes.heads import PATTERN_SCORES, head_scores
+from attnlab.probes.heads import PATTERN_SCORES, attention_layers, head_scores
 from attnlab.probes.icl import icl_score
 from attnlab.probes.sequences import ProbeSet, repeated_sequences
 from attnlab.probes.ssm import ssm_plot
@@ -73,7 +73,7 @@ class TrainingProbe:
 
     def __call__(self, step: int) -> dict:
         p = self.cfg.probes
-        heads = head_scores(self.model, self.probe, p.batch_size, copying=False)
+        heads = head_scores(self.model, self.probe, p.batch_size, False, p.layers)
         icl = icl_score(self.model, self.val, self.cfg.data.batch_size, self.icl_batches)
         best = heads["max_induction"]
         return {
@@ -110,9 +110,13 @@ def _group(tok, label: str) -> str:
     return "word piece" if text.isalpha() else "other"
 
 
-def _patterns(model: nn.Module, x: torch.Tensor) -> list[tuple[str, np.ndarray]]:
-    """(layer name, (H, T, T) pattern) of every attention layer for one sequence x (T,)."""
-    with torch.no_grad(), capture(model, lambda n: n.endswith("hook_pattern")) as cache:
+def _patterns(
+    model: nn.Module, x: torch.Tensor, layers: list[int] | None
+) -> list[tuple[str, np.ndarray]]:
+    """(layer name, (H, T, T) pattern) of the attention `layers` (default: all) for one
+    sequence x (T,)."""
+    names = [f"blocks.{i}.attn.hook_pattern" for i in attention_layers(model, layers)]
+    with torch.no_grad(), capture(model, names) as cache:
         model(x[None].to(next(model.parameters()).device))
     return layer_patterns(cache)
 
@@ -138,7 +142,7 @@ def _grids(model, cfg, tok, text: np.ndarray | None, plots: Path, log: ExplorerL
         ssm = ssm_plot(model, x, labels, title, plots / f"ssm_{name}.png")
         if ssm is not None:
             out[f"ssm_{name}"] = ssm
-        layers = _patterns(model, x)
+        layers = _patterns(model, x, cfg.probes.layers)
         if not layers:
             continue
         what = "repeated random tokens" if name == "repeat" else "a validation snippet, twice"
@@ -233,7 +237,8 @@ def probe(run_dir: str | Path, weights: str = "final") -> dict:
         "seq_len": pset.tokens.shape[1],
         "seed": cfg.probes.seed,
     }
-    result["heads"] = head_scores(model, pset, cfg.probes.batch_size, cfg.probes.copying)
+    p = cfg.probes
+    result["heads"] = head_scores(model, pset, p.batch_size, p.copying, p.layers)
     if result["heads"]["layers"]:
         P.score_maps(
             result["heads"]["scores"], result["heads"]["layers"], plots / "head_scores.png"

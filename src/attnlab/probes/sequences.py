@@ -25,13 +25,21 @@ class ProbeSet:
     prefix: torch.Tensor  # (N,) start of the first copy
     seg_len: torch.Tensor  # (N,) S
 
+    def to(self, device: torch.device | str) -> ProbeSet:
+        """The same probe set on `device`."""
+        return ProbeSet(self.tokens.to(device), self.prefix.to(device), self.seg_len.to(device))
+
+    def __getitem__(self, rows: slice) -> ProbeSet:
+        """The probe set of some rows."""
+        return ProbeSet(self.tokens[rows], self.prefix[rows], self.seg_len[rows])
+
     def repeat_queries(self, drop_last: bool = False) -> torch.Tensor:
         """(N, T) bool: query positions in the second copy, [P + S, P + 2S).
 
         With `drop_last`, the last one is left out: the rest are the positions whose next
         token is a predictable repeat (the scored targets of `repeat_tokens`).
         """
-        t = torch.arange(self.tokens.shape[1])[None, :]  # (1, T)
+        t = torch.arange(self.tokens.shape[1], device=self.tokens.device)[None, :]  # (1, T)
         start = (self.prefix + self.seg_len)[:, None]  # (N, 1)
         end = start + self.seg_len[:, None] - int(drop_last)  # (N, 1)
         return (t >= start) & (t < end)
