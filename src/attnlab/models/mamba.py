@@ -161,7 +161,11 @@ class Mamba(nn.Module):
         A = -torch.exp(self.A_log)  # (E, N)
         if self.hook_a_bar.active:  # the probe wants Ā: one extra (B, T, E, N) tensor
             self.hook_a_bar(self.discretize(dt, B_in)[1])
-        y = SelectiveScan.apply(dt, A, B_in, C, x, self.discretization, self.scan_method)
+        # the scan runs in float32 under mixed precision: its products over time need the
+        # range, and the hand-written backward then sees one dtype (autocast is off there)
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            wide = (t.to(torch.promote_types(t.dtype, torch.float32)) for t in (dt, A, B_in, C, x))
+            y = SelectiveScan.apply(*wide, self.discretization, self.scan_method)  # (B, T, E)
         y = y + self.D * x  # (B, T, E)
         return self.out(y * F.silu(z))  # (B, T, D)
 

@@ -11,6 +11,7 @@ import math
 import os
 import platform
 import time
+import warnings
 from pathlib import Path
 
 import torch
@@ -62,6 +63,25 @@ def _precision(cfg: RunConfig) -> str:
     return "16-mixed" if want_cuda else "32-true"
 
 
+def cpu_has_bf16() -> bool | None:
+    """Whether this CPU computes bf16 natively (avx512_bf16 or AMX); None if unknown."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def _warn_emulated_bf16(cfg: RunConfig, precision: str) -> None:
+    on_cpu = cfg.train.accelerator == "cpu" or not torch.cuda.is_available()
+    if precision == "bf16-mixed" and on_cpu and cpu_has_bf16() is False:
+        warnings.warn(
+            "bf16-mixed on a CPU without avx512_bf16 / AMX: bf16 matmuls are emulated and "
+            "were measured 2-3x slower than float32 (see `attnlab bench train`)",
+            stacklevel=2,
+        )
+
+
 def _fabric(cfg: RunConfig):
     """Lightning Fabric for the run: one process, or DDP over devices x nodes.
 
@@ -72,6 +92,7 @@ def _fabric(cfg: RunConfig):
     from lightning_fabric import Fabric
 
     t = cfg.train
+    _warn_emulated_bf16(cfg, _precision(cfg))
     fabric = Fabric(
         accelerator=t.accelerator,
         devices=t.devices,
