@@ -137,13 +137,17 @@ def _header(spec, trials: list[dict]) -> str:
     }[spec.kind]
     return (
         f"# Sweep: {spec.name}\n\n"
-        f"A {spec.kind}: {what}. Base config `{spec.base}`"
+        f"A {spec.kind}: {what}. "
+        + (f"Base config `{spec.base}`" if spec.base else "No base config")
         + (f", overrides {', '.join(f'`{s}`' for s in spec.set)}" if spec.set else "")
         + f"; {spec.seeds} seed(s) per configuration (`train.seed` = 1..{spec.seeds}). "
         f"Objective: {spec.direction} `{spec.metric}`. Trials: "
-        + ", ".join(f"{n} {s}" for s, n in sorted(states.items()))
+        + ", ".join(f"{n} {_STATE_WORDS.get(s, s)}" for s, n in sorted(states.items()))
         + ".\n\n"
     )
+
+
+_STATE_WORDS = {"complete": "complete", "fail": "failed (see below)", "running": "running"}
 
 
 def _config_table(spec, groups: dict, order: list[str]) -> str:
