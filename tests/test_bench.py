@@ -1,0 +1,49 @@
+"""`attnlab bench train`: the FLOP count, which configs the naive model stands in for, and
+one small end-to-end bench (each variant in its own process)."""
+
+from __future__ import annotations
+
+import json
+
+from attnlab import models
+from attnlab.config import validate
+from attnlab.experiments.bench_train import bench_train, flops_per_token, naive_fits
+from tests.conftest import tiny_raw
+
+
+def test_flops_per_token_counts_matmul_weights_and_attention():
+    cfg = validate(tiny_raw(), "tiny")
+    model = models.build(cfg.model, 16)  # d 32, 2 layers, vocab 16 padded to 64
+    D, L, Vp, T = 32, 2, 64, 24
+    n = L * 4 * D * D + Vp * D  # qkv + out per layer, the unembedding; no embeddings
+    got = flops_per_token(model, T)
+    assert got["matmul_params"] == n and got["attention_layers"] == L
+    assert got["flops_per_token"] == 6 * n + 12 * L * D * T
+
+
+def test_naive_reference_only_for_the_models_it_implements():
+    assert naive_fits(validate(tiny_raw(), "t")) is None
+    conv = tiny_raw(model__n_layers=1, model__mixer={"n_heads": 4, "conv_kernel": 3})
+    assert naive_fits(validate(conv, "t")) is None
+    mlp = tiny_raw(model__mlp=True)
+    assert "MLP" in naive_fits(validate(mlp, "t"))
+
+
+def test_bench_train_measures_each_variant(tmp_path):
+    cfg = validate(tiny_raw(), "tiny")
+    variants = ["naive", "32-true", "chunked", "16-mixed"]
+    report = bench_train(cfg, tmp_path, variants, steps=2, warmup=1, echo=lambda _: None)
+    saved = json.loads((tmp_path / "bench_train.json").read_text())
+    assert saved["results"] == report["results"]
+    assert report["matmul_peak"]["float32_flops"] > 0
+    by = {r["variant"]: r for r in report["results"]}
+    assert "CUDA" in by["16-mixed"]["skipped"]
+    for v in ("naive", "32-true", "chunked"):
+        r = by[v]
+        assert r["tokens_per_s"] > 0 and r["peak_memory_mb"] > 0 and 0 <= r["data_share"] < 1
+        assert len(r["losses"]) == 3 and r["share_of_peak"] > 0
+    assert by["chunked"]["loss_chunk"] == 1024 and by["32-true"]["probe_s"] > 0
+    # same seed, same data, same model: the chunked loss follows float32's
+    assert abs(by["chunked"]["final_loss"] / by["32-true"]["final_loss"] - 1) < 1e-4
+    assert by["32-true"]["speed_vs_naive"] > 0
+    assert "| chunked |" in (tmp_path / "bench_train.md").read_text()
