@@ -327,7 +327,8 @@ def bench_train_cmd(
     variants: str = typer.Option(
         "naive,32-true,bf16-mixed,chunked",
         "--variants",
-        help="Comma-separated: naive, 32-true, bf16-mixed, 16-mixed, chunked, compile.",
+        help="Comma-separated: naive, naive-reuse, 32-true, bf16-mixed, 16-mixed, chunked, "
+        "compile.",
     ),
     steps: int = typer.Option(8, "--steps", help="Timed optimizer steps per variant (median)."),
     warmup: int = typer.Option(3, "--warmup", help="Untimed steps first."),

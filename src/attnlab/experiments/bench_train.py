@@ -4,7 +4,9 @@ and against the naive write-up-style model (`attnlab.experiments.naive_lm`).
 Each measurement runs in its own process, so its peak memory is its own:
 - `peak`: this machine's matmul peak, the median FLOP/s of an n x n matmul (n = 2048 on
   CPU, 8192 on CUDA) in float32 and in bf16, with the same threads as the training runs;
-- one process per variant — `naive`, `32-true`, `bf16-mixed`, `16-mixed` (CUDA),
+- one process per variant — `naive` (as a write-up runs it), `naive-reuse` (the same with
+  attnlab's CPU allocator setting, `train.memory.keep_freed_memory`, to tell the
+  allocator's share from the model code's), `32-true`, `bf16-mixed`, `16-mixed` (CUDA),
   `chunked` (float32 with `train.loss_chunk`), `compile` (float32 with `torch.compile`):
   the median step time after warm-up, tokens/s, achieved FLOP/s and its share of the
   peak of the variant's matmul dtype, peak memory (CPU: the process's peak RSS; CUDA:
@@ -40,7 +42,7 @@ from attnlab.config import validate
 from attnlab.config.schema import RunConfig
 from attnlab.errors import UserError
 
-VARIANTS = ("naive", "32-true", "bf16-mixed", "16-mixed", "chunked", "compile")
+VARIANTS = ("naive", "naive-reuse", "32-true", "bf16-mixed", "16-mixed", "chunked", "compile")
 DEFAULT_CHUNK = 1024
 
 
@@ -171,13 +173,13 @@ def naive_fits(cfg: RunConfig) -> str | None:
     return None
 
 
-def _run_naive(cfg: RunConfig, steps: int, warmup: int, ds) -> dict:
+def _run_naive(cfg: RunConfig, steps: int, warmup: int, ds, reuse: bool) -> dict:
     from attnlab.data.splits import train_ids
     from attnlab.experiments.naive_lm import NaiveLM, naive_step
     from attnlab.train.memory import keep_freed_memory
 
     device, m, t = _device(cfg), cfg.model, cfg.train
-    if device == "cpu":
+    if device == "cpu" and reuse:
         keep_freed_memory()  # the same allocator as attnlab: only the model code differs
     torch.manual_seed(t.seed)
     model = NaiveLM(
@@ -228,8 +230,8 @@ def child(spec: dict) -> dict:
     ds = _dataset(cfg, spec["random_vocab"], max(256, 4 * cfg.data.batch_size))
     if device == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = False  # float32 means float32
-    if spec["what"] == "naive":
-        res = _run_naive(cfg, spec["steps"], spec["warmup"], ds)
+    if spec["what"].startswith("naive"):
+        res = _run_naive(cfg, spec["steps"], spec["warmup"], ds, spec["what"] == "naive-reuse")
     else:
         res = _run_attnlab(cfg, spec["what"], spec["steps"], spec["warmup"], ds)
     res.update(
@@ -337,7 +339,7 @@ def bench_train(
     peak = _spawn({**base, "what": "peak"})
     results = []
     for v in variants:
-        why = naive_fits(cfg) if v == "naive" else None
+        why = naive_fits(cfg) if v.startswith("naive") else None
         if v == "16-mixed" and device == "cpu":
             why = "fp16 with loss scaling is for CUDA"
         if why:
