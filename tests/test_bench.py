@@ -47,3 +47,32 @@ def test_bench_train_measures_each_variant(tmp_path):
     assert abs(by["chunked"]["final_loss"] / by["32-true"]["final_loss"] - 1) < 1e-4
     assert by["32-true"]["speed_vs_naive"] > 0
     assert "| chunked |" in (tmp_path / "bench_train.md").read_text()
+
+
+def test_bench_data_and_probe_on_the_tiny_task(tmp_path):
+    from attnlab.experiments.bench_parts import bench_data, bench_probe
+
+    cfg = validate(tiny_raw(), "tiny")
+    data = bench_data(cfg, tmp_path, batches=3, echo=lambda _: None)
+    assert data["tokens_per_batch"] == 8 * 24 and data["tokens_per_s"] > 0
+    probe = bench_probe(cfg, tmp_path, repeats=1, echo=lambda _: None)
+    assert set(probe["seconds"]) == {
+        "icl_score",
+        "head_scores",
+        "head_scores_no_copying",
+        "head_scores_last_layer",
+    }
+    assert (tmp_path / "bench_data.json").is_file() and (tmp_path / "bench_probe.json").is_file()
+
+
+def test_loop_batch_equals_the_fancy_index():
+    import numpy as np
+
+    from attnlab.data.splits import StreamSplit
+    from attnlab.experiments.bench_parts import loop_batch
+
+    tokens = np.arange(100, dtype=np.uint16)
+    split = StreamSplit(tokens, 9)
+    ids = np.array([3, 0, 7])
+    got, ref = loop_batch(tokens, ids * 9, 9), split.get(ids)
+    assert (got[:, :-1] == ref.x).all() and (got[:, 1:] == ref.y).all()

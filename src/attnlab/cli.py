@@ -359,6 +359,38 @@ def bench_train_cmd(
     typer.echo(f"written: {out / 'bench_train.json'}, {out / 'bench_train.md'}")
 
 
+@bench_app.command("data")
+def bench_data_cmd(
+    config: str = typer.Argument(..., help="Config YAML file or packaged name."),
+    sets: list[str] = typer.Option([], "--set", help=SET_HELP),
+    batches: int = typer.Option(50, "--batches", help="Timed batches (median)."),
+    out: Path = typer.Option(Path("runs/bench-data"), "--out", help="Output directory."),
+) -> None:
+    """Time building the data set and its training batches (against a per-token loop)."""
+    from attnlab.config import load_config
+    from attnlab.experiments.bench_parts import bench_data
+
+    if batches < 1:
+        _fail("--batches must be >= 1")
+    bench_data(load_config(config_path(config), sets), out, batches, echo=typer.echo)
+
+
+@bench_app.command("probe")
+def bench_probe_cmd(
+    config: str = typer.Argument(..., help="Config YAML file or packaged name."),
+    sets: list[str] = typer.Option([], "--set", help=SET_HELP),
+    repeats: int = typer.Option(3, "--repeats", help="Timed calls per probe (median)."),
+    out: Path = typer.Option(Path("runs/bench-probe"), "--out", help="Output directory."),
+) -> None:
+    """Time each probe (head scores, ICL) of an untrained model of the config."""
+    from attnlab.config import load_config
+    from attnlab.experiments.bench_parts import bench_probe
+
+    if repeats < 1:
+        _fail("--repeats must be >= 1")
+    bench_probe(load_config(config_path(config), sets), out, repeats, echo=typer.echo)
+
+
 def main() -> None:
     """Console entry point: user errors become status 2 and a message."""
     try:
