@@ -137,7 +137,7 @@ def _header(spec, trials: list[dict]) -> str:
     }[spec.kind]
     return (
         f"# Sweep: {spec.name}\n\n"
-        f"A {spec.kind}: {what}. "
+        f"{'An' if spec.kind[0] in 'aeiou' else 'A'} {spec.kind}: {what}. "
         + (f"Base config `{spec.base}`" if spec.base else "No base config")
         + (f", overrides {', '.join(f'`{s}`' for s in spec.set)}" if spec.set else "")
         + f"; {spec.seeds} seed(s) per configuration (`train.seed` = 1..{spec.seeds}). "
@@ -184,7 +184,12 @@ def _differences(spec, order: list[str], vals: dict[str, list[float]]) -> str:
     for g in order[1:]:
         d = welch_interval(vals[g], vals[ref])
         if d is None:
-            rows.append([g, ref, "–", "n < 2 on a side"])
+            point = (
+                f"{mean_std(vals[g])[0] - mean_std(vals[ref])[0]:+.4f} [no interval]"
+                if vals[g] and vals[ref]
+                else "–"
+            )
+            rows.append([g, ref, point, "n < 2 on a side: not tested"])
             continue
         verdict = "yes" if d.significant else "no"
         rows.append(
@@ -195,8 +200,9 @@ def _differences(spec, order: list[str], vals: dict[str, list[float]]) -> str:
         f"## Differences in `{spec.metric}`\n\n"
         + markdown_table(["configuration", "minus", "difference [95% CI]", "CI excludes 0"], rows)
         + f"\nDifference of means with a 95% Welch t interval over seeds ({better} is "
-        "better). With 3 seeds an interval is wide: a difference whose interval holds 0 is "
-        "not established by this sweep.\n\n"
+        f"better). With {spec.seeds} seed(s) per configuration an interval is wide or "
+        "missing: a difference whose interval holds 0, or has none, is not established by "
+        "this sweep.\n\n"
     )
 
 
