@@ -206,3 +206,28 @@ def test_another_spec_in_the_same_directory_is_refused(tmp_path):
     run_sweep(_spec(tmp_path, grid={"train.lr": [0.001]}), out, echo=_quiet)
     with pytest.raises(UserError, match="another sweep"):
         run_sweep(_spec(tmp_path, grid={"train.lr": [0.002]}), out, echo=_quiet)
+
+
+@pytest.mark.parametrize("sampler", ["random", "tpe"])
+def test_concurrent_search_workers_draw_different_points(tmp_path, sampler):
+    """Two workers that load the study at once (equal sampler seeds) must not claim the
+    same point: the sampler is seeded by the trial's number."""
+    import optuna
+
+    from attnlab.config.sweep import load_sweep_spec
+    from attnlab.experiments.sweep import _claim, _sampler, _trial_plan, open_study, storage_url
+
+    search = {"sampler": sampler, "budget": 4, "params": {"train.lr": {"low": 1e-4, "high": 1e-2}}}
+    path = _spec(tmp_path, search=search, metric="final_val_loss")
+    spec = load_sweep_spec(path)
+    url = storage_url(tmp_path / "sw", None)
+    (tmp_path / "sw").mkdir()
+    open_study(tmp_path / "sw", spec, url, path.parent)
+    workers = [optuna.load_study(study_name=spec.name, storage=url, sampler=_sampler(spec))]
+    workers.append(optuna.load_study(study_name=spec.name, storage=url, sampler=_sampler(spec)))
+    lrs = []
+    for study in workers * 2:
+        trial = _claim(study, spec)
+        _trial_plan(trial, spec, path.parent)
+        lrs.append(trial.params["train.lr"])
+    assert len(set(lrs)) == 4, lrs

@@ -215,6 +215,10 @@ def _claim(study, spec: SweepSpec):
     ]
     if len(used) >= spec.search.budget:
         return None
+    # a sampler seeded by the new trial's number: workers that load the study at the same
+    # time would otherwise draw the same point from equal seeds; this way the points
+    # depend on the history alone, not on how many workers there are
+    study.sampler = _sampler(spec, offset=len(study.get_trials(deepcopy=False)))
     return study.ask()
 
 
@@ -377,12 +381,13 @@ def open_study(sweep_dir: Path, spec: SweepSpec, url: str, spec_dir: Path):
     return study
 
 
-def _sampler(spec: SweepSpec):
+def _sampler(spec: SweepSpec, offset: int = 0):
+    """The spec's sampler, its seed `sampler_seed + offset` (no sampler draws for a grid)."""
     import optuna
 
     if spec.search is None:
         return optuna.samplers.RandomSampler(seed=0)  # unused: every trial is enqueued
-    seed = spec.search.sampler_seed
+    seed = spec.search.sampler_seed + offset
     if spec.search.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     return optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(5, spec.search.budget))
