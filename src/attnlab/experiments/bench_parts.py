@@ -99,15 +99,14 @@ def bench_probe(
     from attnlab.probes.heads import attention_layers, head_scores
     from attnlab.probes.icl import icl_score
     from attnlab.probes.run import probe_set_for
-    from attnlab.train.run import resolve
+    from attnlab.train.run import device_kind, resolve
 
     if cfg.model.arch != "decoder":
         raise UserError("bench probe times the decoder probes (head scores, ICL)")
     ds = data_mod.build(cfg.data)
     cfg = resolve(cfg, ds)
     torch.manual_seed(cfg.train.seed)
-    want_cuda = cfg.train.accelerator in ("auto", "cuda") and torch.cuda.is_available()
-    device = "cuda" if want_cuda else "cpu"
+    device = device_kind(cfg)
     model = models.build(cfg.model).to(device)
     p = cfg.probes
     pset = probe_set_for(cfg, model.vocab_size)

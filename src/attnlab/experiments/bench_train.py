@@ -41,6 +41,7 @@ import torch
 from attnlab.config import validate
 from attnlab.config.schema import RunConfig
 from attnlab.errors import UserError
+from attnlab.train.run import device_kind
 
 VARIANTS = ("naive", "naive-reuse", "32-true", "bf16-mixed", "16-mixed", "chunked", "compile")
 DEFAULT_CHUNK = 1024
@@ -62,11 +63,6 @@ def flops_per_token(model: torch.nn.Module, seq_len: int) -> dict:
         "attention_layers": layers,
         "flops_per_token": 6 * n + 12 * layers * d * seq_len,
     }
-
-
-def _device(cfg: RunConfig) -> str:
-    want_cuda = cfg.train.accelerator in ("auto", "cuda") and torch.cuda.is_available()
-    return "cuda" if want_cuda else "cpu"
 
 
 def _peak_memory_mb(device: str) -> float:
@@ -131,7 +127,7 @@ def _run_attnlab(cfg: RunConfig, variant: str, steps: int, warmup: int, ds) -> d
     from attnlab.train.run import _fabric, resolve
 
     cfg = resolve(_variant_config(cfg, variant, warmup + steps), ds)
-    if _device(cfg) == "cpu":
+    if device_kind(cfg) == "cpu":
         keep_freed_memory()
     torch.manual_seed(cfg.train.seed)
     model = models.build(cfg.model)
@@ -178,7 +174,7 @@ def _run_naive(cfg: RunConfig, steps: int, warmup: int, ds, reuse: bool) -> dict
     from attnlab.experiments.naive_lm import NaiveLM, naive_step
     from attnlab.train.memory import keep_freed_memory
 
-    device, m, t = _device(cfg), cfg.model, cfg.train
+    device, m, t = device_kind(cfg), cfg.model, cfg.train
     if device == "cpu" and reuse:
         keep_freed_memory()  # the same allocator as attnlab: only the model code differs
     torch.manual_seed(t.seed)
@@ -218,7 +214,7 @@ def _timed_steps(step: Callable[[int], tuple[float, float]], steps: int, warmup:
 def child(spec: dict) -> dict:
     """One measurement (`spec["what"]`: peak or a variant), in this process."""
     cfg = validate(spec["config"], "bench")
-    device = _device(cfg)
+    device = device_kind(cfg)
     if spec["what"] == "peak":
         n = 8192 if device == "cuda" else 2048
         return {
@@ -332,7 +328,7 @@ def bench_train(
     unknown = sorted(set(variants) - set(VARIANTS))
     if unknown:
         raise UserError(f"unknown variant(s) {unknown}; choose from {list(VARIANTS)}")
-    device = _device(cfg)
+    device = device_kind(cfg)
     base = {"config": json.loads(cfg.model_dump_json()), "steps": steps, "warmup": warmup}
     base["random_vocab"] = random_vocab
     echo(f"matmul peak on {device} …")

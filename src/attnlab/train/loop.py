@@ -136,13 +136,11 @@ class Trainer:
         lr = lr_at(step, self.total, cfg, self.state.plateau_scale)
         for group in self.opt.param_groups:
             group["lr"] = lr
-        micro = len(ids) // cfg.grad_accum
         loss_total = torch.zeros((), device=f.device)
         self.step_tokens, self.step_data_s = 0, time.perf_counter() - t_data
         for m in range(cfg.grad_accum):
             t_data = time.perf_counter()
-            part = ids[m * micro : (m + 1) * micro][f.global_rank :: f.world_size]
-            batch = split.get(part).to(f.device)
+            batch = self._micro_batch(ids, m)
             self.step_data_s += time.perf_counter() - t_data
             self.step_tokens += batch.x.numel() * f.world_size
             last = m == cfg.grad_accum - 1
@@ -158,6 +156,12 @@ class Trainer:
         if f.world_size > 1:
             loss_total = f.all_reduce(loss_total, reduce_op="sum")
         return loss_total.item() / n_total
+
+    def _micro_batch(self, ids: np.ndarray, m: int):
+        """Micro-batch `m` of the step's sequence ids: this process's share, on its device."""
+        f, micro = self.fabric, len(ids) // self.cfg.grad_accum
+        part = ids[m * micro : (m + 1) * micro][f.global_rank :: f.world_size]
+        return self.data.splits["train"].get(part).to(f.device)
 
     @staticmethod
     def _scored(split, ids: np.ndarray) -> int:
@@ -248,9 +252,7 @@ class Trainer:
         rng = torch.get_rng_state()
         t0 = time.perf_counter()
         ids = train_ids(split.num_sequences, self.data.batch_size, cfg.seed, step)  # (B,)
-        micro = len(ids) // cfg.grad_accum
-        batch = split.get(ids[:micro][f.global_rank :: f.world_size]).to(f.device)
-        loss_sum, _, _ = self.stats(self.model, batch, accuracy=False)
+        loss_sum, _, _ = self.stats(self.model, self._micro_batch(ids, 0), accuracy=False)
         f.backward(loss_sum)
         self.opt.zero_grad(set_to_none=True)
         torch.set_rng_state(rng)

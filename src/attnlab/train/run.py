@@ -55,12 +55,20 @@ def resolve(cfg: RunConfig, dataset) -> RunConfig:
     return cfg.model_copy(update={"model": model})
 
 
+def device_kind(cfg: RunConfig) -> str:
+    """`cuda` when the config asks for it (or `auto`) and a GPU is there, else `cpu`
+    (`mps` when asked for)."""
+    acc = cfg.train.accelerator
+    if acc in ("auto", "cuda") and torch.cuda.is_available():
+        return "cuda"
+    return "mps" if acc == "mps" else "cpu"
+
+
 def _precision(cfg: RunConfig) -> str:
     """`auto`: fp16 mixed precision on CUDA (the write-ups' AMP), float32 elsewhere."""
     if cfg.train.precision != "auto":
         return cfg.train.precision
-    want_cuda = cfg.train.accelerator in ("auto", "cuda") and torch.cuda.is_available()
-    return "16-mixed" if want_cuda else "32-true"
+    return "16-mixed" if device_kind(cfg) == "cuda" else "32-true"
 
 
 def cpu_has_bf16() -> bool | None:
@@ -73,8 +81,7 @@ def cpu_has_bf16() -> bool | None:
 
 
 def _warn_emulated_bf16(cfg: RunConfig, precision: str) -> None:
-    on_cpu = cfg.train.accelerator == "cpu" or not torch.cuda.is_available()
-    if precision == "bf16-mixed" and on_cpu and cpu_has_bf16() is False:
+    if precision == "bf16-mixed" and device_kind(cfg) == "cpu" and cpu_has_bf16() is False:
         warnings.warn(
             "bf16-mixed on a CPU without avx512_bf16 / AMX: bf16 matmuls are emulated and "
             "were measured 2-3x slower than float32 (see `attnlab bench train`)",
