@@ -56,14 +56,16 @@ def test_reference_is_the_recurrence():
 
 @pytest.mark.parametrize("method", ["parallel", "log"])
 def test_negative_and_zero_coefficients(method):
-    """a in (-1, 1) with exact zeros in a and b: both methods still give the right h."""
+    """a in (-1, 1) with exact zeros in a and b: both methods give the right h and the
+    true gradient (the log scan's autograd used to give 0 at a = 0 and b = 0)."""
     a, b = _inputs(50, low=0.0)
     a = a * 2 - 1
-    a[:, 10], b[:, 20] = 0.0, 0.0
+    a[:, 10], b[:, 20], a[:, 30], b[:, 30] = 0.0, 0.0, 0.0, 0.0
     torch.testing.assert_close(scan(a, b, method), scan_ref(a, b), rtol=0, atol=1e-10)
-    if method == "parallel":  # the log scan's gradient at exactly 0 is 0 (documented)
-        for w, g in zip(_grads("sequential", a, b), _grads(method, a, b), strict=True):
-            torch.testing.assert_close(g, w, rtol=0, atol=1e-10)
+    want, got = _grads("sequential", a, b), _grads(method, a, b)
+    for w, g in zip(want, got, strict=True):
+        torch.testing.assert_close(g, w, rtol=0, atol=1e-10)
+    assert want[1][:, 10].abs().min() > 0 and want[2][:, 20].abs().min() > 0  # not trivial
 
 
 def test_log_scan_with_negative_a_has_the_right_gradient():

@@ -35,7 +35,7 @@ def test_config_rejects_conv_and_rope_in_seq2seq():
 def test_decoder_is_causal_and_encoder_is_not():
     m = tiny()
     assert isinstance(m, Seq2Seq)
-    assert check_causal(m, V, 12) <= 1e-5
+    assert check_causal(m, V, 12)["max_change"] <= 1e-5
     src = torch.randint(1, V, (2, 10))
     tgt = torch.randint(1, V, (2, 8))
     base = m(tgt, src)

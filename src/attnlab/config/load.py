@@ -9,12 +9,12 @@ after the merge and their values are parsed as YAML (`--set train.lr=1e-3` is a 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import yaml
 from pydantic import ValidationError
 
-from attnlab.config.schema import RunConfig
+from attnlab.config.schema import DataConfig, MixerConfig, RunConfig
 from attnlab.errors import ConfigError
 
 
@@ -78,16 +78,16 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return out
 
 
-_UNION_TAGS = {
-    "lm_text",
-    "repeat_tokens",
-    "assoc_recall",
-    "copying",
-    "selective_copying",
-    "piglatin",
-    "attention",
-    "mamba",
-}
+def _union_tags() -> set[str]:
+    """The tags of the tagged unions (data.task, model.mixer.name), read off the schema."""
+    tags = set()
+    for union, key in ((DataConfig, "task"), (MixerConfig, "name")):
+        members = get_args(get_args(union)[0])  # Annotated[A | B, ...] -> (A, B)
+        tags.update(cls.model_fields[key].default for cls in members)
+    return tags
+
+
+_UNION_TAGS = _union_tags()
 
 
 def _parse_value(text: str) -> Any:

@@ -92,35 +92,47 @@ class RepeatTokensData(GeneratedData):
         return self
 
 
-class AssocRecallData(GeneratedData):
-    """Multi-query associative recall (Zoology's MQAR, Arora et al. 2023), from a seed.
+class MQARData(GeneratedData):
+    """Multi-query associative recall exactly as Zoology generates it (`multiquery_ar`,
+    Arora et al. 2023, "Zoology"); see `attnlab.data.synthetic.mqar`.
 
-    Each sequence lists `num_pairs` key–value pairs, then `num_queries` of the keys again
-    (distinct, in random order, at random places among filler zeros), each followed by its
-    value. Keys come from [1, V/2), values from [V/2, V), 0 is the filler. Only the
-    prediction of the value after a query key is scored, so accuracy is recall accuracy.
+    Each sequence of `seq_len` tokens starts with `num_kv_pairs` key–value pairs (keys
+    drawn without replacement from [1, V/2), values without replacement from [V/2, V)),
+    then every key once more as a query, at gaps drawn without replacement with a power
+    law (`power_a`; 1.0 is uniform) over the (T - 2N) / 2 even slots that follow. Only the
+    prediction at a query key is scored, and its target is that key's value; the value is
+    never written into the input after its query. Every other place holds a random token
+    from [0, V) (`random_non_queries`) or 0.
     """
 
-    task: Literal["assoc_recall"] = "assoc_recall"
-    vocab_size: int = Field(64, ge=6)
-    num_pairs: PositiveInt = 8
-    num_queries: int | None = Field(None, gt=0, description="unset: every key once")
+    task: Literal["mqar"] = "mqar"
+    vocab_size: int = Field(256, ge=4)
+    num_kv_pairs: PositiveInt = 8
     seq_len: PositiveInt = 64
+    power_a: float = Field(0.01, gt=0, le=1, description="power law of the query gaps")
+    random_non_queries: bool = Field(True, description="random tokens, not 0, between queries")
 
     @model_validator(mode="after")
-    def _fits(self) -> AssocRecallData:
-        keys = self.vocab_size // 2 - 1
-        if self.num_pairs > keys:
-            raise ValueError(f"num_pairs ({self.num_pairs}) > distinct keys ({keys} = V/2 - 1)")
-        q = self.num_queries or self.num_pairs
-        if q > self.num_pairs:
-            raise ValueError(f"num_queries ({q}) > num_pairs ({self.num_pairs})")
-        if 2 * (self.num_pairs + q) > self.seq_len + 1:
-            raise ValueError(
-                f"2 x (num_pairs + num_queries) = {2 * (self.num_pairs + q)} tokens do not fit "
-                f"in seq_len + 1 = {self.seq_len + 1}"
-            )
+    def _fits(self) -> MQARData:
+        check_mqar(self.vocab_size, self.seq_len, self.num_kv_pairs)
         return self
+
+
+def check_mqar(vocab_size: int, seq_len: int, num_kv_pairs: int) -> None:
+    """Zoology's layout constraints, as a ValueError naming the setting that breaks them."""
+    n = num_kv_pairs
+    if seq_len % 2:
+        raise ValueError(f"seq_len ({seq_len}) must be even (query slots come in pairs)")
+    if 4 * n > seq_len:
+        raise ValueError(
+            f"4 x num_kv_pairs ({4 * n}) must be <= seq_len ({seq_len}): the pairs and a "
+            "query slot per key"
+        )
+    if n > vocab_size // 2 - 1 or n > vocab_size - vocab_size // 2:
+        raise ValueError(
+            f"num_kv_pairs ({n}) > distinct keys ({vocab_size // 2 - 1} = V/2 - 1) or "
+            f"values ({vocab_size - vocab_size // 2})"
+        )
 
 
 class CopyingData(GeneratedData):
@@ -147,18 +159,29 @@ class CopyingData(GeneratedData):
 class SelectiveCopyingData(GeneratedData):
     """Selective copying (the Mamba paper's, Gu & Dao 2023, section 4.1.1), from a seed.
 
-    Each sequence is `region · SEP · tokens`: `num_tokens` data tokens (uniform over
-    [2, V)) sit at random positions, in order, among filler zeros in a region of
-    `seq_len - num_tokens` positions; after the separator (1) the model writes them again
-    in order. Every token after the separator is scored. Unlike `copying`, where the copy
-    sits a fixed distance back, the model must select the content tokens and skip the
-    filler: a time-invariant model (a fixed convolution, `dt: constant`) cannot.
+    `form: paper` (the default) is the paper's task as the S4 / Mamba code generates it:
+    `num_tokens` data tokens (uniform over [1, V - 1)) sit at random positions, in order,
+    among noise tokens 0 in a region of `seq_len - num_tokens` positions, followed by
+    `num_tokens` marker tokens (V - 1). At the i-th marker the model must output the i-th
+    data token, from memory: the markers carry no content. Only the marker positions are
+    scored; chance is 1 / (V - 2).
+
+    `form: teacher_forced` is the older, easier layout `region · SEP(1) · tokens` scored as
+    next-token prediction (data tokens over [2, V)): after the first answer every input is
+    the previous answer, so the model can also read its place in the list from the input.
+
+    Unlike `copying`, where the copy sits a fixed distance back, the model must select the
+    content tokens and skip the noise: a time-invariant model (`mixer.selective: false`)
+    cannot.
     """
 
     task: Literal["selective_copying"] = "selective_copying"
     vocab_size: int = Field(16, ge=3)
     num_tokens: PositiveInt = Field(8, description="data tokens to remember and write")
     seq_len: PositiveInt = 64
+    form: Literal["paper", "teacher_forced"] = Field(
+        "paper", description="paper: answers at marker tokens; teacher_forced: fed back"
+    )
 
     @model_validator(mode="after")
     def _fits(self) -> SelectiveCopyingData:
@@ -169,7 +192,24 @@ class SelectiveCopyingData(GeneratedData):
         return self
 
 
-SyntheticData = RepeatTokensData | AssocRecallData | CopyingData | SelectiveCopyingData
+class InductionHeadsData(GeneratedData):
+    """The Mamba paper's induction-heads task (Gu & Dao 2023, section 4.1.2), from a seed.
+
+    Each sequence is `seq_len` random tokens over [0, V - 1) with a special token (V - 1)
+    at one random position p in [0, T - 3] and again at the last position; the one scored
+    target, at the last position, is the token that followed the first special token
+    (x_{p+1}). Chance is 1 / (V - 1). Unlike `repeat_tokens` there is one recall per
+    sequence, triggered by a token that means nothing else.
+    """
+
+    task: Literal["induction_heads"] = "induction_heads"
+    vocab_size: int = Field(16, ge=3)
+    seq_len: int = Field(256, ge=4)
+
+
+SyntheticData = (
+    RepeatTokensData | MQARData | CopyingData | SelectiveCopyingData | InductionHeadsData
+)
 
 
 class PigLatinData(Section):
@@ -267,9 +307,10 @@ def _require_tag(key: str, default: str | None = None):
 DataConfig = Annotated[
     LMTextData
     | RepeatTokensData
-    | AssocRecallData
+    | MQARData
     | CopyingData
     | SelectiveCopyingData
+    | InductionHeadsData
     | PigLatinData
     | ClassificationData,
     Field(discriminator="task"),
@@ -306,7 +347,14 @@ class MambaMixer(Section):
     dt_min: float = Field(0.001, gt=0, description="initial Δ: log-uniform in [dt_min, dt_max]")
     dt_max: float = Field(0.1, gt=0)
     dt: Literal["learned", "constant"] = Field(
-        "learned", description="constant: Δ fixed at its initial value, not input-dependent"
+        "learned",
+        description="constant: Δ fixed at its initial draw and not trained (B and C still "
+        "depend on the input, so the model still selects)",
+    )
+    selective: bool = Field(
+        True,
+        description="false: the time-invariant (LTI, S4D-style) ablation: Δ, B and C are "
+        "parameters, not functions of the input, so the SSM is a causal convolution",
     )
     dt_scale: bool = Field(False, description="divide Δ by sqrt(d_model)")
     discretization: Literal["zoh_approx", "zoh", "bilinear"] = "zoh_approx"
@@ -365,6 +413,8 @@ class ModelConfig(Section):
 
     @model_validator(mode="after")
     def _heads_divide(self) -> ModelConfig:
+        if self.arch == "decoder" and self.n_encoder_layers is not None:
+            raise ValueError("n_encoder_layers is for arch: seq2seq")
         if isinstance(self.mixer, MambaMixer):
             if self.pos == "rope":
                 raise ValueError("the mamba mixer takes no rotary positions (pos: rope)")
@@ -378,8 +428,6 @@ class ModelConfig(Section):
             raise ValueError(
                 f"rope needs an even head size (d_model / n_heads = {self.d_model // h})"
             )
-        if self.arch == "decoder" and self.n_encoder_layers is not None:
-            raise ValueError("n_encoder_layers is for arch: seq2seq")
         if self.arch in ("seq2seq", "classifier"):
             m = self.mixer
             if m.conv_kernel is not None or m.smear_keys:
@@ -433,7 +481,15 @@ class TrainConfig(Section):
     )
     log_every: int = Field(10, gt=0)
     checkpoint_every: int | None = Field(None, gt=0, description="default: eval_every")
-    check_causal: bool = True
+    check_causal: bool = Field(
+        True, description="the leak check before the first step and on the trained weights"
+    )
+    leak_check_len: int | None = Field(
+        None,
+        ge=2,
+        description="positions the leak check covers; unset: as many as a few "
+        "seconds allow (all of them for small models)",
+    )
     progress: bool = True
     probe_every: int | None = Field(
         None, gt=0, description="record head scores and the ICL score every N steps"

@@ -15,7 +15,7 @@ from attnlab.config.schema import ClassificationData, LMTextData, PigLatinData, 
 from attnlab.data.cache import cache_root, cached_array, content_hash, smallest_uint
 from attnlab.data.piglatin import CharVocab, TranslationSplit, build_splits
 from attnlab.data.splits import Batch, RowSplit, StreamSplit, eval_batches, train_ids
-from attnlab.data.synthetic import assoc_recall, copying, repeat_tokens, selective_copying
+from attnlab.data.synthetic import GENERATORS
 from attnlab.data.text import SPLITS, load_splits
 from attnlab.data.tokenizers import CharTokenizer, HFTokenizer, gpt2_tokenizer, train_bpe
 from attnlab.errors import DataError
@@ -100,27 +100,20 @@ def _lm_text(cfg: LMTextData) -> Dataset:
     return Dataset(splits, tok.vocab_size, cfg.seq_len, cfg.batch_size, tok, sources)
 
 
-GENERATORS = {
-    "repeat_tokens": repeat_tokens,
-    "assoc_recall": assoc_recall,
-    "copying": copying,
-    "selective_copying": selective_copying,
-}
-
-
 def _synthetic(cfg: SyntheticData) -> Dataset:
-    """Generate (once per config hash, cached) the rows and score masks of a synthetic task."""
+    """Generate (once per config hash, cached) the inputs and labels of a synthetic task."""
     make = GENERATORS[cfg.task]
     root = cache_root(cfg.cache_dir)
     spec = cfg.model_dump(exclude={"batch_size", "cache_dir"})
     dtype = smallest_uint(cfg.vocab_size)
     splits = {}
     for s in SPLITS:
-        key = f"{cfg.task}-{content_hash(json.dumps(spec, sort_keys=True), s)}"
+        key = f"{cfg.task}-v2-{content_hash(json.dumps(spec, sort_keys=True), s)}"
         generate = functools.cache(lambda s=s: make(cfg, s))  # once, if at all
-        rows = cached_array(root, key, lambda g=generate: g()[0].astype(dtype))
-        mask = cached_array(root, key + "-m", lambda g=generate: g()[1])
-        splits[s] = RowSplit(rows, mask)
+        inputs = cached_array(root, key, lambda g=generate: g()[0].astype(dtype))
+        targets = cached_array(root, key + "-y", lambda g=generate: g()[2].astype(dtype))
+        mask = cached_array(root, key + "-m", lambda g=generate: g()[1] >= 0)
+        splits[s] = RowSplit(inputs, targets, mask)
     if splits["train"].num_sequences < cfg.batch_size:
         raise DataError(f"{cfg.task}: num_train ({cfg.num_train}) < batch_size")
     sources = dict.fromkeys(SPLITS, f"{cfg.task} (generated)")

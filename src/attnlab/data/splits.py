@@ -5,7 +5,7 @@ Legend: N sequences in a split, T = seq_len, B = batch size.
 - `StreamSplit` cuts one token stream into N = (len - 1) // T contiguous windows of T + 1
   tokens (inputs and next-token targets overlap by one); the gather is one vectorised
   index into the memory-mapped array, never a Python loop over tokens.
-- `RowSplit` holds fixed rows (synthetic tasks) and a mask of the scored targets.
+- `RowSplit` holds fixed inputs, targets and the mask of scored targets (synthetic tasks).
 - `data.piglatin.TranslationSplit` holds word pairs (with a source for encoder-decoders).
 
 Which sequences form training step s is a pure function of (seed, s), so resuming at
@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+
+from attnlab.errors import DataError
 
 
 @dataclass
@@ -61,23 +63,27 @@ class StreamSplit:
 
 
 class RowSplit:
-    """Fixed sequences of T + 1 tokens with a per-target score mask."""
+    """Fixed sequences (synthetic tasks): inputs, a target at every position, and the mask
+    of the targets that are scored, (N, T) each (`attnlab.data.synthetic`)."""
 
-    def __init__(self, rows: np.ndarray, mask: np.ndarray):
-        self.rows = rows  # (N, T+1)
+    def __init__(self, inputs: np.ndarray, targets: np.ndarray, mask: np.ndarray):
+        self.inputs = inputs  # (N, T)
+        self.targets = targets  # (N, T)
         self.mask = mask  # (N, T) bool
-        self.num_sequences = len(rows)
-        self.seq_len = rows.shape[1] - 1
+        self.num_sequences = len(inputs)
+        self.seq_len = inputs.shape[1]
 
     @property
     def num_tokens(self) -> int:
+        """Scored targets in the split."""
         return int(self.mask.sum())
 
     def get(self, ids: np.ndarray) -> Batch:
         ids = np.asarray(ids, dtype=np.int64)
-        rows = torch.from_numpy(self.rows[ids].astype(np.int64))  # (B, T+1)
+        x = torch.from_numpy(self.inputs[ids].astype(np.int64))  # (B, T)
+        y = torch.from_numpy(self.targets[ids].astype(np.int64))  # (B, T)
         mask = torch.from_numpy(np.asarray(self.mask[ids], dtype=bool))  # (B, T)
-        return Batch(rows[:, :-1], rows[:, 1:], mask)
+        return Batch(x, y, mask)
 
 
 def steps_per_epoch(split, batch_size: int) -> int:
@@ -93,11 +99,36 @@ def train_ids(num_sequences: int, batch_size: int, seed: int, step: int) -> np.n
     return perm[b * batch_size : (b + 1) * batch_size]
 
 
+EVAL_SUBSET_SEED = 0  # one subset for every run and every evaluation of a split
+
+
+def eval_ids(num_sequences: int, batch_size: int, max_batches: int | None = None) -> np.ndarray:
+    """The sequence ids an evaluation reads: all of them, in order, or, when `max_batches`
+    batches hold fewer, a fixed random subset (seeded by `EVAL_SUBSET_SEED`, in order of
+    id), the same at every evaluation and in every run."""
+    k = num_sequences if max_batches is None else min(num_sequences, max_batches * batch_size)
+    if k == num_sequences:
+        return np.arange(num_sequences)
+    return np.sort(np.random.default_rng(EVAL_SUBSET_SEED).permutation(num_sequences)[:k])
+
+
 def eval_batches(split, batch_size: int, max_batches: int | None = None):
-    """In-order batches over a whole split (the last one may be short)."""
+    """Batches over `eval_ids` of the split (the last one may be short); an empty split is
+    an error, never a 0.0 accuracy."""
     n = split.num_sequences
-    count = -(-n // batch_size)
-    if max_batches is not None:
-        count = min(count, max_batches)
-    for i in range(count):
-        yield split.get(np.arange(i * batch_size, min(n, (i + 1) * batch_size)))
+    if n == 0:
+        raise DataError("an evaluation split holds no sequences; nothing to evaluate")
+    ids = eval_ids(n, batch_size, max_batches)
+    for i in range(0, len(ids), batch_size):
+        yield split.get(ids[i : i + batch_size])
+
+
+def subset_note(num_sequences: int, batch_size: int, max_batches: int | None) -> dict:
+    """What an evaluation capped at `max_batches` reads, for summaries and reports."""
+    k = len(eval_ids(num_sequences, batch_size, max_batches))
+    whole = k == num_sequences
+    return {
+        "sequences": k,
+        "of": num_sequences,
+        "subset": None if whole else f"fixed random subset, seed {EVAL_SUBSET_SEED}",
+    }

@@ -15,7 +15,7 @@ from attnlab.report.html import load_explorer_run, write_html
 HEADERS = [
     "model",
     "params",
-    "best val loss",
+    "best val loss (periodic)",
     "final val loss",
     "val accuracy",
     "val perplexity",
@@ -53,7 +53,7 @@ def compare(run_dirs: list[Path], out: Path) -> Path:
         [
             n,
             s["params"],
-            s["best_val_loss"],
+            s.get("best_subset_val_loss", s.get("best_val_loss")),
             s["final_val_loss"],
             s["final_val_accuracy"],
             s["val_perplexity"],
@@ -79,10 +79,11 @@ def compare(run_dirs: list[Path], out: Path) -> Path:
         "# Comparison\n\n"
         + markdown_table(HEADERS, rows)
         + "\nFinal figures: final weights, on the number of validation targets shown (the "
-        "whole split unless the run capped `train.final_eval_batches`). Best val loss: "
-        "periodic evaluations on a fixed validation subset. Max induction and ICL score: from "
-        "`attnlab probe` (`probes.json`; – when the run was not probed). Test word acc: "
-        "exact-match translations of a translation task (– for other tasks).\n\n"
+        "whole split unless the run capped `train.final_eval_batches`, then a fixed random "
+        "subset). Best val loss: periodic evaluations on a fixed random validation subset "
+        "(`train.eval_batches`), not comparable with the final figures. Max induction and "
+        "ICL score: from `attnlab probe` (`probes.json`; – when the run was not probed). "
+        "Test word acc: exact-match translations of a translation task (– for other tasks).\n\n"
         "![validation loss](val_loss.png)\n\n![validation accuracy](val_accuracy.png)\n\n"
         f"Runs:\n{sources}\n"
     )

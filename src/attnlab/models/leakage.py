@@ -1,59 +1,166 @@
-"""Leakage check: a causal model's outputs at positions <= t must not depend on tokens > t."""
+"""Leakage check: a causal model's outputs at position t must not depend on any token s > t.
+
+Legend: L check length, C output columns (the padded vocabulary), R rows in one pass.
+
+The check is exhaustive over the pairs of one random sequence of L tokens: for every
+s = 1 … L − 1 a variant changes token s alone (to another id), and the log-probabilities
+at every position t < s, over every column the model returns, must stay put. A change
+names the pair (t, s). Log-probabilities over all columns, not raw logits cut to the
+vocabulary: a future signal hidden in a padded column still moves the normaliser, and so
+every real token's probability.
+
+Each model is checked in eval and in train mode. In train mode dropout draws new masks
+on every call, so (when two train-mode passes of the unchanged sequence differ) each chunk
+of variants is compared with a chunk of unchanged copies run from the same RNG state: row
+r of both gets the same masks, and only the changed token differs. The RNG state is
+restored afterwards, so a check never changes training.
+
+It runs twice: on the model, and on a copy whose parameters are perturbed (each tensor
+plus Gaussian noise of 0.1 × its RMS + 0.02), so that a path to the future behind a
+parameter that starts at zero (a gate, a residual scale) carries signal and shows.
+
+Cost: about 2 models × 2 modes × L sequences of L tokens, forward only (twice that in
+train mode with dropout), so ≈ 8 L² × parameters FLOPs. Unless `length` is given
+(`train.leak_check_len`), L is the longest length up to `seq_len` that fits a budget of
+`BUDGET_FLOPS` (a few seconds on the project's 2-core CPU): the whole sequence for the
+small models, 28 of 256 positions for the first write-up's d 512 model with its 50,257-
+token vocabulary (measured times in `docs/LOG.md`). Pairs past L are not checked, and the
+result says how many positions were.
+"""
 
 from __future__ import annotations
+
+import copy
+import time
 
 import torch
 from torch import nn
 
 from attnlab.errors import LeakageError
 
+ROWS = 8  # variants per forward pass (memory: ROWS x L x C floats)
+BUDGET_FLOPS = 2.5e11  # the automatic check length's compute budget
+MIN_AUTO_LEN = 16
 
-@torch.no_grad()
+
+def auto_length(model: nn.Module, seq_len: int) -> int:
+    """The longest check length <= seq_len whose cost (≈ 8 L² x parameters FLOPs) fits
+    `BUDGET_FLOPS`, but at least `MIN_AUTO_LEN` (or seq_len when shorter)."""
+    n = sum(p.numel() for p in model.parameters())
+    fit = int((BUDGET_FLOPS / (8 * max(n, 1))) ** 0.5)
+    return min(seq_len, max(MIN_AUTO_LEN, fit))
+
+
 def check_causal(
     model: nn.Module,
     vocab_size: int,
     seq_len: int,
-    trials: int = 4,
-    tol: float = 1e-5,
+    tol: float = 1e-4,
     seed: int = 0,
-    batch: int = 2,
-) -> float:
-    """Change the tokens after a position t and require outputs at <= t to stay put.
+    length: int | None = None,
+    perturb: bool = True,
+) -> dict:
+    """Check every pair (t < s) of a sequence of L = min(seq_len, length) tokens (`length`
+    unset: `auto_length`), in eval and train mode, on the model and (with `perturb`) on a
+    perturbed copy.
 
-    Runs `trials` positions (the first, the last but one, and random ones between) in eval
-    mode on the model's device, and raises `LeakageError` naming t and the largest change
-    if any output at <= t moves by more than `tol`. Returns the largest change seen.
-    An encoder-decoder is checked on its decoder, with one fixed random source (ids >= 1,
-    no padding) of `seq_len` tokens.
+    Raises `LeakageError` naming the pair, the mode and the model (as given or perturbed)
+    when a log-probability at t moves by more than `tol` after only token s changed, or
+    when an output is not finite. Returns what was checked: `positions`, `pairs`,
+    `max_change`, `modes`, `perturbed`, `seconds`. An encoder-decoder is checked on its
+    decoder, with one fixed random source (ids >= 1, no padding) of `seq_len` tokens.
     """
     if seq_len < 2:
         raise ValueError("seq_len must be >= 2 to check causality")
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
+    t0 = time.perf_counter()
+    L = auto_length(model, seq_len) if length is None else max(2, min(seq_len, length))
     g = torch.Generator().manual_seed(seed)
-    x = torch.randint(0, vocab_size, (batch, seq_len), generator=g)  # (B, T)
-    extra = {}
+    x = torch.randint(0, vocab_size, (1, L), generator=g)  # (1, L)
+    shift = torch.randint(1, vocab_size, (L,), generator=g)  # every change is to another id
+    variants = x.repeat(L - 1, 1)  # (L-1, L): row r changes token s = r + 1 alone
+    s = torch.arange(1, L)
+    variants[s - 1, s] = (x[0, s] + shift[1:]) % vocab_size
+    src = None
     if getattr(model, "is_encoder_decoder", False):
-        extra["src"] = torch.randint(1, vocab_size, (batch, seq_len), generator=g).to(device)
-    base = model(x.to(device), **extra)[..., :vocab_size].float()  # (B, T, V), pads cut off
-    rand_t = torch.randint(0, seq_len - 1, (max(0, trials - 2),), generator=g).tolist()
+        src = torch.randint(1, vocab_size, (1, seq_len), generator=g)  # (1, S)
+    models = [("model", model)]
+    if perturb:
+        models.append(("perturbed copy", perturbed(model, seed)))
     worst = 0.0
+    cpu_rng = torch.get_rng_state()
+    cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+    was_training = model.training
     try:
-        for t in [0, seq_len - 2, *rand_t][:trials]:
-            shift = torch.randint(1, vocab_size, (batch, seq_len - t - 1), generator=g)
-            x2 = x.clone()
-            x2[:, t + 1 :] = (x[:, t + 1 :] + shift) % vocab_size  # every later token differs
-            out = model(x2.to(device), **extra)[..., :vocab_size].float()
-            moved = (out[:, : t + 1] - base[:, : t + 1]).abs().max().item()
-            if moved != moved:  # NaN: a non-finite output can hide a change
-                raise LeakageError(f"non-finite outputs at positions <= {t}")
-            worst = max(worst, moved)
-            if moved > tol:
-                raise LeakageError(
-                    f"outputs at positions <= {t} moved by {moved:.3g} (> {tol}) when only "
-                    f"tokens after {t} changed: the model sees the future"
-                )
+        for which, m in models:
+            for mode in ("eval", "train"):
+                m.train(mode == "train")
+                worst = max(worst, _check(m, x, variants, src, tol, seed, f"{mode} mode, {which}"))
     finally:
         model.train(was_training)
+        torch.set_rng_state(cpu_rng)
+        if cuda_rng is not None:
+            torch.cuda.set_rng_state_all(cuda_rng)
+    return {
+        "positions": L,
+        "of_seq_len": seq_len,
+        "pairs": L * (L - 1) // 2,
+        "max_change": worst,
+        "tolerance": tol,
+        "modes": ["eval", "train"],
+        "perturbed": perturb,
+        "seconds": time.perf_counter() - t0,
+    }
+
+
+def perturbed(model: nn.Module, seed: int = 0) -> nn.Module:
+    """A deep copy with every parameter moved by N(0, (0.1 RMS + 0.02)^2) noise."""
+    twin = copy.deepcopy(model)
+    g = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        for p in twin.parameters():
+            scale = 0.1 * p.detach().float().square().mean().sqrt().item() + 0.02
+            noise = torch.randn(p.shape, generator=g) * scale
+            p.add_(noise.to(device=p.device, dtype=p.dtype))
+    return twin
+
+
+@torch.no_grad()
+def _check(model, x, variants, src, tol: float, seed: int, where: str) -> float:
+    """Largest change at t < s over all variant rows; raises on a leak."""
+    device = next(model.parameters()).device
+    n, L = variants.shape
+    base = _logprobs(model, x, src, device)[0]  # (L, C)
+    random = model.training and not torch.equal(base, _logprobs(model, x, src, device)[0])
+    worst = 0.0
+    for lo in range(0, n, ROWS):
+        rows = variants[lo : lo + ROWS]  # (R, L)
+        if random:  # same RNG state: row r of both passes draws the same dropout masks
+            torch.manual_seed(seed + lo)
+            ref = _logprobs(model, x.expand(len(rows), L), src, device)  # (R, L, C)
+            torch.manual_seed(seed + lo)
+        else:
+            ref = base.expand(len(rows), *base.shape)
+        out = _logprobs(model, rows, src, device)  # (R, L, C)
+        same = out == ref  # equal infinities (padded columns) are no change
+        diff = torch.where(same, torch.zeros_like(out), (out - ref).abs()).amax(-1)  # (R, L)
+        diff = torch.nan_to_num(diff, nan=float("inf"))
+        s = torch.arange(lo + 1, lo + 1 + len(rows), device=device)[:, None]  # (R, 1)
+        t = torch.arange(L, device=device)[None, :]  # (1, L)
+        diff = torch.where(t < s, diff, torch.zeros_like(diff))  # only the past of s
+        m = float(diff.max())
+        if m > tol:
+            r, tt = divmod(int(diff.argmax()), L)
+            moved = "became non-finite" if m == float("inf") else f"moved by {m:.3g} (> {tol})"
+            raise LeakageError(
+                f"log-probabilities at position {tt} {moved} when only token {lo + r + 1} "
+                f"changed ({where}): the model sees the future"
+            )
+        worst = max(worst, m)
     return worst
+
+
+def _logprobs(model, x: torch.Tensor, src, device) -> torch.Tensor:
+    """(R, L, C) float32 log-softmax over every column the model returns."""
+    extra = {} if src is None else {"src": src.expand(len(x), -1).to(device)}
+    out = model(x.to(device), **extra).float()  # (R, L, C)
+    return torch.log_softmax(out, dim=-1)

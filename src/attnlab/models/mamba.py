@@ -4,16 +4,25 @@ Legend: B batch, T time, D model width, E inner width (expand · D), N state siz
 R rank of the Δ projection.
 
     x, z  = in_proj(u)                      (B, T, E) each
-    x     = silu(causal depth-wise conv(x))
+    x     = silu(causal depth-wise conv(x))  hook_ssm_in (B, T, E)
     Δ     = softplus(dt_proj(x_proj_Δ(x)))  (B, T, E)   [dt: learned]
-          = the initial per-channel Δ      (E,)        [dt: constant: not input-dependent,
-                                                         not trained: the LTI ablation]
+          = the initial per-channel Δ      (E,)        [dt: constant: fixed, not trained;
+                                                         B and C still depend on x]
           (÷ √D with dt_scale)
     B, C  = x_proj_B(x), x_proj_C(x)        (B, T, N) each
     A     = −exp(A_log)                     (E, N)
     Ā, B̄  = discretize(Δ, A, B)             (B, T, E, N)
     h_t   = Ā_t h_{t−1} + B̄_t x_t            the scan (`attnlab.models.scan`)
-    y     = (h_t · C_t) + D x_t, then y · silu(z) → out_proj
+    y     = (h_t · C_t) + D x_t             hook_ssm_out (B, T, E)
+    out   = out_proj(y · silu(z))
+
+`selective: false` is the time-invariant (LTI) ablation, S4D-style: Δ = softplus(dt_bias)
+(E,), B (E, N) and C (E, N) are parameters that do not depend on the input, so x → y is a
+causal convolution per channel, y = K * x + D x with the kernel
+K[e, l] = Σ_n C[e, n] Ā[e, n]^l B̄[e, n], computed from the parameters and applied by FFT
+(as S4 does; `lti_kernel`). Unlike S4D, B and C are real, B starts at 1 and C at
+N(0, 1/N), and the conv, the SiLU and the gate of the Mamba block stay around it.
+`dt: constant` with `selective: false` keeps Δ fixed at its initial draw.
 
 Discretisations (`discretization`): `zoh_approx` Ā = exp(ΔA), B̄ = ΔB (the paper's
 simplification and mamba.py's); `zoh` Ā = exp(ΔA), B̄ = (exp(ΔA) − 1)/A · B (exact
@@ -33,8 +42,11 @@ formulas keeps and re-reads about three times as many (B, T, E, N) tensors, and 
 those passes over memory are the step's cost. `discretize` is the autograd form of the
 same formulas (the reference and the probe's Ā).
 
-Probe points: `hook_dt` (B, T, E) Δ after softplus (and scaling), `hook_a_bar`
-(B, T, E, N) Ā. `forward_ref` is the slow, obviously-correct per-step loop for tests.
+Probe points: `hook_ssm_in` and `hook_ssm_out` (B, T, E), `hook_dt` (B, T, E) Δ after
+softplus (and scaling), `hook_a_bar` (B, T, E, N) Ā. `forward_ref` is the slow,
+obviously-correct per-step loop for tests. Parameters the reference Mamba keeps out of
+weight decay (A_log, D, and here dt_bias and the LTI B) carry `_no_weight_decay = True`,
+which `attnlab.train.optim.make_optimizer` honours.
 """
 
 from __future__ import annotations
@@ -43,6 +55,7 @@ import math
 
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 from torch import nn
 
 from attnlab.models.conv import CausalDepthwiseConv
@@ -66,6 +79,7 @@ class Mamba(nn.Module):
         dt_min: float = 0.001,
         dt_max: float = 0.1,
         dt: str = "learned",
+        selective: bool = True,
         dt_scale: bool = False,
         discretization: str = "zoh_approx",
         a_init: str = "s4d",
@@ -84,26 +98,33 @@ class Mamba(nn.Module):
         self.d_conv = d_conv
         self.dt_rank = R = dt_rank or math.ceil(d_model / 16)
         self.dt_min, self.dt_max = dt_min, dt_max
-        self.dt_mode, self.dt_scale = dt, dt_scale
+        self.dt_mode, self.dt_scale, self.selective = dt, dt_scale, selective
         self.discretization, self.a_init, self.scan_method = discretization, a_init, scan
         self.in_proj = nn.Linear(d_model, 2 * E, bias=bias)
         self.conv = CausalDepthwiseConv(E, d_conv)
         learned = dt == "learned"
-        self.x_proj = nn.Linear(E, (R if learned else 0) + 2 * N, bias=False)
-        self.dt_proj = nn.Linear(R, E, bias=True) if learned else None
-        if learned:
-            self.dt_const = None
-        else:  # a random draw, so saved with the weights
-            self.register_buffer("dt_const", torch.zeros(E))  # (E,)
-        self.A_log = nn.Parameter(torch.zeros(E, N))
-        self.D = nn.Parameter(torch.ones(E))
+        self.x_proj = self.dt_proj = self.dt_bias = self.B_lti = self.C_lti = None
+        if selective:
+            self.x_proj = nn.Linear(E, (R if learned else 0) + 2 * N, bias=False)
+            self.dt_proj = nn.Linear(R, E, bias=True) if learned else None
+        else:
+            self.B_lti = _no_decay(nn.Parameter(torch.ones(E, N)))  # (E, N)
+            self.C_lti = nn.Parameter(torch.zeros(E, N))  # (E, N)
+            self.dt_bias = _no_decay(nn.Parameter(torch.zeros(E))) if learned else None
+        # a constant Δ is a random draw, so saved with the weights
+        self.register_buffer("dt_const", None if learned else torch.zeros(E))  # (E,)
+        self.A_log = _no_decay(nn.Parameter(torch.zeros(E, N)))
+        self.D = _no_decay(nn.Parameter(torch.ones(E)))
         self.out = nn.Linear(E, d_model, bias=bias)
+        self.hook_ssm_in = HookPoint()  # (B, T, E) the SSM's input x
+        self.hook_ssm_out = HookPoint()  # (B, T, E) its output y + D x, before the gate
         self.hook_dt = HookPoint()  # (B, T, E) Δ
         self.hook_a_bar = HookPoint()  # (B, T, E, N) Ā
         self.reset_ssm_parameters()
 
     def reset_ssm_parameters(self) -> None:
-        """Initialise A_log, D, Δ's projection and bias (see the module docstring)."""
+        """Initialise A_log, D, Δ's projection and bias, and the LTI B and C (see the
+        module docstring)."""
         E, N = self.d_inner, self.d_state
         with torch.no_grad():
             if self.a_init == "s4d":
@@ -114,23 +135,32 @@ class Mamba(nn.Module):
             self.D.fill_(1.0)
             lo, hi = math.log(self.dt_min), math.log(self.dt_max)
             dt = torch.exp(torch.rand(E) * (hi - lo) + lo).clamp_min(1e-4)  # (E,)
-            if self.dt_proj is None:
+            inv_dt = dt + torch.log(-torch.expm1(-dt))  # softplus⁻¹(dt)
+            if self.dt_const is not None:
                 self.dt_const.copy_(dt)
-            else:
+            elif self.dt_proj is not None:
                 std = self.dt_rank**-0.5
                 nn.init.uniform_(self.dt_proj.weight, -std, std)
-                self.dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))  # softplus⁻¹(dt)
+                self.dt_proj.bias.copy_(inv_dt)
+            else:
+                self.dt_bias.copy_(inv_dt)
+            if not self.selective:
+                self.B_lti.fill_(1.0)
+                nn.init.normal_(self.C_lti, 0.0, N**-0.5)
 
     def state_size(self, seq_len: int) -> int:
         """Numbers kept per sequence to generate the next token: the state and conv window."""
         return self.d_inner * (self.d_state + self.d_conv - 1)
 
-    def _delta(self, dt_in: torch.Tensor | None, shape: tuple[int, int]) -> torch.Tensor:
-        """Δ (B, T, E) from the low-rank input (B, T, R), or the constant."""
-        if self.dt_proj is None:
-            dt = self.dt_const.expand(*shape, self.d_inner)  # (B, T, E)
-        else:
+    def _delta(self, dt_in: torch.Tensor | None, shape: tuple[int, ...]) -> torch.Tensor:
+        """Δ (*shape, E) from the low-rank input (B, T, R), or the input-free Δ (E,)
+        (`dt_bias` or the constant) expanded."""
+        if self.dt_proj is not None:
             dt = F.softplus(self.dt_proj(dt_in))  # (B, T, E)
+        elif self.dt_bias is not None:
+            dt = F.softplus(self.dt_bias).expand(*shape, self.d_inner)  # (..., E)
+        else:
+            dt = self.dt_const.expand(*shape, self.d_inner)  # (..., E)
         if self.dt_scale:
             dt = dt / math.sqrt(self.d_model)
         return dt
@@ -146,16 +176,31 @@ class Mamba(nn.Module):
     def discretize(
         self, dt: torch.Tensor, B_in: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(ΔA, Ā, B̄) of shape (B, T, E, N) from Δ (B, T, E) and B (B, T, N)."""
+        """(ΔA, Ā, B̄) of shape (B, T, E, N) from Δ (B, T, E) and B (B, T, N); or, for the
+        LTI mixer, (E, N) each from Δ (E,) and B (E, N)."""
         A = -torch.exp(self.A_log)  # (E, N)
         ones = torch.ones_like(dt)  # x = 1: q is B̄'s factor before B
         u, a_bar, q = _coefficients(dt, A, B_in, ones, self.discretization)
-        return u, a_bar, q * B_in[:, :, None, :]
+        return u, a_bar, q * (B_in if B_in.dim() == 2 else B_in[:, :, None, :])
+
+    def lti_kernel(self, T: int) -> torch.Tensor:
+        """The LTI mixer's convolution kernel K (E, T): K[e, l] = Σ_n C Ā^l B̄ [e, n]."""
+        dt = self._delta(None, ())  # (E,)
+        _, a_bar, b_bar = self.discretize(dt, self.B_lti)  # (E, N) each
+        lags = torch.arange(T, device=a_bar.device, dtype=a_bar.dtype)  # (T,)
+        powers = a_bar[..., None].pow(lags)  # (E, N, T); bilinear Ā < 0 is fine: integer powers
+        return torch.einsum("en,ent->et", self.C_lti * b_bar, powers)  # (E, T)
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
         Bsz, T, _ = u.shape
         x, z = self.in_proj(u).chunk(2, dim=-1)  # (B, T, E) each
-        x = F.silu(self.conv(x))  # (B, T, E)
+        x = self.hook_ssm_in(F.silu(self.conv(x)))  # (B, T, E)
+        y = self._selective(x, Bsz, T) if self.selective else self._lti(x, Bsz, T)
+        y = self.hook_ssm_out(y + self.D * x)  # (B, T, E)
+        return self.out(y * F.silu(z))  # (B, T, D)
+
+    def _selective(self, x: torch.Tensor, Bsz: int, T: int) -> torch.Tensor:
+        """y (B, T, E) of the selective scan, without the D skip."""
         dt_in, B_in, C = self._split(x)
         dt = self.hook_dt(self._delta(dt_in, (Bsz, T)))  # (B, T, E)
         A = -torch.exp(self.A_log)  # (E, N)
@@ -164,10 +209,23 @@ class Mamba(nn.Module):
         # the scan runs in float32 under mixed precision: its products over time need the
         # range, and the hand-written backward then sees one dtype (autocast is off there)
         with torch.autocast(device_type=x.device.type, enabled=False):
-            wide = (t.to(torch.promote_types(t.dtype, torch.float32)) for t in (dt, A, B_in, C, x))
-            y = SelectiveScan.apply(*wide, self.discretization, self.scan_method)  # (B, T, E)
-        y = y + self.D * x  # (B, T, E)
-        return self.out(y * F.silu(z))  # (B, T, D)
+            wide = (_wide(t) for t in (dt, A, B_in, C, x))
+            return SelectiveScan.apply(*wide, self.discretization, self.scan_method)
+
+    def _lti(self, x: torch.Tensor, Bsz: int, T: int) -> torch.Tensor:
+        """y (B, T, E) = K * x, the causal convolution with `lti_kernel`, by FFT."""
+        if self.hook_dt.active or self.hook_a_bar.active:
+            dt = self._delta(None, ())  # (E,)
+            self.hook_dt(dt.expand(Bsz, T, -1))
+            if self.hook_a_bar.active:
+                a_bar = self.discretize(dt, self.B_lti)[1]  # (E, N)
+                self.hook_a_bar(a_bar.expand(Bsz, T, -1, -1))
+        with torch.autocast(device_type=x.device.type, enabled=False):  # float32 (or 64)
+            K = _wide(self.lti_kernel(T))  # (E, T)
+            n = 2 * T  # zero padding: the circular convolution is the linear one
+            xf = torch.fft.rfft(rearrange(_wide(x), "b t e -> b e t"), n=n)  # (B, E, T + 1)
+            y = torch.fft.irfft(xf * torch.fft.rfft(K, n=n), n=n)[..., :T]  # (B, E, T)
+        return rearrange(y, "b e t -> b t e")
 
     def forward_ref(self, u: torch.Tensor) -> torch.Tensor:
         """Slow reference: one time step at a time, every formula written out."""
@@ -180,28 +238,44 @@ class Mamba(nn.Module):
         h = u.new_zeros(Bsz, E, N)
         ys = []
         for t in range(T):
-            dbc = self.x_proj(x[:, t])  # (B, [R] + 2N)
-            B_t, C_t = dbc[:, -2 * N : -N], dbc[:, -N:]  # (B, N) each
-            if self.dt_proj is None:
-                dt = self.dt_const.expand(Bsz, E)  # (B, E)
+            if self.selective:
+                dbc = self.x_proj(x[:, t])  # (B, [R] + 2N)
+                B_t, C_t = dbc[:, None, -2 * N : -N], dbc[:, None, -N:]  # (B, 1, N) each
             else:
+                B_t, C_t = self.B_lti[None], self.C_lti[None]  # (1, E, N) each
+            if self.dt_proj is not None:
                 dt = F.softplus(dbc[:, : self.dt_rank] @ self.dt_proj.weight.T + self.dt_proj.bias)
+            elif self.dt_bias is not None:
+                dt = F.softplus(self.dt_bias).expand(Bsz, E)  # (B, E)
+            else:
+                dt = self.dt_const.expand(Bsz, E)  # (B, E)
             if self.dt_scale:
                 dt = dt / math.sqrt(self.d_model)
             dA = dt[:, :, None] * A  # (B, E, N)
             if self.discretization == "bilinear":
                 a_bar = (1 + dA / 2) / (1 - dA / 2)
-                b_bar = dt[:, :, None] * B_t[:, None, :] / (1 - dA / 2)
+                b_bar = dt[:, :, None] * B_t / (1 - dA / 2)
             else:
                 a_bar = torch.exp(dA)
                 if self.discretization == "zoh":
-                    b_bar = (torch.exp(dA) - 1) / A * B_t[:, None, :]
+                    b_bar = (torch.exp(dA) - 1) / A * B_t
                 else:
-                    b_bar = dt[:, :, None] * B_t[:, None, :]
+                    b_bar = dt[:, :, None] * B_t
             h = a_bar * h + b_bar * x[:, t, :, None]  # (B, E, N)
-            y = (h * C_t[:, None, :]).sum(-1) + self.D * x[:, t]  # (B, E)
+            y = (h * C_t).sum(-1) + self.D * x[:, t]  # (B, E)
             ys.append(y * F.silu(z[:, t]))
         return self.out(torch.stack(ys, dim=1))  # (B, T, D)
+
+
+def _wide(t: torch.Tensor) -> torch.Tensor:
+    """t in float32 at least (float64 stays float64)."""
+    return t.to(torch.promote_types(t.dtype, torch.float32))
+
+
+def _no_decay(p: nn.Parameter) -> nn.Parameter:
+    """Mark a parameter to be kept out of weight decay (the reference Mamba's convention)."""
+    p._no_weight_decay = True
+    return p
 
 
 def _coefficients(dt, A, B_in, x, disc: str):

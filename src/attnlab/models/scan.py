@@ -25,7 +25,8 @@ shape. Three methods, all differentiable:
   eps·|Σ_{s≤t} log|a_s||, amplified by the cancellation between the two signed sums.
   With float32 (eps 6e-8) and `a` in (0.9, 1) that is ~1e-5 at L = 4096; with `a` near 0
   (|log a| ~ 70) it is ~1e-2 by L = 4096 and the method is not usable there. `scan_log`
-  takes `log a` directly, which Mamba has (`ΔA`), skipping the `exp` and `log`.
+  takes `log a` directly, which Mamba has (`ΔA`), skipping the `exp` and `log`. Its
+  gradient is the mirrored log-space scan (`LogScan`), exact where `a` or `b` is 0.
 
 `scan_ref` and the tests use float64 as the truth; see `tests/test_scan.py` for the stated
 tolerances.
@@ -54,8 +55,7 @@ def scan(a: torch.Tensor, b: torch.Tensor, method: ScanMethod = "parallel") -> t
     if method == "parallel":
         return ParallelScan.apply(a, b)
     if method == "log":
-        sign = torch.where(a < 0, -1.0, 1.0).to(a.dtype)
-        return scan_log(a.abs().clamp_min(TINY).log(), b, sign)
+        return LogScan.apply(a, b)
     raise ValueError(f"unknown scan method {method!r}; choose from {METHODS}")
 
 
@@ -198,6 +198,31 @@ def reverse_scan_(a: torch.Tensor, g: torch.Tensor, method: ScanMethod) -> torch
 
 
 # ---------------------------------------------------------------- log space (Heinsen)
+
+
+class LogScan(torch.autograd.Function):
+    """The log-space scan forward; the mirrored scan (also in log space) for the gradient.
+
+    Autograd through `scan_log` would differentiate log|a| and log|b|, whose slopes are
+    infinite at 0 and get masked to a zero gradient there: a = 0 (a reset) or b = 0 (no
+    input) would then receive no gradient at all. The recurrence's own backward
+    (`g_t = dh_t + a_{t+1} g_{t+1}`, `da_t = g_t h_{t-1}`, `db_t = g_t`) has no such point.
+    """
+
+    @staticmethod
+    def forward(ctx, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        sign = torch.where(a < 0, -1.0, 1.0).to(a.dtype)
+        h = scan_log(a.abs().clamp_min(TINY).log(), b, sign)  # (B, L, ...)
+        ctx.save_for_backward(a, h)
+        return h
+
+    @staticmethod
+    def backward(ctx, grad_h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        a, h = ctx.saved_tensors
+        g = reverse_scan_(a, grad_h.clone(), "log")  # (B, L, ...) dL/db
+        da = torch.zeros_like(h)  # h_{-1} = 0: a_0 is never read
+        torch.mul(g[:, 1:], h[:, :-1], out=da[:, 1:])
+        return da, g
 
 
 def scan_log(

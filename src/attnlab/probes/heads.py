@@ -25,9 +25,11 @@ behaviour scores 1.0 and a uniform causal head scores ≈ mean_t (#targets / (t 
   W_U γ W_O^h W_V^h W_E (1 copies, -1 suppresses, ≈ 0 neither); it ignores the
   convolution and the per-block norms.
 
-TransformerLens's `head_detector` scores "previous_token_head", "duplicate_token_head" and
-"induction_head" with the same masks (its `mul` method), but over every query position and
-with the first token excluded; scoring only the repeat keeps chance near 0. These are
+TransformerLens's `detect_head` scores "previous_token_head", "duplicate_token_head" and
+"induction_head" with the same masks (its `mul` method), but over every query position of
+the sequence, not only the repeat; its `exclude_bos` is False by default (True zeroes key
+column 0 before scoring), and `exclude_current_token` (default False) zeroes the diagonal.
+Scoring only the repeat keeps a uniform head's score low and reported beside it. These are
 defined for attention mixers; other mixers have no pattern and are skipped.
 """
 
@@ -185,6 +187,14 @@ def head_scores(
     """
     was_training = model.training
     model.eval()
+    try:
+        return _head_scores(model, probe, batch_size, copying, layers)
+    finally:
+        model.train(was_training)
+
+
+def _head_scores(model, probe: ProbeSet, batch_size: int, copying: bool, layers) -> dict:
+    """`head_scores` with the model already in eval mode."""
     device = next(model.parameters()).device
     layers = attention_layers(model, layers)
     names = [f"blocks.{i}.attn.hook_pattern" for i in layers]
@@ -215,24 +225,21 @@ def head_scores(
         n_pred += int(pred.sum())
         masks = target_masks(x)
         uniform = uniform_pattern(len(x), x.shape[1], device)
-        for name in PATTERN_SCORES:
-            u, _ = pattern_score(uniform, masks[name], queries)
+        for name in PATTERN_SCORES:  # the baseline and the query count need no attention
+            u, n = pattern_score(uniform, masks[name], queries)
             uni_sums[name] += float(u[0])
+            counts[name] += n
         for li, layer in enumerate(layers):
             pattern = cache[f"blocks.{layer}.attn.hook_pattern"].float()  # (B, H, T, S)
             by_offset[li] += offset_mass(pattern, part)
             for name in PATTERN_SCORES:
-                s, n = pattern_score(pattern, masks[name], queries)
-                sums[name][li] += s
-                if li == 0:
-                    counts[name] += n
+                sums[name][li] += pattern_score(pattern, masks[name], queries)[0]
             if copying and copy_queries.any():
                 z = cache[f"blocks.{layer}.attn.hook_z"]  # (B, T, H, E)
                 attn = model.blocks[layer].mixer
                 sums["copying"][li] += _copy_hits(attn, z, pattern, x, copy_queries, unembed)
         counts["copying"] += int(copy_queries.sum())
         n_offset += int(queries.sum())
-    model.train(was_training)
     sums, by_offset = {k: v.cpu() for k, v in sums.items()}, by_offset.cpu()
     scores = {k: (sums[k] / max(counts[k], 1)).tolist() for k in PATTERN_SCORES}
     if copying:

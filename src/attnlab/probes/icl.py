@@ -41,7 +41,8 @@ def icl_positions(seq_len: int) -> tuple[int, int]:
 def per_position_loss(
     model: nn.Module, split, batch_size: int, max_batches: int | None = None
 ) -> torch.Tensor:
-    """(N, T) next-token loss of every position of (the first batches of) a split."""
+    """(N, T) next-token loss of every position of a split (or of its fixed random
+    subset of `max_batches` batches, `attnlab.data.splits.eval_ids`)."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device

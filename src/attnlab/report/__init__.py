@@ -76,7 +76,7 @@ SUMMARY_KEYS = [
     ("params", "parameters"),
     ("steps", "steps"),
     ("final_val_loss", "final val loss"),
-    ("best_val_loss", "best val loss (subset)"),
+    ("best_subset_val_loss", "best val loss (periodic evals)"),
     ("final_val_accuracy", "final val accuracy"),
     ("val_perplexity", "val perplexity"),
     ("test_loss", "test loss"),
@@ -105,6 +105,26 @@ def _translation(run_dir: Path, summary: dict, records: list[dict]) -> str:
         plots / "word_accuracy.png",
     )
     return scores_section(summary, details, summary["data"]["vocab_size"])
+
+
+def eval_sets_note(summary: dict) -> str:
+    """One sentence on what the final and the periodic figures were measured on."""
+    sets = summary.get("eval_sets")
+    if sets is None:  # a run from before eval_sets
+        return "Final figures: final weights; best val loss: periodic evaluations."
+
+    def on(note: dict) -> str:
+        if note["subset"] is None:
+            return f"all {note['of']:,} sequences"
+        return f"{note['sequences']:,} of {note['of']:,} sequences ({note['subset']})"
+
+    return (
+        f"Final validation and test figures use the final weights, on "
+        f"{on(sets['final_validation'])} of validation and {on(sets['final_test'])} of test; "
+        f"the periodic evaluations (the curves, the best val loss and `best.safetensors`) "
+        f"use {on(sets['periodic_validation'])} of validation, the same ones every time. "
+        "Do not compare a periodic figure with a final one."
+    )
 
 
 def write_run_report(run_dir: Path) -> Path:
@@ -136,20 +156,9 @@ def write_run_report(run_dir: Path) -> Path:
         f"Device `{summary['device']}`, precision `{summary['precision']}`, "
         f"attnlab {summary['versions']['attnlab']}, torch {summary['versions']['torch']}.\n\n"
         + markdown_table(["metric", "value"], rows)
-        + "\nFinal validation and test figures use the final weights and "
-        + (
-            f"the first {summary['final_eval_batches']} batches of each split "
-            f"({summary['final_eval_tokens']['validation']:,} validation targets); "
-            if summary.get("final_eval_batches")
-            else "the whole splits; "
-        )
-        + "periodic validation (the curves, the best loss) uses "
-        + (
-            f"the first {summary['val_subset_batches']} batches of the validation split"
-            if summary.get("val_subset_batches")
-            else "the whole validation split"
-        )
-        + ".\n\n"
+        + "\n"
+        + eval_sets_note(summary)
+        + "\n\n"
         "![loss](plots/loss.png)\n\n![accuracy](plots/accuracy.png)\n"
     )
     if "translation" in summary:

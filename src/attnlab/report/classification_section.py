@@ -39,7 +39,8 @@ def classification_section(summary: dict, plots: Path) -> str:
         "## Classification\n\n"
         f"{len(classes)} classes ({', '.join(map(str, classes))}).\n\n"
         + markdown_table(["epoch", "train loss", "train acc", "val loss", "val acc"], rows)
-        + "\nTrain figures: the first `train.eval_batches` batches of the training split, with "
+        + "\nTrain figures: a fixed random subset of `train.eval_batches` batches of the "
+        "training split (validation likewise when capped), the same at every epoch, with "
         "the weights of that epoch's end (dropout off).\n\n"
     )
     if "best_epoch" in c:

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from attnlab.config.schema import TrainConfig
 from attnlab.data import Dataset, eval_batches, train_ids
 from attnlab.data.splits import steps_per_epoch
-from attnlab.errors import ConfigError, TrainingDiverged
+from attnlab.errors import ConfigError, DataError, TrainingDiverged
 from attnlab.models.stack import output_head
 from attnlab.train import checkpoint as ckpt
 from attnlab.train.losses import chunked_token_stats, token_stats
@@ -70,7 +70,8 @@ class LossStats:
 def evaluate(
     fabric, model, split, batch_size: int, max_batches: int | None, stats: LossStats | None = None
 ) -> dict:
-    """Loss, accuracy and perplexity over (the first `max_batches` batches of) a split."""
+    """Loss, accuracy and perplexity over a split (a fixed random subset of `max_batches`
+    batches when that is fewer than the split holds)."""
     stats = stats or LossStats(model, None)
     model.eval()
     sums = torch.zeros(3, dtype=torch.float64, device=fabric.device)  # loss, n, correct
@@ -111,6 +112,7 @@ class Trainer:
         self.step_data_s = 0.0  # seconds of the last step spent building batches
         self.stats = LossStats(raw_model, cfg.loss_chunk)
         self.compile_s = None  # seconds torch.compile took (train.compile), else None
+        self.leak_checks: dict = {}  # "initial" / "final": what `check_causal` covered
         self.per_epoch = steps_per_epoch(data.splits["train"], data.batch_size)
         # train.eval_per_epoch: evaluate at every epoch's end, a train subset too
         self.eval_every = self.per_epoch if cfg.eval_per_epoch else cfg.eval_every
@@ -171,8 +173,11 @@ class Trainer:
         return int(mask[ids].sum()) if mask is not None else len(ids) * split.seq_len
 
     def evaluate(self, split: str, max_batches: int | None) -> dict:
-        """`evaluate` on one split of the data, with this run's loss path."""
+        """`evaluate` on one split of the data (all of it, or with `max_batches` a fixed
+        random subset, `eval_ids`), with this run's loss path."""
         s = self.data.splits[split]
+        if s.num_sequences == 0:
+            raise DataError(f"the {split} split is empty: there is nothing to evaluate on")
         return evaluate(self.fabric, self.model, s, self.data.batch_size, max_batches, self.stats)
 
     def run_eval(self, step: int, max_batches: int | None, final: bool = False) -> dict:

@@ -10,15 +10,22 @@ from torch import nn
 from attnlab.config.schema import TrainConfig
 
 
+def decays(p: nn.Parameter) -> bool:
+    """Whether weight decay applies: tensors of >= 2 dims (weights), unless a module marked
+    the parameter `_no_weight_decay` (Mamba's A_log and D, as the reference Mamba does).
+    Biases, norms, gates and other vectors never decay."""
+    return p.dim() >= 2 and not getattr(p, "_no_weight_decay", False)
+
+
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
-    """AdamW; weights with >= 2 dims decay, biases, norms, gates and conv kernels' bias do not."""
+    """AdamW with two groups: the parameters that `decays` and the rest (no weight decay)."""
     decay, no_decay = [], []
     seen: set[int] = set()
     for p in model.parameters():
         if not p.requires_grad or id(p) in seen:
             continue
         seen.add(id(p))
-        (decay if p.dim() >= 2 else no_decay).append(p)
+        (decay if decays(p) else no_decay).append(p)
     groups = [
         {"params": decay, "weight_decay": cfg.weight_decay},
         {"params": no_decay, "weight_decay": 0.0},

@@ -1,7 +1,8 @@
 """`train(cfg, run_dir)` and `resume(run_dir)`: the data path from config to run directory.
 
 config → data.build → models.build → check_causal → Trainer.fit → final evals →
-`summary.json`. The run directory holds everything needed to resume or report.
+check_causal on the trained weights → `summary.json`. The run directory holds everything
+needed to resume or report.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from attnlab import models
 from attnlab.config import load_config, save_config
 from attnlab.config.schema import RunConfig
 from attnlab.data.piglatin import TranslationSplit
-from attnlab.errors import UserError
+from attnlab.data.splits import subset_note
+from attnlab.errors import LeakageError, UserError
 from attnlab.train.loop import Trainer
 from attnlab.train.memory import keep_freed_memory
 from attnlab.train.optim import make_optimizer
@@ -142,8 +144,7 @@ def _setup(cfg: RunConfig, run_dir: Path, fresh: bool):
     cfg = resolve(cfg, dataset)
     torch.manual_seed(cfg.train.seed)
     model = models.build(cfg.model)
-    if cfg.train.check_causal and cfg.model.arch != "classifier":  # a classifier is not causal
-        models.check_causal(model, cfg.model.vocab_size, dataset.seq_len)
+    leak = _leak_check(cfg, model, dataset.seq_len)
     fabric = _fabric(cfg)
     if fresh and fabric.global_rank == 0:
         save_config(cfg, run_dir / "config.yaml")
@@ -157,6 +158,7 @@ def _setup(cfg: RunConfig, run_dir: Path, fresh: bool):
     to_wrap = torch.compile(model) if cfg.train.compile else model
     wrapped, optimizer = fabric.setup(to_wrap, optimizer)
     trainer = Trainer(fabric, wrapped, model, optimizer, dataset, cfg.train, run_dir)
+    trainer.leak_checks = {"initial": leak} if leak is not None else {}
     if cfg.train.probe_every:
         from attnlab.probes import TrainingProbe
 
@@ -164,6 +166,16 @@ def _setup(cfg: RunConfig, run_dir: Path, fresh: bool):
     if isinstance(dataset.splits["train"], TranslationSplit):
         trainer.task_eval = WordEval(model, dataset, fabric.device, cfg.train.beam_width)
     return cfg, trainer
+
+
+def _leak_check(cfg: RunConfig, model, seq_len: int) -> dict | None:
+    """`check_causal` on a causal model (not a classifier) unless switched off; raises
+    `LeakageError` on a leak."""
+    if not cfg.train.check_causal or cfg.model.arch == "classifier":
+        return None
+    return models.check_causal(
+        model, cfg.model.vocab_size, seq_len, length=cfg.train.leak_check_len
+    )
 
 
 def _translation(trainer: Trainer, val: dict, test: dict, cap: int | None) -> dict:
@@ -244,6 +256,7 @@ def _finish(cfg: RunConfig, trainer: Trainer, wall_s: float) -> dict:
     """Full validation and test evaluation with the final weights, then `summary.json`."""
     f, ds, s = trainer.fabric, trainer.data, trainer.state
     cap = cfg.train.final_eval_batches
+    n_val = ds.splits["validation"].num_sequences
     val = trainer.run_eval(s.step, cap, final=True)
     test = trainer.evaluate("test", cap)
     trainer.log.write({"step": s.step, "split": "test", "final": True, **test})
@@ -254,10 +267,17 @@ def _finish(cfg: RunConfig, trainer: Trainer, wall_s: float) -> dict:
         "final_val_loss": val["loss"],
         "final_val_accuracy": val["accuracy"],
         "val_perplexity": val["perplexity"],
-        "best_val_loss": s.best_val_loss,
+        "best_subset_val_loss": s.best_val_loss,
         "best_step": s.best_step,
         "val_subset_batches": cfg.train.eval_batches,
         "final_eval_batches": cap,
+        # what each figure was measured on: periodic evals (the curves, the best loss and
+        # best.safetensors) vs the final ones (final_* and test_*)
+        "eval_sets": {
+            "periodic_validation": subset_note(n_val, ds.batch_size, cfg.train.eval_batches),
+            "final_validation": subset_note(n_val, ds.batch_size, cap),
+            "final_test": subset_note(ds.splits["test"].num_sequences, ds.batch_size, cap),
+        },
         "final_eval_tokens": {"validation": val["tokens"], "test": test["tokens"]},
         "test_loss": test["loss"],
         "test_accuracy": test["accuracy"],
@@ -286,8 +306,19 @@ def _finish(cfg: RunConfig, trainer: Trainer, wall_s: float) -> dict:
     if cfg.model.arch == "classifier":
         summary["classification"] = _classification(trainer, val, test, cap)
         summary["test_accuracy_best"] = summary["classification"]["test_accuracy"]
+    leak_error = None
+    try:  # the trained weights get the same check the initial ones had
+        final = _leak_check(cfg, trainer.raw_model, ds.seq_len)
+        if final is not None:
+            trainer.leak_checks["final"] = final
+    except LeakageError as e:
+        leak_error = e
+        trainer.leak_checks["final"] = {"error": str(e)}
+    summary["leak_check"] = trainer.leak_checks
     if f.global_rank == 0:
         (trainer.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    if leak_error is not None:
+        raise LeakageError(f"the trained model leaks: {leak_error}")
     return summary
 
 
