@@ -116,3 +116,28 @@ def test_training_records_epochs_and_the_best_checkpoint(tmp_path):
     # one label per example: the final validation scores as many targets as examples
     assert summary["final_eval_tokens"]["validation"] == 64
     assert (tmp_path / "run" / "best.safetensors").is_file()
+
+
+def test_a_test_split_without_labels_is_cut_from_train(tmp_path):
+    """GLUE-style: the test file exists but its labels are hidden (-1). It used to stay,
+    empty after filtering, and give test accuracy 0.0; now it is cut from train."""
+    texts, labels = synthetic_examples(300, 0, noise=0.0)
+    rows = [{"text": t, "label": y} for t, y in zip(texts, labels, strict=True)]
+    for name, part in (("train", rows[:240]), ("validation", rows[240:])):
+        (tmp_path / f"{name}.jsonl").write_text("\n".join(map(json.dumps, part)))
+    hidden = [{"text": r["text"], "label": -1} for r in rows[:50]]
+    (tmp_path / "test.jsonl").write_text("\n".join(map(json.dumps, hidden)))
+    ds = build(_cfg(path=str(tmp_path), num_train=None).data)
+    assert ds.splits["test"].num_sequences == round(0.1 * 240)
+    assert ds.splits["train"].num_sequences == 240 - 24
+    assert "no labels there" in ds.sources["test"] and "cut" not in ds.sources["validation"]
+
+
+def test_evaluating_an_empty_split_is_an_error():
+    from attnlab.data import splits as splits_mod
+
+    class Empty:
+        num_sequences = 0
+
+    with pytest.raises(DataError, match="no sequences"):
+        list(splits_mod.eval_batches(Empty(), 8))

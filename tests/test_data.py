@@ -7,9 +7,22 @@ import pytest
 
 from attnlab import data
 from attnlab.config import validate
-from attnlab.config.schema import AssocRecallData, CopyingData, SelectiveCopyingData
-from attnlab.data.splits import train_ids
-from attnlab.data.synthetic import assoc_recall, copying, repeat_tokens, selective_copying
+from attnlab.config.schema import (
+    CopyingData,
+    InductionHeadsData,
+    MQARData,
+    SelectiveCopyingData,
+)
+from attnlab.data.splits import eval_ids, train_ids
+from attnlab.data.synthetic import (
+    IGNORE,
+    copying,
+    induction_heads,
+    mqar,
+    mqar_split,
+    repeat_tokens,
+    selective_copying,
+)
 from attnlab.errors import ConfigError, DataError
 from attnlab.train import train
 from tests.conftest import tiny_raw
@@ -102,6 +115,14 @@ def test_train_ids_cover_each_epoch_once():
     np.testing.assert_array_equal(train_ids(n, b, 7, 3), train_ids(n, b, 7, 3))
 
 
+def _rows(split) -> tuple[np.ndarray, np.ndarray]:
+    """A next-token task's split as rows (N, T+1) and the scored mask (N, T)."""
+    inputs, labels, targets = split
+    np.testing.assert_array_equal(inputs[:, 1:], targets[:, :-1])  # targets: next tokens
+    np.testing.assert_array_equal(labels[labels >= 0], targets[labels >= 0])
+    return np.concatenate([inputs, targets[:, -1:]], axis=1), labels >= 0
+
+
 def test_repeat_tokens_structure():
     cfg = validate(
         {
@@ -115,7 +136,7 @@ def test_repeat_tokens_structure():
             }
         }
     ).data
-    rows, mask = repeat_tokens(cfg, "train")
+    rows, mask = _rows(repeat_tokens(cfg, "train"))
     assert rows.shape == (400, 41) and mask.shape == (400, 40)
     assert rows.min() >= 0 and rows.max() < 50
     scored = mask.sum(axis=1)
@@ -128,9 +149,9 @@ def test_repeat_tokens_structure():
         np.testing.assert_array_equal(rows[i, t + 1], rows[i, t + 1 - seg])
     first_scored = np.array([np.flatnonzero(m)[0] for m in mask])
     assert len(set(first_scored.tolist())) > 10  # the repeat moves around
-    again, _ = repeat_tokens(cfg, "train")
+    again, _ = _rows(repeat_tokens(cfg, "train"))
     np.testing.assert_array_equal(rows, again)
-    other, _ = repeat_tokens(cfg, "validation")
+    other, _ = _rows(repeat_tokens(cfg, "validation"))
     assert not np.array_equal(rows[:32], other[:32])
 
 
@@ -192,26 +213,66 @@ def test_hugging_face_failure_is_a_clear_error(monkeypatch):
         data.build(cfg)
 
 
-def test_assoc_recall_structure():
-    cfg = AssocRecallData(vocab_size=40, num_pairs=6, num_queries=4, seq_len=40, num_train=50)
-    rows, mask = assoc_recall(cfg, "train")
-    assert rows.shape == (50, 41) and mask.shape == (50, 40)
-    assert (mask.sum(1) == 4).all()
-    for row, m in zip(rows, mask, strict=True):
-        pairs = dict(zip(row[0:12:2].tolist(), row[1:12:2].tolist(), strict=True))
-        assert len(pairs) == 6 and all(1 <= k < 20 <= v < 40 for k, v in pairs.items())
-        queried = [int(row[t]) for t in m.nonzero()[0]]
-        assert len(set(queried)) == 4 and all(row[t + 1] == pairs[row[t]] for t in m.nonzero()[0])
-        assert (
-            row[12:][~np.isin(np.arange(12, 41), np.r_[m.nonzero()[0], m.nonzero()[0] + 1])] == 0
-        ).all()
-    again, _ = assoc_recall(cfg, "train")
-    assert np.array_equal(rows, again)
+def test_mqar_is_zoologys_task():
+    """Every property of Zoology's `multiquery_ar`: keys from [1, V/2) and values from
+    [V/2, V), each without replacement; every key queried once, at an even offset of the
+    query region; only the query is labelled, with its value; the value is not written
+    after the query; random tokens elsewhere."""
+    V, T, N = 128, 64, 8
+    inputs, labels = mqar(V, 300, T, N, seed=3)
+    assert inputs.shape == labels.shape == (300, T)
+    for x, y in zip(inputs, labels, strict=True):
+        keys, values = x[0 : 2 * N : 2], x[1 : 2 * N : 2]
+        assert len(set(keys)) == N and ((1 <= keys) & (keys < V // 2)).all()
+        assert len(set(values)) == N and ((V // 2 <= values) & (values < V)).all()
+        assert (y[: 2 * N] == IGNORE).all()
+        q = np.flatnonzero(y != IGNORE)  # query positions
+        assert len(q) == N and ((q - 2 * N) % 2 == 0).all()
+        pairs = dict(zip(keys.tolist(), values.tolist(), strict=True))
+        assert sorted(x[q].tolist()) == sorted(keys.tolist())  # each key queried once
+        assert all(y[t] == pairs[x[t]] for t in q)
+    rest = np.ones_like(labels, dtype=bool)
+    rest[:, : 2 * N] = False
+    rest[labels != IGNORE] = False
+    filler = inputs[rest]
+    assert len(np.unique(filler)) > V // 2 and (filler == 0).mean() < 0.05  # random, not 0
+    # a value follows its query no more often than chance: it is never written back
+    q_rows, q_pos = np.nonzero((labels != IGNORE)[:, :-1])
+    assert (inputs[q_rows, q_pos + 1] == labels[q_rows, q_pos]).mean() < 0.05
+    again = mqar(V, 300, T, N, seed=3)
+    np.testing.assert_array_equal(inputs, again[0])
+    zeros, _ = mqar(V, 50, T, N, random_non_queries=False, seed=3)
+    assert (zeros[:, 2 * N :] == 0).mean() > 0.8
+
+
+def test_mqar_gaps_follow_the_power_law():
+    """Small power_a puts queries near the start of the query region (Zoology's default
+    0.01); power_a = 1 spreads them evenly."""
+    V, T, N = 256, 128, 4
+    first = {}
+    for a in (0.01, 1.0):
+        _, labels = mqar(V, 2000, T, N, power_a=a, seed=0)
+        gaps = (np.nonzero(labels != IGNORE)[1] - 2 * N) // 2
+        first[a] = float(gaps.mean())
+    space = (T - 2 * N) // 2
+    assert first[0.01] < 0.3 * space and abs(first[1.0] - (space - 1) / 2) < 2
+
+
+def test_mqar_config_errors_and_split():
+    with pytest.raises(ConfigError, match="even"):
+        validate({"data": {"task": "mqar", "seq_len": 63}})
+    with pytest.raises(ConfigError, match="4 x num_kv_pairs"):
+        validate({"data": {"task": "mqar", "seq_len": 30, "num_kv_pairs": 8}})
+    with pytest.raises(ConfigError, match="distinct keys"):
+        validate({"data": {"task": "mqar", "vocab_size": 16, "num_kv_pairs": 8}})
+    cfg = MQARData(vocab_size=64, num_kv_pairs=4, seq_len=32, num_train=20)
+    inputs, labels, targets = mqar_split(cfg, "train")
+    np.testing.assert_array_equal(targets[labels >= 0], labels[labels >= 0])
 
 
 def test_copying_structure():
     cfg = CopyingData(vocab_size=12, segment_len=6, min_segment_len=2, seq_len=20, num_train=40)
-    rows, mask = copying(cfg, "train")
+    rows, mask = _rows(copying(cfg, "train"))
     for row, m in zip(rows, mask, strict=True):
         S = int(np.nonzero(row == 1)[0][0])
         assert 2 <= S <= 6 and (row[:S] >= 2).all()
@@ -219,28 +280,66 @@ def test_copying_structure():
         assert m.nonzero()[0].tolist() == list(range(S, 2 * S))
 
 
-def test_selective_copying_structure():
+def test_selective_copying_is_the_papers_task():
+    """Data tokens among noise, then markers; the answers are labels at the markers, never
+    inputs (the model writes them from memory)."""
     cfg = SelectiveCopyingData(vocab_size=10, num_tokens=5, seq_len=20, num_train=40)
-    rows, mask = selective_copying(cfg, "train")
-    assert rows.shape == (40, 21) and mask.shape == (40, 20)
+    assert cfg.form == "paper"
+    inputs, labels, _ = selective_copying(cfg, "train")
+    assert inputs.shape == labels.shape == (40, 20)
+    for x, y in zip(inputs, labels, strict=True):
+        region = x[:15]
+        tokens = region[region != 0]
+        assert len(tokens) == 5 and ((1 <= tokens) & (tokens <= 8)).all()
+        assert (x[15:] == 9).all()  # markers carry no content
+        np.testing.assert_array_equal(y[15:], tokens)  # in order
+        assert (y[:15] == IGNORE).all()
+    gaps = [np.diff(np.nonzero(r[:15])[0]).tolist() for r in inputs]
+    assert len({tuple(g) for g in gaps}) > 10  # positions vary from row to row
+    again = selective_copying(cfg, "train")[0]
+    np.testing.assert_array_equal(inputs, again)
+
+
+def test_selective_copying_teacher_forced_form():
+    cfg = SelectiveCopyingData(
+        vocab_size=10, num_tokens=5, seq_len=20, num_train=40, form="teacher_forced"
+    )
+    rows, mask = _rows(selective_copying(cfg, "train"))
     for row, m in zip(rows, mask, strict=True):
         region, tokens = row[:15], row[16:]
         assert row[15] == 1 and (tokens >= 2).all()
-        assert np.array_equal(region[region != 0], tokens)  # the K tokens, in order
+        assert np.array_equal(region[region != 0], tokens)  # fed back after the separator
         assert m.nonzero()[0].tolist() == list(range(15, 20))
-    gaps = [np.diff(np.nonzero(r[:15])[0]).tolist() for r in rows]
-    assert len({tuple(g) for g in gaps}) > 10  # positions vary from row to row
-    again, _ = selective_copying(cfg, "train")
-    assert np.array_equal(rows, again)
+
+
+def test_induction_heads_is_the_mamba_papers_task():
+    cfg = InductionHeadsData(vocab_size=16, seq_len=32, num_train=200)
+    inputs, labels, _ = induction_heads(cfg, "train")
+    for x, y in zip(inputs, labels, strict=True):
+        special = np.flatnonzero(x == 15)
+        assert len(special) == 2 and special[1] == 31 and special[0] <= 29
+        assert (y[:-1] == IGNORE).all() and y[-1] == x[special[0] + 1] != 15
+    firsts = [int(np.flatnonzero(x == 15)[0]) for x in inputs]
+    assert len(set(firsts)) > 15
+
+
+def test_eval_subset_is_fixed_and_random():
+    """Periodic evaluations read the same seeded random subset every time, not the first
+    batches (which for ordered data is no sample of the split)."""
+    ids = eval_ids(1000, 16, 10)
+    assert len(ids) == 160 and len(set(ids.tolist())) == 160
+    np.testing.assert_array_equal(ids, eval_ids(1000, 16, 10))
+    assert ids.max() > 500 and not np.array_equal(ids, np.arange(160))
+    np.testing.assert_array_equal(eval_ids(100, 16, 10), np.arange(100))  # whole split
+    np.testing.assert_array_equal(eval_ids(100, 16, None), np.arange(100))
 
 
 @pytest.mark.parametrize(
     ("task", "bad", "needle"),
     [
         ("selective_copying", {"num_tokens": 40}, "num_tokens"),
-        ("assoc_recall", {"num_pairs": 40}, "distinct keys"),
-        ("assoc_recall", {"num_pairs": 8, "num_queries": 9}, "num_queries"),
-        ("assoc_recall", {"num_pairs": 20, "seq_len": 60}, "do not fit"),
+        ("mqar", {"num_kv_pairs": 200, "seq_len": 1024}, "distinct keys"),
+        ("mqar", {"num_kv_pairs": 20, "seq_len": 60}, "4 x num_kv_pairs"),
         ("copying", {"segment_len": 30}, "seq_len"),
     ],
 )
@@ -249,7 +348,7 @@ def test_synthetic_configs_reject_impossible_layouts(task, bad, needle):
         validate({"data": {"task": task, **bad}}, "t")
 
 
-@pytest.mark.parametrize("task", ["assoc_recall", "copying", "selective_copying"])
+@pytest.mark.parametrize("task", ["mqar", "copying", "selective_copying", "induction_heads"])
 def test_synthetic_tasks_build_and_train(task, tmp_path):
     raw = tiny_raw()
     raw["data"] = {
@@ -261,11 +360,11 @@ def test_synthetic_tasks_build_and_train(task, tmp_path):
         "num_val": 16,
         "num_test": 16,
     }
-    if task == "assoc_recall":
-        raw["data"]["num_pairs"] = 4
+    if task == "mqar":
+        raw["data"].update(num_kv_pairs=4, vocab_size=32)
     elif task == "selective_copying":
         raw["data"]["num_tokens"] = 4
-    else:
+    elif task == "copying":
         raw["data"].update(segment_len=8, min_segment_len=3)
     summary = train(validate(raw, "t"), tmp_path / "run")
     assert summary["data"]["sources"]["train"] == f"{task} (generated)"

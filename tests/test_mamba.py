@@ -15,20 +15,29 @@ from attnlab.config.schema import RunConfig
 from attnlab.models.mamba import Mamba
 from attnlab.probes.capture import capture
 
-CASES = list(
-    itertools.product(
-        ["zoh_approx", "zoh", "bilinear"],
-        ["sequential", "parallel", "log"],
-        ["learned", "constant"],
-    )
-)
+DISCRETIZATIONS = ["zoh_approx", "zoh", "bilinear"]
+CASES = [
+    *itertools.product(
+        DISCRETIZATIONS, ["sequential", "parallel", "log"], ["learned", "constant"], [True]
+    ),
+    *itertools.product(DISCRETIZATIONS, ["parallel"], ["learned", "constant"], [False]),
+]
 
 
-@pytest.mark.parametrize(("disc", "method", "dt"), CASES)
-def test_mixer_equals_reference_loop(disc, method, dt):
+@pytest.mark.parametrize(("disc", "method", "dt", "selective"), CASES)
+def test_mixer_equals_reference_loop(disc, method, dt, selective):
     torch.manual_seed(0)
     # dt_max 3 and A up to -4: ΔA < -2 happens, so bilinear Ā < 0 is covered
-    m = Mamba(16, d_state=4, d_conv=3, discretization=disc, scan=method, dt=dt, dt_max=3.0)
+    m = Mamba(
+        16,
+        d_state=4,
+        d_conv=3,
+        discretization=disc,
+        scan=method,
+        dt=dt,
+        dt_max=3.0,
+        selective=selective,
+    )
     m = m.double()
     u = torch.randn(2, 11, 16, dtype=torch.float64, requires_grad=True)
     y, y_ref = m(u), m.forward_ref(u)
@@ -39,6 +48,86 @@ def test_mixer_equals_reference_loop(disc, method, dt):
     want = torch.autograd.grad((y_ref * w).sum(), params)
     for g, r in zip(got, want, strict=True):
         torch.testing.assert_close(g, r, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("disc", DISCRETIZATIONS)
+def test_time_invariant_mixer_is_a_causal_convolution(disc):
+    """selective: false. The SSM's output is the SSM input convolved with the kernel
+    K[e, l] = Σ_n C Ā^l B̄ that the parameters imply (computed here from the formulas, in
+    float64), plus D x; input-dependent B, C or Δ would break this."""
+    torch.manual_seed(0)
+    m = Mamba(8, d_state=4, discretization=disc, selective=False, dt_max=3.0).double()
+    with torch.no_grad():
+        m.A_log.add_(0.3 * torch.randn_like(m.A_log))
+        m.B_lti.add_(0.5 * torch.randn_like(m.B_lti))
+    u = torch.randn(2, 30, 8, dtype=torch.float64)
+    with capture(m, ["hook_ssm_in", "hook_ssm_out"]) as cache:
+        m(u)
+    x, y = cache["hook_ssm_in"], cache["hook_ssm_out"]  # (B, T, E)
+    dt = F.softplus(m.dt_bias.detach())[:, None]  # (E, 1)
+    A, B, C = -m.A_log.detach().exp(), m.B_lti.detach(), m.C_lti.detach()  # (E, N)
+    if disc == "bilinear":
+        a_bar, b_bar = (1 + dt * A / 2) / (1 - dt * A / 2), dt * B / (1 - dt * A / 2)
+    else:
+        a_bar = (dt * A).exp()
+        b_bar = (a_bar - 1) / A * B if disc == "zoh" else dt * B
+    T = x.shape[1]
+    K = torch.stack([(C * a_bar**lag * b_bar).sum(-1) for lag in range(T)], -1)  # (E, T)
+    want = torch.zeros_like(x)
+    for t in range(T):
+        for s in range(t + 1):
+            want[:, t] += K[:, t - s] * x[:, s]
+    want += m.D.detach() * x
+    torch.testing.assert_close(y, want, rtol=0, atol=1e-10)
+    assert m.x_proj is None and m.dt_proj is None  # nothing reads the input to set B, C, Δ
+
+
+def test_constant_delta_still_selects():
+    """The contrast: the SSM of `selective: false` is linear in its input (a convolution);
+    with input-dependent B and C it is not, even when Δ is a constant (`dt: constant`,
+    which is therefore no time-invariant ablation)."""
+    x = torch.randn(2, 12, 16, dtype=torch.float64)
+    for dt, selective, linear in (("constant", True, False), ("learned", False, True)):
+        torch.manual_seed(0)
+        m = Mamba(8, d_state=4, dt=dt, selective=selective).double()
+        ssm = m._selective if selective else m._lti
+        with torch.no_grad():
+            y1, y2 = ssm(x, 2, 12), ssm(2 * x, 2, 12)
+        gap = float((y2 - 2 * y1).abs().max() / y1.abs().max())
+        assert (gap < 1e-12) == linear, (dt, selective, gap)
+
+
+def test_weight_decay_skips_a_log_and_d():
+    from attnlab.config.schema import TrainConfig
+    from attnlab.train.optim import make_optimizer
+
+    for selective in (True, False):
+        model = models.build(_cfg(d_state=4, selective=selective).model, 32)
+        opt = make_optimizer(model, TrainConfig(weight_decay=0.1))
+        decayed = {id(p) for p in opt.param_groups[0]["params"]}
+        assert opt.param_groups[0]["weight_decay"] == 0.1
+        assert opt.param_groups[1]["weight_decay"] == 0.0
+        names = {n for n, p in model.named_parameters() if id(p) in decayed}
+        assert not any(n.endswith(("A_log", ".D", "dt_bias", "B_lti")) for n in names), names
+        assert "blocks.0.mixer.in_proj.weight" in names and "embed.weight" in names
+        if not selective:
+            assert "blocks.0.mixer.C_lti" in names  # S4D decays C, not A, B, Δ
+
+
+def test_head_scores_of_a_model_without_attention():
+    """A Mamba-only model has no pattern to score; the uniform baseline is still a mean
+    (it was a sum: 17.97 with 0 scored queries)."""
+    from attnlab.probes.heads import head_scores
+    from attnlab.probes.sequences import repeated_sequences
+
+    model = models.build(_cfg(d_state=4).model, 32)
+    probe = repeated_sequences(32, 16, 48, seed=0)
+    res = head_scores(model, probe, batch_size=8)
+    assert res["layers"] == [] and res["max_induction"]["score"] is None
+    for name in ("previous_token", "duplicate_token", "induction"):
+        assert res["scored_queries"][name] > 0
+        assert 0 < res["uniform"][name] < 0.2, (name, res["uniform"][name])
+    assert 0 <= res["repeat_accuracy"] <= 1 and model.training
 
 
 def test_bilinear_a_bar_goes_negative_and_all_scans_agree():
@@ -129,7 +218,8 @@ def test_config_errors(model, match):
 
 def test_block_equals_mambapy():
     """Integration: mambapy's MambaBlock with our weights gives our outputs (zoh_approx)."""
-    mp = pytest.importorskip("mambapy.mamba")
+    import mambapy.mamba as mp  # the test extra installs it: a missing reference fails
+
     torch.manual_seed(0)
     ours = Mamba(16, d_state=8, d_conv=4, dt_rank=3)
     theirs = mp.MambaBlock(mp.MambaConfig(d_model=16, n_layers=1, d_state=8, dt_rank=3))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -187,3 +188,37 @@ def test_head_scores_of_the_layers_asked_equal_those_of_a_full_run(tiny_cfg):
     assert one["repeat_accuracy"] == pytest.approx(full["repeat_accuracy"])
     with pytest.raises(ValueError, match=r"probes\.layers"):
         head_scores(model, probe, layers=[5])
+
+
+class _PositionConfidence(torch.nn.Module):
+    """A stub LM whose logit for token 0 is a[t] at position t (0 elsewhere), whatever the
+    input: on a stream of zeros its loss at t is log(1 + (V - 1) e^{-a[t]}), exactly."""
+
+    def __init__(self, a: torch.Tensor, vocab: int):
+        super().__init__()
+        self.a, self.vocab = a, vocab
+        self.anchor = torch.nn.Parameter(torch.zeros(()))  # gives the model a device
+
+    def forward(self, x):
+        logits = torch.zeros(*x.shape, self.vocab)
+        logits[..., 0] = self.a[: x.shape[1]]
+        return logits
+
+
+def test_icl_score_has_the_known_value_and_sign():
+    """Late-position loss minus early-position loss, averaged over the stated windows:
+    negative for a model that gets better later in the context, positive for one that
+    gets worse, and equal to the value worked out by hand."""
+    from attnlab.data.splits import StreamSplit
+
+    T, V = 128, 10
+    split = StreamSplit(np.zeros(T * 6 + 1, dtype=np.int64), T)
+    early, late = icl_positions(T)
+    w = T // 64
+    for a, sign in ((torch.linspace(0.0, 6.0, T), -1), (torch.linspace(6.0, 0.0, T), 1)):
+        loss = torch.log1p((V - 1) * torch.exp(-a.double()))  # (T,) per position
+        want = loss[late - w : late + w + 1].mean() - loss[early - w : early + w + 1].mean()
+        got = icl_score(_PositionConfidence(a, V), split, batch_size=4)
+        assert got["sequences"] == 6 and got["stderr"] == pytest.approx(0.0, abs=1e-9)
+        assert got["score"] == pytest.approx(float(want), rel=1e-5)
+        assert np.sign(got["score"]) == sign and abs(got["score"]) > 1.0

@@ -261,7 +261,9 @@ class ClassificationData(Section):
     sum, with `label_noise` of the labels flipped, so a bag of words cannot solve it and
     no model can pass 1 - label_noise. Labels may be integers or strings (mapped to ids in
     sorted order); rows with a negative or missing label (SST-2's hidden test labels) are
-    dropped. Splits that the source lacks are cut from its training split with `seed`.
+    dropped. Splits that the source lacks, or that hold no labelled row once those are
+    dropped (GLUE's test splits), are cut from its training split with `seed`, and the
+    run's summary (`data.sources`) says so.
     Texts are lower-cased words (`tokenizer: word`, a vocabulary of the `max_vocab` most
     frequent training words, the rest `[UNK]`), cut to `seq_len` tokens.
     """

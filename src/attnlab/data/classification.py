@@ -207,22 +207,27 @@ def _valid(lab, ints: bool) -> bool:
     return _int(lab) >= 0 if ints else True
 
 
-def _carve(found: dict, cfg: ClassificationData) -> dict:
-    """Cut the splits the source lacks out of its training split (shuffled by `seed`)."""
+def _carve(found: dict, cfg: ClassificationData) -> tuple[dict, list[str]]:
+    """Cut the splits the source lacks, or that are empty once unlabelled rows are dropped
+    (GLUE's hidden test labels), out of its training split (shuffled by `seed`); returns
+    the splits and the names of those cut."""
     texts, labels = found["train"]
     n = len(texts)
+    if n == 0:
+        raise DataError("the training split holds no labelled example")
     perm = np.random.default_rng(cfg.seed).permutation(n)
-    take, out = 0, {}
+    take, out, cut = 0, {}, []
     for split, frac in (("test", cfg.test_fraction), ("validation", cfg.val_fraction)):
-        if split in found:
+        if split in found and found[split][0]:
             continue
+        cut.append(split)
         k = max(1, round(frac * n))
         ids = perm[take : take + k]
         out[split] = ([texts[i] for i in ids], [labels[i] for i in ids])
         take += k
     rest = perm[take:]
     out["train"] = ([texts[i] for i in rest], [labels[i] for i in rest])
-    return {**{k: v for k, v in found.items() if k != "train"}, **out}
+    return {**{k: v for k, v in found.items() if k != "train"}, **out}, cut
 
 
 # ---- tokenizer and rows --------------------------------------------------------------
@@ -291,7 +296,8 @@ class ClassificationSplit:
 
 
 def build_classification(cfg: ClassificationData):
-    """(splits, tokenizer, class names, sources) of a classification config."""
+    """(splits, tokenizer, class names, sources) of a classification config; `sources`
+    says which splits were cut from the training split, and why."""
     if cfg.synthetic:
         n = {"train": cfg.num_train or 4000, "validation": cfg.num_val, "test": cfg.num_test}
         found = {
@@ -304,9 +310,11 @@ def build_classification(cfg: ClassificationData):
     found, names = _label_ids(found)
     if len(names) < 2:
         raise DataError(f"classification needs at least 2 labels, found {names}")
-    found = _carve(found, cfg)
-    for s in SPLITS:
-        sources.setdefault(s, f"{sources['train']} (cut with seed {cfg.seed})")
+    given = {s for s in SPLITS if s in found}
+    found, cut = _carve(found, cfg)
+    for s in cut:
+        why = "no labels there" if s in given else "not in the source"
+        sources[s] = f"{sources['train']} (cut with seed {cfg.seed}: {why})"
     if cfg.num_train is not None and not cfg.synthetic:
         found["train"] = (found["train"][0][: cfg.num_train], found["train"][1][: cfg.num_train])
     tok = WordTokenizer.fit(found["train"][0], cfg.max_vocab)

@@ -110,6 +110,7 @@ class Trainer:
         self.task_eval = None  # (split, max_batches) → extra eval metrics, e.g. word accuracy
         self.step_tokens = 0  # input tokens of the last step
         self.step_data_s = 0.0  # seconds of the last step spent building batches
+        self.grad_norm = torch.zeros(())  # the last step's gradient norm before clipping
         self.stats = LossStats(raw_model, cfg.loss_chunk)
         self.compile_s = None  # seconds torch.compile took (train.compile), else None
         self.leak_checks: dict = {}  # "initial" / "final": what `check_causal` covered
@@ -151,8 +152,12 @@ class Trainer:
                 # DDP averages gradients over processes: scale back to a global-batch mean
                 f.backward(loss_sum * (f.world_size / n_total))
             loss_total += loss_sum.detach()
-        if cfg.grad_clip is not None:
-            f.clip_gradients(self.model, self.opt, max_norm=cfg.grad_clip)
+        # the global gradient norm before clipping (unscaled under fp16; inf clips nothing);
+        # a non-finite norm is fp16's overflow, which the loss scaler skips, not an error
+        clip = cfg.grad_clip if cfg.grad_clip is not None else math.inf
+        self.grad_norm = f.clip_gradients(
+            self.model, self.opt, max_norm=clip, error_if_nonfinite=False
+        )
         self.opt.step()
         self.opt.zero_grad(set_to_none=True)
         if f.world_size > 1:
@@ -224,6 +229,7 @@ class Trainer:
         ckpt.save_state(
             self.run_dir / ckpt.STATE,
             self.opt,
+            precision=self.fabric.strategy.precision.state_dict(),  # fp16: the loss scaler
             step=step,
             best_val_loss=s.best_val_loss,
             best_step=s.best_step,
@@ -237,6 +243,8 @@ class Trainer:
     def restore(self) -> None:
         """Continue from the checkpoint in the run directory."""
         extra = ckpt.load_state(self.run_dir / ckpt.STATE, self.opt)
+        if extra.get("precision"):  # fp16 mixed precision: the loss scaler's scale and counts
+            self.fabric.strategy.precision.load_state_dict(extra["precision"])
         self.state = LoopState(
             step=extra["step"],
             best_val_loss=extra["best_val_loss"],
@@ -252,15 +260,15 @@ class Trainer:
     def compile_now(self, step: int) -> float:
         """Run the forward and backward of step `step`'s first micro-batch once and drop its
         gradients, so that `torch.compile` compiles before the clock starts; the RNG
-        state is put back, so training proceeds as it would have. Returns the seconds."""
+        states (CPU, CUDA, numpy, Python) are put back, so training proceeds as it would have. Returns the seconds."""
         split, f, cfg = self.data.splits["train"], self.fabric, self.cfg
-        rng = torch.get_rng_state()
+        rng = ckpt.rng_states()
         t0 = time.perf_counter()
         ids = train_ids(split.num_sequences, self.data.batch_size, cfg.seed, step)  # (B,)
         loss_sum, _, _ = self.stats(self.model, self._micro_batch(ids, 0), accuracy=False)
         f.backward(loss_sum)
         self.opt.zero_grad(set_to_none=True)
-        torch.set_rng_state(rng)
+        ckpt.set_rng_states(rng)
         return time.perf_counter() - t0
 
     def fit(self, stop_after: int | None = None) -> bool:
@@ -305,6 +313,7 @@ class Trainer:
                 tps = window_tokens / max(window_s, 1e-9)
                 rec = {"step": s.step, "split": "train", "loss": loss}
                 rec.update(
+                    grad_norm=float(self.grad_norm),
                     lr=self.opt.param_groups[0]["lr"],
                     tokens_per_s=tps,
                     data_share=window_data / max(window_s, 1e-9),
