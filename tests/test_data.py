@@ -223,8 +223,8 @@ def test_mqar_is_zoologys_task():
     assert inputs.shape == labels.shape == (300, T)
     for x, y in zip(inputs, labels, strict=True):
         keys, values = x[0 : 2 * N : 2], x[1 : 2 * N : 2]
-        assert len(set(keys)) == N and ((1 <= keys) & (keys < V // 2)).all()
-        assert len(set(values)) == N and ((V // 2 <= values) & (values < V)).all()
+        assert len(set(keys)) == N and ((keys >= 1) & (keys < V // 2)).all()
+        assert len(set(values)) == N and ((values >= V // 2) & (values < V)).all()
         assert (y[: 2 * N] == IGNORE).all()
         q = np.flatnonzero(y != IGNORE)  # query positions
         assert len(q) == N and ((q - 2 * N) % 2 == 0).all()
@@ -266,7 +266,7 @@ def test_mqar_config_errors_and_split():
     with pytest.raises(ConfigError, match="distinct keys"):
         validate({"data": {"task": "mqar", "vocab_size": 16, "num_kv_pairs": 8}})
     cfg = MQARData(vocab_size=64, num_kv_pairs=4, seq_len=32, num_train=20)
-    inputs, labels, targets = mqar_split(cfg, "train")
+    _inputs, labels, targets = mqar_split(cfg, "train")
     np.testing.assert_array_equal(targets[labels >= 0], labels[labels >= 0])
 
 
@@ -290,7 +290,7 @@ def test_selective_copying_is_the_papers_task():
     for x, y in zip(inputs, labels, strict=True):
         region = x[:15]
         tokens = region[region != 0]
-        assert len(tokens) == 5 and ((1 <= tokens) & (tokens <= 8)).all()
+        assert len(tokens) == 5 and ((tokens >= 1) & (tokens <= 8)).all()
         assert (x[15:] == 9).all()  # markers carry no content
         np.testing.assert_array_equal(y[15:], tokens)  # in order
         assert (y[:15] == IGNORE).all()

@@ -260,7 +260,8 @@ class Trainer:
     def compile_now(self, step: int) -> float:
         """Run the forward and backward of step `step`'s first micro-batch once and drop its
         gradients, so that `torch.compile` compiles before the clock starts; the RNG
-        states (CPU, CUDA, numpy, Python) are put back, so training proceeds as it would have. Returns the seconds."""
+        states (CPU, CUDA, numpy, Python) are put back, so training proceeds as it would
+        have. Returns the seconds."""
         split, f, cfg = self.data.splits["train"], self.fabric, self.cfg
         rng = ckpt.rng_states()
         t0 = time.perf_counter()
