@@ -1,1 +1,1 @@
-"""Experiments: comparisons of run directories, the demo (sweeps come later)."""
+"""Experiments: comparisons of run directories, the demo, studies and sweeps, statistics."""
