@@ -108,3 +108,30 @@ def test_shipped_sweep_specs_validate_and_name_real_configs():
             for j in jobs(spec, f.parent):
                 load_config(j.config, [*j.overrides])
             assert configurations(spec)
+
+
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        ({"task": "classification", "seq_len": -1}, "data.seq_len:"),
+        ({"task": "mqar", "vocab_size": 2}, "data.vocab_size:"),
+        ({"task": "induction_heads", "seq_len": 2}, "data.seq_len:"),
+    ],
+)
+def test_errors_name_a_settable_key_for_every_task(data, field):
+    """The error names the key a user can `--set` (data.seq_len), never the union's tag
+    (data.classification.seq_len): the tags now come from the schema itself."""
+    raw = {"data": data}
+    if data["task"] == "classification":
+        raw["model"] = {"arch": "classifier"}
+    with pytest.raises(ConfigError) as err:
+        validate(raw, "t")
+    assert field in str(err.value) and f"data.{data['task']}." not in str(err.value)
+
+
+@pytest.mark.parametrize("mixer", [{"name": "mamba"}, {"name": "attention"}])
+def test_encoder_layers_are_refused_for_every_decoder_mixer(mixer):
+    with pytest.raises(ConfigError, match="n_encoder_layers is for arch: seq2seq"):
+        validate(
+            {"data": {"task": "repeat_tokens"}, "model": {"mixer": mixer, "n_encoder_layers": 2}}
+        )

@@ -315,3 +315,26 @@ def test_resume_keeps_the_fp16_loss_scaler(tiny_cfg, tmp_path, monkeypatch):
     assert scalers[-1].state_dict() == end_state
     assert resumed["final_val_loss"] == full["final_val_loss"]
     assert curve(tmp_path / "cut") == curve(tmp_path / "full")
+
+
+def test_leak_check_runs_again_on_the_trained_weights(tiny_cfg, tmp_path, monkeypatch):
+    """Both checks are in the summary; a model that leaks once trained (here: its mask
+    dropped after the last step) fails the run, with the finding recorded."""
+    from attnlab.train.loop import Trainer
+
+    ok = train(tiny_cfg(), tmp_path / "ok")
+    for when in ("initial", "final"):
+        check = ok["leak_check"][when]
+        assert check["positions"] == 24 and check["pairs"] == 276 and check["max_change"] < 1e-4
+    real_fit = Trainer.fit
+
+    def fit_then_unmask(self, *a, **k):
+        done = real_fit(self, *a, **k)
+        self.raw_model.blocks[1].mixer.causal = False
+        return done
+
+    monkeypatch.setattr(Trainer, "fit", fit_then_unmask)
+    with pytest.raises(LeakageError, match="the trained model leaks"):
+        train(tiny_cfg(), tmp_path / "bad")
+    saved = json.loads((tmp_path / "bad" / "summary.json").read_text())
+    assert "sees the future" in saved["leak_check"]["final"]["error"]
