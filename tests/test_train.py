@@ -41,7 +41,9 @@ def test_run_directory_contents(tiny_cfg, tmp_path):
     for key in (
         "params",
         "final_val_loss",
-        "best_val_loss",
+        "best_subset_val_loss",
+        "eval_sets",
+        "leak_check",
         "final_val_accuracy",
         "val_perplexity",
         "test_loss",
