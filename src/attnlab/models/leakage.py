@@ -20,17 +20,19 @@ plus Gaussian noise of 0.1 × its RMS + 0.02), so that a path to the future behi
 parameter that starts at zero (a gate, a residual scale) carries signal and shows.
 
 Cost: about 2 models × 2 modes × L sequences of L tokens, forward only (twice that in
-train mode with dropout), so ≈ 8 L² × parameters FLOPs. Unless `length` is given
-(`train.leak_check_len`), L is the longest length up to `seq_len` that fits a budget of
-`BUDGET_FLOPS` (a few seconds on the project's 2-core CPU): the whole sequence for the
-small models, 28 of 256 positions for the first write-up's d 512 model with its 50,257-
-token vocabulary (measured times in `docs/LOG.md`). Pairs past L are not checked, and the
-result says how many positions were.
+train mode with dropout), each compared with the unchanged sequence over the positions
+before the changed token. Unless `length` is given (`train.leak_check_len`), L is the
+longest length up to `seq_len` whose cost fits `BUDGET` (`auto_length`: a few seconds on
+the project's 2-core CPU): the whole sequence for the small models; 29 of 256 positions
+for the first write-up's d 512 model with its 50,257-token vocabulary, 52 for its quick
+d 128 variant (times in `docs/LOG.md`). Pairs past L are not checked, and the result
+says how many positions were.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 import time
 
 import torch
@@ -39,15 +41,29 @@ from torch import nn
 from attnlab.errors import LeakageError
 
 ROWS = 8  # variants per forward pass (memory: ROWS x L x C floats)
-BUDGET_FLOPS = 2.5e11  # the automatic check length's compute budget
+BUDGET = 3e10  # the automatic check length's budget in cost units (a few seconds here)
 MIN_AUTO_LEN = 16
+COLUMN_COST = 80  # cost units per output column: the comparisons pass over each ~that often
+
+
+def token_cost(model: nn.Module) -> int:
+    """Cost units of one token through the check: the parameters that take part in a
+    matmul (an untied embedding table is a lookup) plus `COLUMN_COST` per output column
+    (fitted to the check's times on the project's CPU for d 128 and d 512 at vocabulary
+    50,257: the log-probability comparison is memory-bound, and at d 128 it costs more
+    than the unembedding matmul)."""
+    n = sum(p.numel() for p in model.parameters())
+    embed, unembed = getattr(model, "embed", None), getattr(model, "unembed", None)
+    tied = unembed is not None and getattr(unembed, "weight", None) is getattr(embed, "weight", 0)
+    if isinstance(embed, nn.Embedding) and not tied:
+        n -= embed.weight.numel()
+    return n + COLUMN_COST * int(getattr(model, "padded_vocab", getattr(model, "vocab_size", 0)))
 
 
 def auto_length(model: nn.Module, seq_len: int) -> int:
-    """The longest check length <= seq_len whose cost (≈ 8 L² x parameters FLOPs) fits
-    `BUDGET_FLOPS`, but at least `MIN_AUTO_LEN` (or seq_len when shorter)."""
-    n = sum(p.numel() for p in model.parameters())
-    fit = int((BUDGET_FLOPS / (8 * max(n, 1))) ** 0.5)
+    """The longest check length <= seq_len whose cost (L² x `token_cost`) fits `BUDGET`,
+    but at least `MIN_AUTO_LEN` (or seq_len when shorter)."""
+    fit = int((BUDGET / max(token_cost(model), 1)) ** 0.5)
     return min(seq_len, max(MIN_AUTO_LEN, fit))
 
 
@@ -129,27 +145,28 @@ def _check(model, x, variants, src, tol: float, seed: int, where: str) -> float:
     """Largest change at t < s over all variant rows; raises on a leak."""
     device = next(model.parameters()).device
     n, L = variants.shape
-    base = _logprobs(model, x, src, device)[0]  # (L, C)
-    random = model.training and not torch.equal(base, _logprobs(model, x, src, device)[0])
+    base = _outputs(model, x, src, device)  # (1, L, C)
+    random = model.training and not torch.equal(base, _outputs(model, x, src, device))
+    base_lse = torch.logsumexp(base, -1)  # (1, L)
     worst = 0.0
     for lo in range(0, n, ROWS):
-        rows = variants[lo : lo + ROWS]  # (R, L)
+        rows = variants[lo : lo + ROWS]  # (R, L): rows change tokens s = lo+1 … lo+R
+        P = lo + len(rows)  # positions that some row of the chunk compares: t < s <= P
         if random:  # same RNG state: row r of both passes draws the same dropout masks
             torch.manual_seed(seed + lo)
-            ref = _logprobs(model, x.expand(len(rows), L), src, device)  # (R, L, C)
+            ref = _outputs(model, x.expand(len(rows), L), src, device)[:, :P]  # (R, P, C)
+            ref_lse = torch.logsumexp(ref, -1)  # (R, P)
             torch.manual_seed(seed + lo)
         else:
-            ref = base.expand(len(rows), *base.shape)
-        out = _logprobs(model, rows, src, device)  # (R, L, C)
-        same = out == ref  # equal infinities (padded columns) are no change
-        diff = torch.where(same, torch.zeros_like(out), (out - ref).abs()).amax(-1)  # (R, L)
-        diff = torch.nan_to_num(diff, nan=float("inf"))
-        s = torch.arange(lo + 1, lo + 1 + len(rows), device=device)[:, None]  # (R, 1)
-        t = torch.arange(L, device=device)[None, :]  # (1, L)
+            ref, ref_lse = base[:, :P], base_lse[:, :P]
+        out = _outputs(model, rows, src, device)[:, :P]  # (R, P, C)
+        diff = _logprob_change(out, ref, ref_lse)  # (R, P)
+        s = torch.arange(lo + 1, P + 1, device=device)[:, None]  # (R, 1)
+        t = torch.arange(P, device=device)[None, :]  # (1, P)
         diff = torch.where(t < s, diff, torch.zeros_like(diff))  # only the past of s
         m = float(diff.max())
         if m > tol:
-            r, tt = divmod(int(diff.argmax()), L)
+            r, tt = divmod(int(diff.argmax()), P)
             moved = "became non-finite" if m == float("inf") else f"moved by {m:.3g} (> {tol})"
             raise LeakageError(
                 f"log-probabilities at position {tt} {moved} when only token {lo + r + 1} "
@@ -159,8 +176,18 @@ def _check(model, x, variants, src, tol: float, seed: int, where: str) -> float:
     return worst
 
 
-def _logprobs(model, x: torch.Tensor, src, device) -> torch.Tensor:
-    """(R, L, C) float32 log-softmax over every column the model returns."""
+def _outputs(model, x: torch.Tensor, src, device) -> torch.Tensor:
+    """(R, L, C) float32: every column the model returns."""
     extra = {} if src is None else {"src": src.expand(len(x), -1).to(device)}
-    out = model(x.to(device), **extra).float()  # (R, L, C)
-    return torch.log_softmax(out, dim=-1)
+    return model(x.to(device), **extra).float()
+
+
+def _logprob_change(out: torch.Tensor, ref: torch.Tensor, ref_lse: torch.Tensor):
+    """max over columns of |log_softmax(out) - log_softmax(ref)|, (R, P), without forming
+    either: (out - ref) - (lse(out) - lse(ref)). A column that is -inf in both (a padded
+    id) is no change; one that is -inf in one only, or any NaN, is an infinite change."""
+    lse = torch.logsumexp(out, -1)  # (R, P); NaN if any column is NaN
+    d = out - ref  # (R, P, C): NaN where both are -inf
+    d.sub_((lse - ref_lse)[..., None]).nan_to_num_(nan=0.0, posinf=math.inf, neginf=-math.inf)
+    change = d.abs_().amax(-1)  # (R, P)
+    return torch.where(torch.isfinite(lse), change, torch.full_like(change, math.inf))
