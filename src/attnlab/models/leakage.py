@@ -142,26 +142,33 @@ def perturbed(model: nn.Module, seed: int = 0) -> nn.Module:
 
 @torch.no_grad()
 def _check(model, x, variants, src, tol: float, seed: int, where: str) -> float:
-    """Largest change at t < s over all variant rows; raises on a leak."""
+    """Largest change at t < s over all variant rows; raises on a leak.
+
+    Each pass runs the unchanged sequence as row 0 beside ROWS - 1 variants, so both go
+    through kernels of one shape: rounding then differs only where the inputs do, and the
+    noise floor is far below `tol` (a batch of 1 against a batch of 8 differed by up to
+    1e-4 in the log-probabilities of a trained Mamba).
+    """
     device = next(model.parameters()).device
     n, L = variants.shape
-    base = _outputs(model, x, src, device)  # (1, L, C)
-    random = model.training and not torch.equal(base, _outputs(model, x, src, device))
-    base_lse = torch.logsumexp(base, -1)  # (1, L)
+    step = ROWS - 1
+    random = model.training and not torch.equal(
+        _outputs(model, x, src, device), _outputs(model, x, src, device)
+    )
     worst = 0.0
-    for lo in range(0, n, ROWS):
-        rows = variants[lo : lo + ROWS]  # (R, L): rows change tokens s = lo+1 … lo+R
-        P = lo + len(rows)  # positions that some row of the chunk compares: t < s <= P
+    for lo in range(0, n, step):
+        rows = torch.cat([x, variants[lo : lo + step]])  # (R, L): row 0 unchanged
+        P = lo + len(rows) - 1  # positions the chunk compares: t < s <= P
         if random:  # same RNG state: row r of both passes draws the same dropout masks
             torch.manual_seed(seed + lo)
-            ref = _outputs(model, x.expand(len(rows), L), src, device)[:, :P]  # (R, P, C)
-            ref_lse = torch.logsumexp(ref, -1)  # (R, P)
+            ref = _outputs(model, x.expand(len(rows), L), src, device)[1:, :P]  # (R-1, P, C)
             torch.manual_seed(seed + lo)
+            out = _outputs(model, rows, src, device)[1:, :P]
         else:
-            ref, ref_lse = base[:, :P], base_lse[:, :P]
-        out = _outputs(model, rows, src, device)[:, :P]  # (R, P, C)
-        diff = _logprob_change(out, ref, ref_lse)  # (R, P)
-        s = torch.arange(lo + 1, P + 1, device=device)[:, None]  # (R, 1)
+            both = _outputs(model, rows, src, device)[:, :P]  # (R, P, C)
+            ref, out = both[:1], both[1:]
+        diff = _logprob_change(out, ref, torch.logsumexp(ref, -1))  # (R-1, P)
+        s = torch.arange(lo + 1, P + 1, device=device)[:, None]  # (R-1, 1)
         t = torch.arange(P, device=device)[None, :]  # (1, P)
         diff = torch.where(t < s, diff, torch.zeros_like(diff))  # only the past of s
         m = float(diff.max())
