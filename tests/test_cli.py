@@ -101,3 +101,57 @@ def test_user_errors_exit_2(case, needle, tmp_path, monkeypatch, capsys):
     code, _, err = run_cli(args, monkeypatch, capsys)
     assert code == 2
     assert needle in err and "Traceback" not in err
+
+
+def test_version_and_configs(monkeypatch, capsys):
+    import attnlab
+
+    code, text, _ = run_cli(["--version"], monkeypatch, capsys)
+    assert code == 0 and text.strip() == f"attnlab {attnlab.__version__}"
+    code, text, _ = run_cli(["configs"], monkeypatch, capsys)
+    assert code == 0
+    lines = text.splitlines()
+    assert lines[0].startswith("configs") and any(ln.startswith("sweeps") for ln in lines)
+    entries = [ln.split(None, 1) for ln in lines if ln.startswith("  ")]
+    names = {e[0] for e in entries}
+    assert {"smeared_keys/conv_attn", "mamba/selective_copying", "selective_copying"} <= names
+    assert all(len(e) == 2 and e[1].strip() for e in entries)  # every one described
+
+
+def test_fixed_choices_are_checked_before_anything_runs(tmp_path, monkeypatch, capsys):
+    code, _, err = run_cli(["probe", str(tmp_path), "--weights", "last"], monkeypatch, capsys)
+    assert code == 2 and "'last' is not one of" in err
+    code, _, err = run_cli(["train", "x.yaml", "--precision", "fp8"], monkeypatch, capsys)
+    assert code == 2 and "fp8" in err
+
+
+def test_compare_never_overwrites_a_comparison(tmp_path, monkeypatch, capsys):
+    cfg = tiny_file(tmp_path)
+    run_cli(["train", str(cfg), "--out", str(tmp_path / "r")], monkeypatch, capsys)
+    monkeypatch.chdir(tmp_path)
+    first = run_cli(["compare", str(tmp_path / "r")], monkeypatch, capsys)
+    assert first[0] == 0
+    made = sorted((tmp_path / "runs").glob("compare-*"))
+    assert len(made) == 1 and (made[0] / "compare.json").is_file()
+    before = (made[0] / "compare.md").read_text()
+    code, _, err = run_cli(
+        ["compare", str(tmp_path / "r"), "--out", str(made[0])], monkeypatch, capsys
+    )
+    assert code == 2 and "already holds a comparison" in err
+    assert (made[0] / "compare.md").read_text() == before
+
+
+def test_library_training_leaves_the_allocator_alone(tiny_cfg, tmp_path, monkeypatch):
+    """Only the `attnlab` command (or `train.keep_freed_memory: true`) changes glibc's
+    allocator for the whole process."""
+    from attnlab.train import memory, train
+
+    calls = []
+    monkeypatch.setattr(memory, "keep_freed_memory", lambda: calls.append(1) or True)
+    monkeypatch.delenv(memory.CLI_ENV, raising=False)
+    train(tiny_cfg(train__max_steps=2), tmp_path / "lib")
+    assert calls == []
+    train(tiny_cfg(train__max_steps=2, train__keep_freed_memory=True), tmp_path / "asked")
+    assert calls == [1]
+    monkeypatch.setenv(memory.CLI_ENV, "1")
+    assert memory.wanted(None) and not memory.wanted(False)

@@ -15,6 +15,7 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 def run_cli(args, monkeypatch, capsys) -> tuple[int, str, str]:
     monkeypatch.setattr("sys.argv", ["attnlab", *args])
+    monkeypatch.setenv("ATTNLAB_CLI", "0")  # main() marks the process; undone after the test
     with pytest.raises(SystemExit) as exc:
         main()
     out = capsys.readouterr()

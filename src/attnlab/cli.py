@@ -7,7 +7,9 @@ one-paragraph message, never a traceback.
 from __future__ import annotations
 
 import json
+import os
 import sys
+from enum import Enum
 from pathlib import Path
 
 import typer
@@ -28,9 +30,58 @@ app.add_typer(bench_app, name="bench")
 SET_HELP = "Override a config value, e.g. --set train.lr=1e-3 (repeatable)."
 
 
+class Weights(str, Enum):
+    """Which checkpoint of a run: the last weights or the best by validation loss."""
+
+    final = "final"
+    best = "best"
+
+
+class Precision(str, Enum):
+    """`train.precision` choices."""
+
+    auto = "auto"
+    true32 = "32-true"
+    bf16 = "bf16-mixed"
+    fp16 = "16-mixed"
+
+
+def _version(value: bool) -> None:
+    if value:
+        import attnlab
+
+        typer.echo(f"attnlab {attnlab.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """attnlab: train, compare and look inside small sequence models."""
+
+
 def _fail(msg: str) -> None:
     typer.echo(f"error: {msg}", err=True)
     raise typer.Exit(2)
+
+
+@app.command()
+def configs() -> None:
+    """List the packaged configs and sweep specs with their one-line descriptions."""
+    from attnlab.config.load import packaged_configs
+
+    rows = packaged_configs()
+    width = max(len(name) for _, name, _ in rows)
+    for kind, heading in (
+        ("config", "configs (attnlab train NAME)"),
+        ("sweep", "sweeps (attnlab sweep NAME)"),
+    ):
+        typer.echo(f"{heading}:")
+        for _, name, text in (r for r in rows if r[0] == kind):
+            typer.echo(f"  {name:<{width}}  {text}")
 
 
 @config_app.command("show")
@@ -54,9 +105,7 @@ def train(
     num_nodes: int = typer.Option(
         None, "--num-nodes", help="Machines; start the command on each with torchrun or srun."
     ),
-    precision: str = typer.Option(
-        None, "--precision", help="32-true | bf16-mixed | 16-mixed | auto."
-    ),
+    precision: Precision = typer.Option(None, "--precision", help="Sets train.precision."),
     stop_after: int = typer.Option(
         None, "--stop-after", help="Stop after this many steps, leaving a resumable checkpoint."
     ),
@@ -79,7 +128,7 @@ def train(
             _fail("give a CONFIG file (or --resume RUN_DIR)")
         extra = [f"train.devices={devices}"] if devices else []
         extra += [f"train.num_nodes={num_nodes}"] if num_nodes else []
-        extra += [f"train.precision={precision}"] if precision else []
+        extra += [f"train.precision={precision.value}"] if precision else []
         cfg = load_config(config_path(config), [*sets, *extra])
         run_dir = out or Path("runs") / f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
         summary = train_run(cfg, run_dir, stop_after=stop_after)
@@ -106,11 +155,22 @@ def train(
 @app.command()
 def compare(
     run_dirs: list[Path] = typer.Argument(..., help="Run directories to compare."),
-    out: Path = typer.Option(Path("runs/compare"), "--out", help="Where the comparison goes."),
+    out: Path = typer.Option(
+        None, "--out", help="Where the comparison goes (default runs/compare-TIME; never reused)."
+    ),
 ) -> None:
     """Table and overlaid validation curves of several runs."""
+    import time
+
     from attnlab.experiments.compare import compare as compare_runs
 
+    if out is None:
+        out = Path("runs") / f"compare-{time.strftime('%Y%m%d-%H%M%S')}"
+    if (out / "compare.json").is_file():
+        _fail(
+            f"{out} already holds a comparison; choose another --out, or rebuild that one "
+            f"from its run list with `attnlab report {out}`"
+        )
     path = compare_runs(run_dirs, out)
     typer.echo(path.read_text(encoding="utf-8"))
     typer.echo(f"written: {path}")
@@ -161,17 +221,15 @@ def sweep(
 @app.command()
 def probe(
     run_dir: Path = typer.Argument(..., help="A trained run directory."),
-    weights: str = typer.Option("final", "--weights", help="final | best."),
+    weights: Weights = typer.Option(Weights.final, "--weights", help="Which checkpoint."),
 ) -> None:
     """Look inside a trained model: head scores, ICL score, kernels, embeddings, grids."""
     from attnlab.probes import probe as probe_run
     from attnlab.report import write_run_report
     from attnlab.train.memory import keep_freed_memory
 
-    if weights not in ("final", "best"):
-        _fail("--weights is final or best")
     keep_freed_memory()  # each batch's large logits reuse the heap: ~2x faster on CPU
-    res = probe_run(run_dir, weights)
+    res = probe_run(run_dir, weights.value)
     if res.get("kind") == "translation":
         _echo_translation_probes(res)
     elif res.get("kind") == "classification":
@@ -216,18 +274,16 @@ def translate(
     run_dir: Path = typer.Argument(..., help="A trained Pig Latin run directory."),
     words: list[str] = typer.Argument(..., help="English words to translate."),
     beam: int = typer.Option(1, "--beam", help="Beam width (1: greedy)."),
-    weights: str = typer.Option("final", "--weights", help="final | best."),
+    weights: Weights = typer.Option(Weights.final, "--weights", help="Which checkpoint."),
 ) -> None:
     """Translate words with a trained model; each line marks a mismatch with the rules."""
     from attnlab.data.piglatin import CharVocab, to_pig_latin
     from attnlab.probes.run import load_trained
     from attnlab.probes.translation import translate_word
 
-    if weights not in ("final", "best"):
-        _fail("--weights is final or best")
     if beam < 1:
         _fail("--beam must be >= 1")
-    cfg, model, vocab = load_trained(run_dir, weights)
+    cfg, model, vocab = load_trained(run_dir, weights.value)
     if not isinstance(vocab, CharVocab):
         _fail(f"{run_dir} is not a translation run (data.task is {cfg.data.task})")
     max_new = 3 * cfg.data.max_len + 4  # room for every hyphenated part's "ay"
@@ -392,7 +448,11 @@ def bench_probe_cmd(
 
 
 def main() -> None:
-    """Console entry point: user errors become status 2 and a message."""
+    """Console entry point: user errors become status 2 and a message. Marks the process
+    (and the workers it starts) as the command's, for `train.keep_freed_memory`."""
+    from attnlab.train.memory import CLI_ENV
+
+    os.environ[CLI_ENV] = "1"
     try:
         app()
     except LeakageError as e:

@@ -8,6 +8,7 @@ after the merge and their values are parsed as YAML (`--set train.lr=1e-3` is a 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, get_args
 
@@ -144,6 +145,30 @@ def save_config(cfg: RunConfig, path: Path) -> None:
 
 
 PACKAGED = Path(__file__).resolve().parent.parent / "configs"
+
+
+def packaged_configs() -> list[tuple[str, str, str]]:
+    """(kind, name, description) of every packaged config (kind `config`, for `attnlab
+    train NAME`) and sweep spec (`sweep`, for `attnlab sweep NAME`), sorted; the
+    description is the first sentence of the file's leading comment."""
+    rows = []
+    for path in sorted(PACKAGED.rglob("*.yaml")):
+        name = path.relative_to(PACKAGED).with_suffix("").as_posix()
+        kind = "sweep" if name.startswith("sweeps/") else "config"
+        rows.append((kind, name.removeprefix("sweeps/"), _description(path)))
+    return sorted(rows)
+
+
+def _description(path: Path) -> str:
+    """The first sentence of a YAML file's leading `#` comment ('' without one)."""
+    words = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.startswith("#"):
+            break
+        words.append(line.lstrip("#").strip())
+    text = " ".join(words)
+    end = re.search(r"\.\s+(?=[A-Z`(])", text)  # not "et al. 2022"
+    return text[: end.start() + 1] if end else text
 
 
 def config_path(name: str | Path, near: Path | None = None) -> Path:

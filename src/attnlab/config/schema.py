@@ -471,6 +471,11 @@ class TrainConfig(Section):
     devices: PositiveInt = Field(1, description="devices (DDP processes) per node")
     num_nodes: PositiveInt = Field(1, description="machines (DDP; launched by torchrun / SLURM)")
     compile: bool = Field(False, description="torch.compile the model (compile time apart)")
+    keep_freed_memory: bool | None = Field(
+        None,
+        description="CPU: glibc keeps freed large blocks for the next step (faster, memory is "
+        "not returned to the OS); unset: on under the `attnlab` command, off in a library",
+    )
     loss_chunk: int | None = Field(
         None,
         gt=0,

@@ -25,8 +25,8 @@ from attnlab.config.schema import RunConfig
 from attnlab.data.piglatin import TranslationSplit
 from attnlab.data.splits import subset_note
 from attnlab.errors import LeakageError, UserError
+from attnlab.train import memory
 from attnlab.train.loop import Trainer
-from attnlab.train.memory import keep_freed_memory
 from attnlab.train.optim import make_optimizer
 from attnlab.train.translate import WordEval
 
@@ -138,8 +138,8 @@ def _prepare_dir(run_dir: Path) -> None:
 
 def _setup(cfg: RunConfig, run_dir: Path, fresh: bool):
     """Build data, model (checked for leaks), optimizer and a Trainer for `run_dir`."""
-    if cfg.train.accelerator in ("auto", "cpu"):
-        keep_freed_memory()
+    if cfg.train.accelerator in ("auto", "cpu") and memory.wanted(cfg.train.keep_freed_memory):
+        memory.keep_freed_memory()
     dataset = data_mod.build(cfg.data)
     cfg = resolve(cfg, dataset)
     torch.manual_seed(cfg.train.seed)
@@ -292,6 +292,7 @@ def _finish(cfg: RunConfig, trainer: Trainer, wall_s: float) -> dict:
         "seed": cfg.train.seed,
         "device": str(f.device),
         "precision": _precision(cfg),
+        "keep_freed_memory": memory.active(),
         "world_size": f.world_size,
         "data": ds.describe(),
         "versions": _versions(),
