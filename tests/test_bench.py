@@ -8,7 +8,7 @@ import json
 from attnlab import models
 from attnlab.config import validate
 from attnlab.experiments.bench_train import bench_train, flops_per_token, naive_fits
-from tests.conftest import tiny_raw
+from tests.helpers import tiny_raw
 
 
 def test_flops_per_token_counts_matmul_weights_and_attention():

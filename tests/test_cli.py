@@ -7,16 +7,7 @@ import json
 import pytest
 import yaml
 
-from tests.conftest import tiny_raw
-from tests.test_config import run_cli
-
-
-def tiny_file(tmp_path, name="tiny", **over):
-    raw = tiny_raw(**over)
-    raw["name"] = name
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    return path
+from tests.helpers import run_cli, tiny_file, tiny_raw
 
 
 def test_train_report_compare(tmp_path, monkeypatch, capsys):

@@ -6,20 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from attnlab.cli import main
 from attnlab.config import apply_overrides, load_config, validate
 from attnlab.errors import ConfigError
+from tests.helpers import run_cli
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-
-
-def run_cli(args, monkeypatch, capsys) -> tuple[int, str, str]:
-    monkeypatch.setattr("sys.argv", ["attnlab", *args])
-    monkeypatch.setenv("ATTNLAB_CLI", "0")  # main() marks the process; undone after the test
-    with pytest.raises(SystemExit) as exc:
-        main()
-    out = capsys.readouterr()
-    return exc.value.code or 0, out.out, out.err
 
 
 def test_base_merge_and_overrides(tmp_path):

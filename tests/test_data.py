@@ -25,7 +25,7 @@ from attnlab.data.synthetic import (
 )
 from attnlab.errors import ConfigError, DataError
 from attnlab.train import train
-from tests.conftest import tiny_raw
+from tests.helpers import tiny_raw
 
 
 def lm_cfg(path, **over):

@@ -9,8 +9,7 @@ from attnlab.config import validate
 from attnlab.experiments.study import STUDIES, collect, write_translation_study
 from attnlab.probes import probe
 from attnlab.train import train
-from tests.test_config import run_cli
-from tests.test_piglatin import pig_raw
+from tests.helpers import pig_raw, run_cli
 
 
 def _mamba_pig(tmp_path, **mixer) -> dict:

@@ -39,33 +39,7 @@ from attnlab import data  # noqa: E402
 from attnlab.config import validate  # noqa: E402
 from attnlab.data.piglatin import CharVocab, words_of_text  # noqa: E402
 from attnlab.errors import ConfigError, DataError  # noqa: E402
-
-TEXT = (
-    "The quick brown fox jumps over the lazy dog; it is conditioning, not strengthening. "
-    "Pleasure-grounds and good-humoured thoughtfulness don't cost much across the river. "
-) + " ".join(f"w{c}ord{d}" for c in "abcdefghij" for d in "klmnoprstu")
-
-
-def pig_raw(tmp_path, arch="seq2seq", **data_over) -> dict:
-    """A raw Pig Latin config on the words of a small local text."""
-    corpus = tmp_path / "corpus.txt"
-    corpus.write_text(TEXT.replace("0", ""), encoding="utf-8")
-    model = {"arch": arch, "d_model": 16, "n_layers": 1, "mixer": {"n_heads": 2}, "mlp": True}
-    if arch == "decoder":
-        model.pop("arch")
-    return {
-        "name": "pig",
-        "data": {
-            "task": "piglatin",
-            "path": str(corpus),
-            "num_val": 6,
-            "num_test": 6,
-            "batch_size": 8,
-            **data_over,
-        },
-        "model": model,
-        "train": {"max_steps": 4, "eval_every": 2, "progress": False, "lr": 3e-3},
-    }
+from tests.helpers import pig_raw  # noqa: E402
 
 
 def test_words_of_text_keeps_hyphens_and_apostrophes():

@@ -10,8 +10,7 @@ import yaml
 
 from attnlab.experiments import study as study_mod
 from attnlab.train.metrics import read_metrics
-from tests.test_cli import tiny_file
-from tests.test_config import run_cli
+from tests.helpers import run_cli, tiny_file
 
 PNG = b"\x89PNG"
 

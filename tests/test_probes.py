@@ -12,7 +12,7 @@ from attnlab.probes import capture, hook_points, pattern_score, repeated_sequenc
 from attnlab.probes.heads import head_scores, ov_copying, uniform_pattern
 from attnlab.probes.icl import icl_positions, icl_score
 from attnlab.probes.weights import kernel_profile
-from tests.conftest import tiny_raw
+from tests.helpers import tiny_raw
 
 V, T = 100, 32
 

@@ -25,7 +25,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 def probed_run(tmp_path_factory) -> Path:
     """A tiny trained and probed run (2 layers x 4 heads, attention.json written)."""
     from attnlab.config import validate
-    from tests.conftest import tiny_raw
+    from tests.helpers import tiny_raw
 
     run = tmp_path_factory.mktemp("html") / "run"
     train(validate(tiny_raw(), "tiny"), run)

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from attnlab.data.tokenizers import CharTokenizer, _chunks, gpt2_tokenizer, train_bpe
-from tests.conftest import GPT2_DIR, WIKI_RAW, needs_gpt2
+from tests.helpers import GPT2_DIR, WIKI_RAW, needs_gpt2
 
 
 @given(st.text(min_size=1, max_size=200))

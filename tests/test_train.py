@@ -14,17 +14,7 @@ from attnlab.errors import LeakageError, UserError
 from attnlab.train import resume, train
 from attnlab.train.metrics import read_metrics
 from attnlab.train.optim import lr_at, plateau_update
-from tests.conftest import tiny_raw
-
-DROP = ("tokens_per_s", "data_share")
-
-
-def curve(run_dir) -> list[dict]:
-    """metrics.jsonl without the timing fields (which legitimately differ between runs)."""
-    return [
-        {k: v for k, v in r.items() if k not in DROP}
-        for r in read_metrics(run_dir / "metrics.jsonl")
-    ]
+from tests.helpers import curve, tiny_raw
 
 
 def test_run_directory_contents(tiny_cfg, tmp_path):

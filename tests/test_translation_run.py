@@ -8,8 +8,7 @@ import pytest
 
 from attnlab.config import validate
 from attnlab.train import train
-from tests.test_config import run_cli
-from tests.test_piglatin import pig_raw
+from tests.helpers import pig_raw, run_cli
 
 
 @pytest.mark.parametrize("arch", ["seq2seq", "decoder"])
