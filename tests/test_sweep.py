@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from attnlab import stats
 from attnlab.config.sweep import SweepSpec, load_sweep_spec
 from attnlab.errors import ConfigError, UserError
-from attnlab.experiments import stats
 from attnlab.experiments.sweep import configurations, jobs, load_trials, run_sweep
 
 TINY = [

@@ -14,9 +14,9 @@ from pathlib import Path
 from attnlab.config.schema import ClassificationData, LMTextData, PigLatinData, SyntheticData
 from attnlab.data.cache import cache_root, cached_array, content_hash, smallest_uint
 from attnlab.data.piglatin import CharVocab, TranslationSplit, build_splits
-from attnlab.data.splits import Batch, RowSplit, StreamSplit, eval_batches, train_ids
+from attnlab.data.splits import SPLITS, Batch, RowSplit, StreamSplit, eval_batches, train_ids
 from attnlab.data.synthetic import GENERATORS
-from attnlab.data.text import SPLITS, load_splits
+from attnlab.data.text import load_splits
 from attnlab.data.tokenizers import CharTokenizer, HFTokenizer, gpt2_tokenizer, train_bpe
 from attnlab.errors import DataError
 

@@ -16,10 +16,9 @@ import numpy as np
 import torch
 
 from attnlab.config.schema import ClassificationData
-from attnlab.data.splits import Batch
+from attnlab.data.splits import SPLITS, Batch
 from attnlab.errors import DataError
 
-SPLITS = ("train", "validation", "test")
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[^\sa-z0-9]")
 
 # ---- the synthetic task --------------------------------------------------------------

@@ -99,6 +99,7 @@ def train_ids(num_sequences: int, batch_size: int, seed: int, step: int) -> np.n
     return perm[b * batch_size : (b + 1) * batch_size]
 
 
+SPLITS = ("train", "validation", "test")
 EVAL_SUBSET_SEED = 0  # one subset for every run and every evaluation of a split
 
 

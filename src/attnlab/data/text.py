@@ -12,9 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from attnlab.config.schema import LMTextData
+from attnlab.data.splits import SPLITS
 from attnlab.errors import DataError
 
-SPLITS = ("train", "validation", "test")
 _NAMED = {
     "train": ("wiki.train.raw", "wiki.train.tokens", "train.txt"),
     "validation": ("wiki.valid.raw", "wiki.valid.tokens", "valid.txt", "validation.txt"),

@@ -17,14 +17,13 @@ import shutil
 from pathlib import Path
 
 from attnlab.config import load_config
-from attnlab.config.load import deep_merge, validate
+from attnlab.config.load import PACKAGED, deep_merge, validate
 from attnlab.errors import UserError
 from attnlab.experiments.compare import compare
 from attnlab.probes import probe
 from attnlab.report import write_run_report
 from attnlab.train import train
 
-CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 MARKER = ".attnlab-demo"
 MODELS = {  # run name → (quick config, overrides of its model section)
     "attn_only_1layer": ("smeared_keys/attn_attn_quick.yaml", {"n_layers": 1}),
@@ -61,7 +60,7 @@ def _study(
     """Train the three demo models on one task and compare them."""
     run_dirs = []
     for name, (file, model_over) in MODELS.items():
-        quick = load_config(CONFIGS / file).model_dump(mode="json")
+        quick = load_config(PACKAGED / file).model_dump(mode="json")
         train_over = {**train_cfg, "progress": False}
         if lrs:
             train_over["lr"] = lrs[name]
@@ -92,7 +91,7 @@ def run_demo(
     """Run the demo studies into `out` and write `out/report.md`; returns its path."""
     out = Path(out)
     _prepare(out)
-    synth = load_config(CONFIGS / "synthetic/repeat_tokens.yaml").model_dump(mode="json")
+    synth = load_config(PACKAGED / "synthetic/repeat_tokens.yaml").model_dump(mode="json")
     sections = []
     table, _ = _study(
         "repeat_tokens", synth["data"], synth["train"], out / "repeat_tokens", echo, REPEAT_LR
@@ -104,7 +103,7 @@ def run_demo(
             text.update(tokenizer="gpt2", tokenizer_path=str(tokenizer_dir))
         else:
             text.update(tokenizer="bpe", bpe_vocab_size=8192)
-        quick_train = load_config(CONFIGS / MODELS["attn_attn"][0]).train.model_dump(mode="json")
+        quick_train = load_config(PACKAGED / MODELS["attn_attn"][0]).train.model_dump(mode="json")
         train_cfg = deep_merge(quick_train, WIKITEXT_TRAIN)
         table, _ = _study("wikitext", text, train_cfg, out / "wikitext", echo)
         sections.append(("WikiText (next-token prediction)", "wikitext", table))

@@ -24,12 +24,11 @@ from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
 
+from attnlab.config.load import PACKAGED
 from attnlab.errors import UserError
-from attnlab.experiments.stats import mean_std
 from attnlab.report.plots import seed_lines_plot
 from attnlab.report.tables import markdown_table
-
-CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+from attnlab.stats import format_pm
 
 
 @dataclass(frozen=True)
@@ -144,7 +143,7 @@ def run_study(
                 continue
             if run_dir.exists():
                 shutil.rmtree(run_dir)  # an interrupted run: start it again
-            todo.append((str(CONFIGS / study.folder / f"{model}.yaml"), seed, str(run_dir)))
+            todo.append((str(PACKAGED / study.folder / f"{model}.yaml"), seed, str(run_dir)))
     t0 = time.perf_counter()
     echo(
         f"study {name}: {len(models)} models x {seeds} seeds, {len(todo)} runs to train "
@@ -218,13 +217,6 @@ def _translation_row(summary: dict, records: list[dict], probes: dict) -> dict:
     }
 
 
-def _pm(values: list[float]) -> str:
-    if not values:
-        return "–"
-    m, s = mean_std(values)
-    return f"{m:.3f} ± {s:.3f}"
-
-
 def write_study(out: Path, study: Study, name: str, results: dict, wall: float, quick: bool):
     """`study.md`, `results.json` and the phase-change plots from collected results."""
     rows = []
@@ -233,11 +225,13 @@ def write_study(out: Path, study: Study, name: str, results: dict, wall: float, 
             [
                 model,
                 len(runs),
-                _pm([r["max_induction"] for r in runs]),
-                _pm([r["copy_ahead"]["score"] for r in runs]),
+                format_pm([r["max_induction"] for r in runs], show_n=False),
+                format_pm([r["copy_ahead"]["score"] for r in runs], show_n=False),
                 ", ".join(f"+{r['copy_ahead']['offset']}" for r in runs),
-                _pm([r["repeat_accuracy"] for r in runs]),
-                _pm([r["icl_score"] for r in runs if r["icl_score"] is not None]),
+                format_pm([r["repeat_accuracy"] for r in runs], show_n=False),
+                format_pm(
+                    [r["icl_score"] for r in runs if r["icl_score"] is not None], show_n=False
+                ),
             ]
         )
     for key, label, file in (
@@ -313,7 +307,7 @@ def write_translation_study(
             elif key in ("params", "wall_s"):
                 cells.append(f"{sum(vals) / len(vals):,.0f}")
             else:
-                cells.append(_pm(vals) if len(vals) > 1 else f"{vals[0]:.4f}")
+                cells.append(format_pm(vals, show_n=False) if len(vals) > 1 else f"{vals[0]:.4f}")
         rows.append([model, len(runs), *cells])
     uniform = next(iter(results.values()))[0]["uniform_alignment"]
     text = (

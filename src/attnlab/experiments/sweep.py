@@ -45,6 +45,7 @@ from typing import Any
 from attnlab.config.load import config_path
 from attnlab.config.sweep import Range, SweepSpec
 from attnlab.errors import UserError
+from attnlab.report.tables import summary_value
 
 HEARTBEAT_S = 10.0
 GRACE_S = 120.0
@@ -265,16 +266,6 @@ def _heartbeat(study, trial_id: int, stop: threading.Event) -> None:
         # the database may be briefly locked; the next beat will do
         with contextlib.suppress(Exception):
             study._storage.set_trial_user_attr(trial_id, "heartbeat", time.time())
-
-
-def summary_value(summary: dict, key: str) -> float | None:
-    """A (dotted) key of a run summary as a float, or None when absent."""
-    cur: Any = summary
-    for part in key.split("."):
-        if not isinstance(cur, dict) or part not in cur:
-            return None
-        cur = cur[part]
-    return None if cur is None else float(cur)
 
 
 def train_one(config: str, sets: list[str], run_dir: Path, probe: bool) -> dict:

@@ -18,6 +18,7 @@ from torch import nn
 
 from attnlab.config import load_config
 from attnlab.config.schema import RunConfig
+from attnlab.data.piglatin import VOWELS
 from attnlab.errors import UserError
 from attnlab.probes import weights as W
 from attnlab.probes.capture import capture
@@ -29,8 +30,6 @@ from attnlab.probes.ssm import ssm_plot
 from attnlab.report import probe_curves
 from attnlab.report import probe_plots as P
 from attnlab.report.plots import line_plot
-
-VOWELS = set("aeiouAEIOU")
 
 
 def load_trained(run_dir: Path, weights: str = "final") -> tuple[RunConfig, nn.Module, object]:
@@ -102,7 +101,7 @@ def _group(tok, label: str) -> str:
         return "token"
     text = label.replace("·", " ")
     if len(text) == 1:
-        if text in VOWELS:
+        if text.lower() in VOWELS:
             return "vowel"
         return "consonant" if text.isalpha() else "other"
     if text.startswith(" ") and text[1:].isalpha():

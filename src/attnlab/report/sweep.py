@@ -11,11 +11,11 @@ import json
 import math
 from pathlib import Path
 
-from attnlab.experiments.stats import format_pm, mean_std, t_quantile, welch_interval
 from attnlab.report import curves, load_run
 from attnlab.report.html import load_explorer_run, write_html
 from attnlab.report.plots import interval_plot, line_plot, seed_lines_plot
-from attnlab.report.tables import markdown_table
+from attnlab.report.tables import markdown_table, summary_value
+from attnlab.stats import format_pm, mean_std, t_quantile, welch_interval
 
 # (key in the run's figures, column label); a column shows when any run has the key
 COLUMNS = (
@@ -50,12 +50,7 @@ def figure(run: dict, key: str) -> float | None:
     """A (dotted) summary key or a probe figure of one run, as a float or None."""
     if key in run and key not in ("summary", "records"):
         return run[key]
-    cur = run["summary"]
-    for part in key.split("."):
-        if not isinstance(cur, dict) or part not in cur:
-            return None
-        cur = cur[part]
-    return None if cur is None else float(cur)
+    return summary_value(run["summary"], key)
 
 
 def group_runs(sweep_dir: Path, trials: list[dict]) -> dict[str, list[dict]]:

@@ -18,6 +18,16 @@ def fmt(value, digits: int = 4) -> str:
     return str(value)
 
 
+def summary_value(summary: dict, key: str) -> float | None:
+    """A (dotted) key of a run summary as a float, or None when absent."""
+    cur = summary
+    for part in key.split("."):
+        if not isinstance(cur, dict) or part not in cur:
+            return None
+        cur = cur[part]
+    return None if cur is None else float(cur)
+
+
 def markdown_table(headers: list[str], rows: list[list]) -> str:
     """A GitHub-flavoured Markdown table."""
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +40,6 @@ class LoopState:
     data_seconds: float = 0.0  # of train_seconds, building batches
     plateau_scale: float = 1.0  # schedule plateau: the lr multiplier so far
     plateau_bad: int = 0  # evaluations since the last new best validation loss
-    history: list = field(default_factory=list)
 
 
 def total_steps(data: Dataset, cfg: TrainConfig) -> int:

@@ -21,14 +21,16 @@ def mean_std(values: list[float]) -> tuple[float, float]:
     return m, math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1))
 
 
-def format_pm(values: list[float], digits: int = 3) -> str:
-    """`mean ± std (n=k)`; `–` for no values, the value alone for one."""
+def format_pm(values: list[float], digits: int = 3, show_n: bool = True) -> str:
+    """`mean ± std (n=k)` (without the count when not `show_n`); `–` for no values, the
+    value alone for one."""
     if not values:
         return "–"
     m, s = mean_std(values)
+    n = f" (n={len(values)})" if show_n else ""
     if len(values) == 1:
-        return f"{m:.{digits}f} (n=1)"
-    return f"{m:.{digits}f} ± {s:.{digits}f} (n={len(values)})"
+        return f"{m:.{digits}f}" + (" (n=1)" if show_n else "")
+    return f"{m:.{digits}f} ± {s:.{digits}f}{n}"
 
 
 def _betacf(a: float, b: float, x: float) -> float:
