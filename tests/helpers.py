@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from attnlab.cli import main
-from attnlab.train.metrics import read_metrics
+from attnlab.run_dir import read_metrics
 
 SHARED_DATA = Path(
     os.environ.get("ATTNLAB_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from attnlab.experiments import study as study_mod
-from attnlab.train.metrics import read_metrics
+from attnlab.run_dir import read_metrics
 from tests.helpers import run_cli, tiny_file
 
 PNG = b"\x89PNG"

@@ -11,8 +11,8 @@ import torch
 from attnlab import models
 from attnlab.config import validate
 from attnlab.errors import LeakageError, UserError
+from attnlab.run_dir import read_metrics
 from attnlab.train import resume, train
-from attnlab.train.metrics import read_metrics
 from attnlab.train.optim import lr_at, plateau_update
 from tests.helpers import curve, tiny_raw
 

@@ -16,6 +16,7 @@ import typer
 
 from attnlab.config.load import config_path
 from attnlab.errors import LeakageError, UserError
+from attnlab.run_dir import SUMMARY
 
 app = typer.Typer(
     add_completion=False,
@@ -238,7 +239,7 @@ def probe(
     else:
         _echo_head_probes(res)
     typer.echo(f"written: {Path(run_dir) / 'probes.json'}, plots in {Path(run_dir) / 'plots'}")
-    if (Path(run_dir) / "summary.json").is_file():
+    if (Path(run_dir) / SUMMARY).is_file():
         typer.echo(f"report: {write_run_report(run_dir)}")
 
 

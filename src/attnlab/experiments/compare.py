@@ -11,6 +11,7 @@ from pathlib import Path
 from attnlab.errors import UserError
 from attnlab.report import curves, line_plot, load_run, markdown_table
 from attnlab.report.html import load_explorer_run, write_html
+from attnlab.run_dir import PROBES
 
 HEADERS = [
     "model",
@@ -31,7 +32,7 @@ HEADERS = [
 
 def probe_figures(run_dir: Path) -> tuple[float | None, float | None]:
     """(max induction score, ICL score) from a run's `probes.json`; None where not probed."""
-    path = Path(run_dir) / "probes.json"
+    path = Path(run_dir) / PROBES
     if not path.is_file():
         return None, None
     p = json.loads(path.read_text(encoding="utf-8"))

@@ -22,6 +22,7 @@ from attnlab.errors import UserError
 from attnlab.experiments.compare import compare
 from attnlab.probes import probe
 from attnlab.report import write_run_report
+from attnlab.run_dir import REPORT
 from attnlab.train import train
 
 MARKER = ".attnlab-demo"
@@ -111,7 +112,7 @@ def run_demo(
         f"## {title}\n\n" + tbl.replace("# Comparison\n\n", "").replace("](", f"]({sub}/compare/")
         for title, sub, tbl in sections
     )
-    report = out / "report.md"
+    report = out / REPORT
     report.write_text(
         "# attnlab demo: Attn-Attn vs Conv-Attn vs a 1-layer baseline\n\n"
         "On `repeat_tokens` the scored targets are the repeated tokens after the first, so "

@@ -28,6 +28,7 @@ from attnlab.config.load import PACKAGED
 from attnlab.errors import UserError
 from attnlab.report.plots import seed_lines_plot
 from attnlab.report.tables import markdown_table
+from attnlab.run_dir import PROBES, SUMMARY
 from attnlab.stats import format_pm
 
 
@@ -112,7 +113,7 @@ def _train_and_probe(config: str, seed: int, run_dir: str, threads: int | None) 
 
 
 def _finished(run_dir: Path) -> bool:
-    return (run_dir / "summary.json").is_file() and (run_dir / "probes.json").is_file()
+    return (run_dir / SUMMARY).is_file() and (run_dir / PROBES).is_file()
 
 
 def run_study(
@@ -177,7 +178,7 @@ def collect(out: Path, models: tuple[str, ...], seeds: int, kind: str = "inducti
         for seed in range(1, seeds + 1):
             run_dir = out / "runs" / f"{model}-s{seed}"
             summary, records = load_run(run_dir)
-            probes = json.loads((run_dir / "probes.json").read_text())
+            probes = json.loads((run_dir / PROBES).read_text())
             rows.append({"seed": seed, "run_dir": str(run_dir), **row_of(summary, records, probes)})
         results[model] = rows
     return results

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-FILE = "attention.json"
+from attnlab.run_dir import ATTENTION
 
 
 class ExplorerLog:
@@ -47,7 +47,7 @@ class ExplorerLog:
         """Write `run_dir/attention.json` (nothing when no example has attention)."""
         if not self.examples:
             return None
-        path = Path(run_dir) / FILE
+        path = Path(run_dir) / ATTENTION
         path.write_text(json.dumps({"examples": self.examples}) + "\n", encoding="utf-8")
         return path
 

@@ -30,6 +30,7 @@ from attnlab.probes.ssm import ssm_plot
 from attnlab.report import probe_curves
 from attnlab.report import probe_plots as P
 from attnlab.report.plots import line_plot
+from attnlab.run_dir import CONFIG, METRICS, PROBES
 
 
 def load_trained(run_dir: Path, weights: str = "final") -> tuple[RunConfig, nn.Module, object]:
@@ -39,7 +40,7 @@ def load_trained(run_dir: Path, weights: str = "final") -> tuple[RunConfig, nn.M
     from attnlab.train.checkpoint import BEST, WEIGHTS, load_weights
 
     run_dir = Path(run_dir)
-    cfg_path = run_dir / "config.yaml"
+    cfg_path = run_dir / CONFIG
     file = run_dir / {"final": WEIGHTS, "best": BEST}[weights]
     for p in (cfg_path, file):
         if not p.is_file():
@@ -222,13 +223,13 @@ def probe(run_dir: str | Path, weights: str = "final") -> dict:
     result: dict = {"run": cfg.name, "weights": weights}
     if cfg.model.arch == "classifier":
         result.update(_classifier_probe(run_dir, cfg, model, tok))
-        (run_dir / "probes.json").write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+        (run_dir / PROBES).write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
         return result
     if cfg.data.task == "piglatin":
         from attnlab.probes.translation import probe_translation
 
         result.update(probe_translation(run_dir, cfg, model, tok))
-        (run_dir / "probes.json").write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+        (run_dir / PROBES).write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
         return result
     pset = probe_set_for(cfg, model.vocab_size)
     result["probe_set"] = {
@@ -267,6 +268,6 @@ def probe(run_dir: str | Path, weights: str = "final") -> dict:
     result["grids"] = _grids(model, cfg, tok, text, plots, log)
     log.save(run_dir)
     result["embeddings"] = _embeddings(model, cfg, tok, text, plots)
-    result["during_training"] = probe_curves(run_dir / "metrics.jsonl", plots)
-    (run_dir / "probes.json").write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    result["during_training"] = probe_curves(run_dir / METRICS, plots)
+    (run_dir / PROBES).write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     return result

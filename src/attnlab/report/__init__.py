@@ -11,6 +11,7 @@ from pathlib import Path
 from attnlab.errors import UserError
 from attnlab.report.plots import line_plot
 from attnlab.report.tables import markdown_table
+from attnlab.run_dir import METRICS, PROBES, REPORT, SUMMARY
 
 __all__ = [
     "curves",
@@ -25,10 +26,10 @@ __all__ = [
 def load_run(run_dir: Path) -> tuple[dict, list[dict]]:
     """(summary, metrics records) of a finished run; a clear error when it is not one."""
     run_dir = Path(run_dir)
-    summary_path, metrics_path = run_dir / "summary.json", run_dir / "metrics.jsonl"
+    summary_path, metrics_path = run_dir / SUMMARY, run_dir / METRICS
     if not summary_path.is_file():
         raise UserError(f"{run_dir} is not a finished run directory (no summary.json)")
-    from attnlab.train.metrics import read_metrics
+    from attnlab.run_dir import read_metrics
 
     return json.loads(summary_path.read_text()), read_metrics(metrics_path)
 
@@ -45,7 +46,7 @@ def curves(records: list[dict], split: str, key: str) -> tuple[list, list]:
 
 def probe_curves(metrics_path: Path, plots: Path) -> dict | None:
     """Plot the `probe` records of `train.probe_every` against the step; None without any."""
-    from attnlab.train.metrics import read_metrics
+    from attnlab.run_dir import read_metrics
 
     path = Path(metrics_path)
     recs = [r for r in read_metrics(path) if r["split"] == "probe"] if path.is_file() else []
@@ -167,7 +168,7 @@ def write_run_report(run_dir: Path) -> Path:
         from attnlab.report.classification_section import classification_section
 
         text += "\n" + classification_section(summary, plots)
-    probes_path = run_dir / "probes.json"
+    probes_path = run_dir / PROBES
     if probes_path.is_file():
         from attnlab.report import probe_section, translation_section
 
@@ -178,13 +179,13 @@ def write_run_report(run_dir: Path) -> Path:
         else:
             kind = translation_section if probes.get("kind") == "translation" else probe_section
             text += "\n" + kind.probe_section(probes)
-    elif probe_curves(run_dir / "metrics.jsonl", plots):
+    elif probe_curves(run_dir / METRICS, plots):
         text += (
             "\n## Probes during training\n\n(`train.probe_every`; `attnlab probe` adds the "
             "rest.)\n\n![induction by step](plots/induction_by_step.png)\n\n"
             "![ICL by step](plots/icl_by_step.png)\n"
         )
-    path = run_dir / "report.md"
+    path = run_dir / REPORT
     path.write_text(text, encoding="utf-8")
     from attnlab.report.html import load_explorer_run, write_html
 

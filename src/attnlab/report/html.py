@@ -15,6 +15,8 @@ import json
 import re
 from pathlib import Path
 
+from attnlab.run_dir import ATTENTION
+
 _IMAGE = re.compile(r"^!\[([^\]]*)\]\(([^)]+)\)$")
 _MIME = {".png": "image/png", ".svg": "image/svg+xml", ".jpg": "image/jpeg"}
 
@@ -215,7 +217,7 @@ def explorer_html(runs: list[dict]) -> str:
 
 def load_explorer_run(run_dir: Path, name: str) -> dict | None:
     """A run's `attention.json` as an explorer entry, or None when it has none."""
-    path = Path(run_dir) / "attention.json"
+    path = Path(run_dir) / ATTENTION
     if not path.is_file():
         return None
     return {"run": name, **json.loads(path.read_text(encoding="utf-8"))}

@@ -15,6 +15,7 @@ from attnlab.report import curves, load_run
 from attnlab.report.html import load_explorer_run, write_html
 from attnlab.report.plots import interval_plot, line_plot, seed_lines_plot
 from attnlab.report.tables import markdown_table, summary_value
+from attnlab.run_dir import PROBES, REPORT, SUMMARY
 from attnlab.stats import format_pm, mean_std, t_quantile, welch_interval
 
 # (key in the run's figures, column label); a column shows when any run has the key
@@ -38,7 +39,7 @@ def run_figures(run_dir: Path) -> dict:
     """The figures a sweep tabulates for one finished run: summary keys (dotted) and probes."""
     summary, records = load_run(run_dir)
     out = {"summary": summary, "records": records}
-    probes = Path(run_dir) / "probes.json"
+    probes = Path(run_dir) / PROBES
     if probes.is_file():
         p = json.loads(probes.read_text(encoding="utf-8"))
         if "heads" in p:
@@ -61,7 +62,7 @@ def group_runs(sweep_dir: Path, trials: list[dict]) -> dict[str, list[dict]]:
             continue
         for rel in t.get("run_dirs") or []:
             d = Path(sweep_dir) / rel
-            if (d / "summary.json").is_file():
+            if (d / SUMMARY).is_file():
                 groups.setdefault(t["label"], []).append({"dir": d, **run_figures(d)})
     return groups
 
@@ -112,7 +113,7 @@ def write_sweep_report(sweep_dir: Path, storage: str | None = None) -> Path:
         },
     }
     (sweep_dir / "results.json").write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
-    md = sweep_dir / "report.md"
+    md = sweep_dir / REPORT
     md.write_text(text, encoding="utf-8")
     explorer = [load_explorer_run(groups[g][0]["dir"], g) for g in order]
     write_html(md, [e for e in explorer if e is not None])

@@ -22,9 +22,9 @@ from attnlab.data import Dataset, eval_batches, train_ids
 from attnlab.data.splits import steps_per_epoch
 from attnlab.errors import ConfigError, DataError, TrainingDiverged
 from attnlab.models.stack import output_head
+from attnlab.run_dir import METRICS, MetricsLog
 from attnlab.train import checkpoint as ckpt
 from attnlab.train.losses import chunked_token_stats, token_stats
-from attnlab.train.metrics import MetricsLog
 from attnlab.train.optim import lr_at, plateau_update
 
 
@@ -103,7 +103,7 @@ class Trainer:
         self.fabric, self.model, self.raw_model = fabric, model, raw_model
         self.opt, self.data, self.cfg, self.run_dir = optimizer, data, cfg, run_dir
         self.total = total_steps(data, cfg)
-        self.log = MetricsLog(run_dir / "metrics.jsonl", enabled=fabric.global_rank == 0)
+        self.log = MetricsLog(run_dir / METRICS, enabled=fabric.global_rank == 0)
         self.state = LoopState()
         self.probe_fn = None  # step → metrics record (train.probe_every), set by the caller
         self.task_eval = None  # (split, max_batches) → extra eval metrics, e.g. word accuracy

@@ -25,6 +25,7 @@ from attnlab.config.schema import RunConfig
 from attnlab.data.piglatin import TranslationSplit
 from attnlab.data.splits import subset_note
 from attnlab.errors import LeakageError, UserError
+from attnlab.run_dir import CONFIG, METRICS, SUMMARY
 from attnlab.train import memory
 from attnlab.train.loop import Trainer
 from attnlab.train.optim import make_optimizer
@@ -147,7 +148,7 @@ def _setup(cfg: RunConfig, run_dir: Path, fresh: bool):
     leak = _leak_check(cfg, model, dataset.seq_len)
     fabric = _fabric(cfg)
     if fresh and fabric.global_rank == 0:
-        save_config(cfg, run_dir / "config.yaml")
+        save_config(cfg, run_dir / CONFIG)
         if dataset.tokenizer is not None:
             dataset.tokenizer.save(run_dir / "tokenizer.json")
     if not fresh:
@@ -207,10 +208,10 @@ def _classification(trainer: Trainer, val: dict, test: dict, cap: int | None) ->
     """Per-epoch accuracies, the best epoch by validation loss (the best checkpoint, and
     the overfitting point: after it the validation loss no longer improves), and the
     train / validation / test accuracy of the final weights and of the best checkpoint."""
+    from attnlab.run_dir import read_metrics
     from attnlab.train.checkpoint import BEST, load_weights
-    from attnlab.train.metrics import read_metrics
 
-    recs = read_metrics(trainer.run_dir / "metrics.jsonl")
+    recs = read_metrics(trainer.run_dir / METRICS)
     vals = [r for r in recs if r["split"] == "validation" and not r.get("final")]
     trains = {r["step"]: r for r in recs if r["split"] == "train_eval"}
     epochs = [
@@ -317,7 +318,7 @@ def _finish(cfg: RunConfig, trainer: Trainer, wall_s: float) -> dict:
         trainer.leak_checks["final"] = {"error": str(e)}
     summary["leak_check"] = trainer.leak_checks
     if f.global_rank == 0:
-        (trainer.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        (trainer.run_dir / SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
     if leak_error is not None:
         raise LeakageError(f"the trained model leaks: {leak_error}")
     return summary
@@ -348,10 +349,10 @@ def train(cfg: RunConfig, run_dir: str | Path, stop_after: int | None = None) ->
 def resume(run_dir: str | Path, stop_after: int | None = None) -> dict | None:
     """Continue the run in `run_dir` from its last checkpoint, exactly where it stopped."""
     run_dir = Path(run_dir)
-    for name in ("config.yaml", "state.pt", "model.safetensors"):
+    for name in (CONFIG, "state.pt", "model.safetensors"):
         if not (run_dir / name).is_file():
             raise UserError(f"cannot resume {run_dir}: {name} is missing (no checkpoint yet)")
-    cfg, trainer = _setup(load_config(run_dir / "config.yaml"), run_dir, fresh=False)
+    cfg, trainer = _setup(load_config(run_dir / CONFIG), run_dir, fresh=False)
     trainer.restore()
     wall_file = run_dir / ".wall_s"
     wall0 = float(wall_file.read_text()) if wall_file.is_file() else 0.0

@@ -1,10 +1,20 @@
-"""`metrics.jsonl`: one JSON object per logged step and per evaluation."""
+"""The run directory's format, as far as it is gathered here: its file names and
+`metrics.jsonl` (one JSON object per logged step and per evaluation).
+
+Every command reads and writes run directories; train writes the metrics, report and
+compare read them. This module sits below `train`, `probes` and `report`, so a reader
+never imports the trainer. (Issue 16 moves every read and write of a run directory here;
+so far the names and the metrics log.)
+"""
 
 from __future__ import annotations
 
 import json
 import math
 from pathlib import Path
+
+CONFIG, METRICS, SUMMARY = "config.yaml", "metrics.jsonl", "summary.json"
+PROBES, ATTENTION, REPORT = "probes.json", "attention.json", "report.md"
 
 
 class MetricsLog:
