@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 
 from attnlab import models
+from attnlab.bench.train import bench_train, flops_per_token, naive_fits
 from attnlab.config import validate
-from attnlab.experiments.bench_train import bench_train, flops_per_token, naive_fits
 from tests.helpers import tiny_raw
 
 
@@ -50,7 +50,7 @@ def test_bench_train_measures_each_variant(tmp_path):
 
 
 def test_bench_data_and_probe_on_the_tiny_task(tmp_path):
-    from attnlab.experiments.bench_parts import bench_data, bench_probe
+    from attnlab.bench.parts import bench_data, bench_probe
 
     cfg = validate(tiny_raw(), "tiny")
     data = bench_data(cfg, tmp_path, batches=3, echo=lambda _: None)
@@ -68,8 +68,8 @@ def test_bench_data_and_probe_on_the_tiny_task(tmp_path):
 def test_loop_batch_equals_the_fancy_index():
     import numpy as np
 
+    from attnlab.bench.parts import loop_batch
     from attnlab.data.splits import StreamSplit
-    from attnlab.experiments.bench_parts import loop_batch
 
     tokens = np.arange(100, dtype=np.uint16)
     split = StreamSplit(tokens, 9)

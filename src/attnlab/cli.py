@@ -360,7 +360,7 @@ def bench_scan_cmd(
     (and mambapy's pscan when installed), as JSON and two plots."""
     import torch
 
-    from attnlab.experiments.bench_scan import bench_scan
+    from attnlab.bench.scan import bench_scan
 
     try:
         ls = tuple(int(x) for x in lengths.split(",") if x.strip())
@@ -402,8 +402,8 @@ def bench_train_cmd(
     and probe time of one config, beside the naive write-up-style model; JSON + a table."""
     import os
 
+    from attnlab.bench.train import bench_train
     from attnlab.config import load_config
-    from attnlab.experiments.bench_train import bench_train
 
     if min(steps, warmup + 1) < 1 or (random_data is not None and random_data < 2):
         _fail("--steps must be >= 1, --warmup >= 0 and --random-data >= 2")
@@ -424,8 +424,8 @@ def bench_data_cmd(
     out: Path = typer.Option(Path("runs/bench-data"), "--out", help="Output directory."),
 ) -> None:
     """Time building the data set and its training batches (against a per-token loop)."""
+    from attnlab.bench.parts import bench_data
     from attnlab.config import load_config
-    from attnlab.experiments.bench_parts import bench_data
 
     if batches < 1:
         _fail("--batches must be >= 1")
@@ -440,8 +440,8 @@ def bench_probe_cmd(
     out: Path = typer.Option(Path("runs/bench-probe"), "--out", help="Output directory."),
 ) -> None:
     """Time each probe (head scores, ICL) of an untrained model of the config."""
+    from attnlab.bench.parts import bench_probe
     from attnlab.config import load_config
-    from attnlab.experiments.bench_parts import bench_probe
 
     if repeats < 1:
         _fail("--repeats must be >= 1")

@@ -1,5 +1,5 @@
 """`attnlab bench train CONFIG`: what a training step costs, against this machine's limit
-and against the naive write-up-style model (`attnlab.experiments.naive_lm`).
+and against the naive write-up-style model (`attnlab.bench.naive_lm`).
 
 Each measurement runs in its own process, so its peak memory is its own:
 - `peak`: this machine's matmul peak, the median FLOP/s of an n x n matmul (n = 2048 on
@@ -170,8 +170,8 @@ def naive_fits(cfg: RunConfig) -> str | None:
 
 
 def _run_naive(cfg: RunConfig, steps: int, warmup: int, ds, reuse: bool) -> dict:
+    from attnlab.bench.naive_lm import NaiveLM, naive_step
     from attnlab.data.splits import train_ids
-    from attnlab.experiments.naive_lm import NaiveLM, naive_step
     from attnlab.train.memory import keep_freed_memory
 
     device, m, t = device_kind(cfg), cfg.model, cfg.train
@@ -241,7 +241,7 @@ def child(spec: dict) -> dict:
 
 
 def _spawn(spec: dict) -> dict:
-    cmd = [sys.executable, "-m", "attnlab.experiments.bench_train", json.dumps(spec)]
+    cmd = [sys.executable, "-m", "attnlab.bench.train", json.dumps(spec)]
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
         return {"variant": spec["what"], "error": done.stderr.strip().splitlines()[-1:]}
