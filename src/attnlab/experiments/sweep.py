@@ -25,7 +25,6 @@ machines (PostgreSQL), Optuna's row locks make the pop atomic.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
@@ -34,8 +33,6 @@ import socket
 import threading
 import time
 import traceback
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import product
 from multiprocessing import get_context
@@ -45,10 +42,16 @@ from typing import Any
 from attnlab.config.load import config_path
 from attnlab.config.sweep import Range, SweepSpec
 from attnlab.errors import UserError
+from attnlab.experiments.sweep_claim import (
+    JOB_ATTRS,
+    claim_lock,
+    heartbeat,
+    open_storage,
+    pop_waiting,
+    reap_stale,
+    storage_url,
+)
 from attnlab.report.tables import summary_value
-
-HEARTBEAT_S = 10.0
-GRACE_S = 120.0
 
 
 @dataclass(frozen=True)
@@ -107,105 +110,11 @@ def jobs(spec: SweepSpec, spec_dir: Path) -> list[Job]:
     return out
 
 
-# ---- storage and claiming ------------------------------------------------------------
-
-
-def storage_url(sweep_dir: Path, storage: str | None) -> str:
-    """The database URL: `storage` when given, else SQLite in the sweep directory."""
-    return storage or f"sqlite:///{(Path(sweep_dir) / 'sweep.db').resolve()}"
-
-
-def _storage(url: str):
-    import optuna
-
-    kwargs = {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else {}
-    return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
-
-
-@contextmanager
-def claim_lock(sweep_dir: Path, url: str) -> Iterator[None]:
-    """An exclusive file lock while a worker claims a trial (SQLite only; see module doc)."""
-    if not url.startswith("sqlite"):
-        yield
-        return
-    import fcntl
-
-    with open(Path(sweep_dir) / ".claim.lock", "a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _is_stale(trial, grace_s: float) -> str | None:
-    """Why a RUNNING trial's worker is gone, or None while it may still be alive."""
-    attrs = trial.user_attrs
-    host, pid = attrs.get("host"), attrs.get("pid")
-    if host == socket.gethostname() and pid is not None and not _pid_alive(int(pid)):
-        return f"worker died (pid {pid} on {host} is gone)"
-    beat = attrs.get("heartbeat")
-    if beat is None and trial.datetime_start is not None:
-        beat = trial.datetime_start.timestamp()
-    if beat is not None and time.time() - float(beat) > grace_s:
-        return f"worker died (no heartbeat for {time.time() - float(beat):.0f} s)"
-    return None
-
-
-def reap_stale(study, grace_s: float = GRACE_S) -> list[int]:
-    """Fail the RUNNING trials whose worker is gone and enqueue each again; their numbers."""
-    import optuna
-    from optuna.trial import TrialState
-
-    storage, reaped = study._storage, []
-    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        reason = _is_stale(t, grace_s)
-        if reason is None:
-            continue
-        try:
-            storage.set_trial_user_attr(t._trial_id, "fail_reason", reason)
-            if not storage.set_trial_state_values(t._trial_id, TrialState.FAIL):
-                continue
-        except optuna.exceptions.UpdateFinishedTrialError:
-            continue  # another worker got there first
-        keep = {k: v for k, v in t.user_attrs.items() if k in JOB_ATTRS}
-        study.enqueue_trial(t.params, user_attrs={**keep, "retry_of": t.number})
-        reaped.append(t.number)
-    return reaped
-
-
-JOB_ATTRS = ("job", "label", "config", "overrides", "seed")
-
-
-def _pop_waiting(study):
-    """Move one WAITING trial to RUNNING atomically; the optuna Trial, or None."""
-    import optuna
-    from optuna.trial import TrialState
-
-    for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-        try:
-            if study._storage.set_trial_state_values(t._trial_id, TrialState.RUNNING):
-                return optuna.Trial(study, t._trial_id)
-        except optuna.exceptions.UpdateFinishedTrialError:
-            continue
-    return None
-
-
 def _claim(study, spec: SweepSpec):
     """The next trial for this worker (queue first, then a new search trial), or None."""
     from optuna.trial import TrialState
 
-    trial = _pop_waiting(study)
+    trial = pop_waiting(study)
     if trial is not None or spec.search is None:
         return trial
     counted = (TrialState.COMPLETE, TrialState.RUNNING, TrialState.FAIL)
@@ -261,13 +170,6 @@ def _trial_plan(trial, spec: SweepSpec, spec_dir: Path) -> tuple[str, str, list[
 # ---- running a trial -----------------------------------------------------------------
 
 
-def _heartbeat(study, trial_id: int, stop: threading.Event) -> None:
-    while not stop.wait(HEARTBEAT_S):
-        # the database may be briefly locked; the next beat will do
-        with contextlib.suppress(Exception):
-            study._storage.set_trial_user_attr(trial_id, "heartbeat", time.time())
-
-
 def train_one(config: str, sets: list[str], run_dir: Path, probe: bool) -> dict:
     """Train (and probe, and report) one run directory; returns its summary."""
     from attnlab.config import load_config
@@ -294,7 +196,7 @@ def run_trial(study, trial, spec: SweepSpec, sweep_dir: Path, spec_dir: Path) ->
     trial.set_user_attr("pid", os.getpid())
     trial.set_user_attr("heartbeat", time.time())
     stop = threading.Event()
-    beat = threading.Thread(target=_heartbeat, args=(study, trial._trial_id, stop), daemon=True)
+    beat = threading.Thread(target=heartbeat, args=(study, trial._trial_id, stop), daemon=True)
     beat.start()
     try:
         job, cfg, overrides, seeds = _trial_plan(trial, spec, spec_dir)
@@ -338,7 +240,7 @@ def open_study(sweep_dir: Path, spec: SweepSpec, url: str, spec_dir: Path):
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = _storage(url)
+    storage = open_storage(url)
     sampler = _sampler(spec)
     direction = spec.direction
     with claim_lock(sweep_dir, url):
@@ -401,7 +303,9 @@ def worker(
     sweep_dir = Path(sweep_dir)
     spec = _read_spec(sweep_dir)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.load_study(study_name=spec.name, storage=_storage(url), sampler=_sampler(spec))
+    study = optuna.load_study(
+        study_name=spec.name, storage=open_storage(url), sampler=_sampler(spec)
+    )
     ran = 0
     while max_trials is None or ran < max_trials:
         with claim_lock(sweep_dir, url):
@@ -501,7 +405,7 @@ def load_trials(sweep_dir: Path, storage: str | None = None) -> tuple[SweepSpec,
     spec = _read_spec(sweep_dir)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     url = storage_url(sweep_dir, storage)
-    study = optuna.load_study(study_name=spec.name, storage=_storage(url))
+    study = optuna.load_study(study_name=spec.name, storage=open_storage(url))
     out = []
     for t in study.get_trials(deepcopy=False):
         out.append(
