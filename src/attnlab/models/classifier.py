@@ -21,7 +21,7 @@ from torch import nn
 from attnlab.config.schema import ModelConfig
 from attnlab.models.positional import LearnedPositions
 from attnlab.models.seq2seq import EncoderBlock
-from attnlab.models.stack import make_norm, make_positions
+from attnlab.models.stack import count_params, make_norm, make_positions
 
 
 class EncoderClassifier(nn.Module):
@@ -62,7 +62,7 @@ class EncoderClassifier(nn.Module):
 
     def num_params(self) -> int:
         """Trainable parameters."""
-        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+        return count_params(self)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         T = tokens.shape[1]

@@ -27,7 +27,15 @@ from torch import nn
 from attnlab.config.schema import ModelConfig
 from attnlab.models.attention import Attention
 from attnlab.models.positional import LearnedPositions
-from attnlab.models.stack import MLP, make_norm, make_positions, padded_logits, vocab_pad_bias
+from attnlab.models.stack import (
+    MLP,
+    count_params,
+    make_norm,
+    make_positions,
+    padded_logits,
+    padded_size,
+    vocab_pad_bias,
+)
 
 
 def _attention(cfg: ModelConfig, layer_idx: int, causal: bool) -> Attention:
@@ -95,8 +103,7 @@ class Seq2Seq(nn.Module):
     def __init__(self, cfg: ModelConfig, vocab_size: int, pad_id: int = 0):
         super().__init__()
         self.cfg, self.vocab_size, self.pad_id = cfg, vocab_size, pad_id
-        m = cfg.pad_vocab_multiple
-        self.padded_vocab = -(-vocab_size // m) * m
+        self.padded_vocab = padded_size(vocab_size, cfg.pad_vocab_multiple)
         D = cfg.d_model
         self.max_seq_len = L = cfg.max_seq_len or 1024
         self.embed = nn.Embedding(self.padded_vocab, D)
@@ -134,7 +141,7 @@ class Seq2Seq(nn.Module):
 
     def num_params(self) -> int:
         """Trainable parameters, each shared tensor counted once."""
-        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+        return count_params(self)
 
     def _embed(self, tokens: torch.Tensor, pos: nn.Module | None) -> torch.Tensor:
         T = tokens.shape[1]

@@ -83,8 +83,7 @@ class DecoderLM(nn.Module):
     def __init__(self, cfg: ModelConfig, vocab_size: int):
         super().__init__()
         self.cfg, self.vocab_size = cfg, vocab_size
-        m = cfg.pad_vocab_multiple
-        self.padded_vocab = -(-vocab_size // m) * m
+        self.padded_vocab = padded_size(vocab_size, cfg.pad_vocab_multiple)
         D = cfg.d_model
         self.max_seq_len = L = cfg.max_seq_len or 1024  # unset outside a run: 1024
         self.embed = nn.Embedding(self.padded_vocab, D)
@@ -119,7 +118,7 @@ class DecoderLM(nn.Module):
 
     def num_params(self) -> int:
         """Trainable parameters, each shared tensor counted once."""
-        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+        return count_params(self)
 
     def forward(self, tokens: torch.Tensor, hidden: bool = False) -> torch.Tensor:
         """(B, T) ids → (B, T, Vp) logits, or with `hidden` the final normed (B, T, D)
@@ -147,6 +146,16 @@ def make_positions(kind: str, max_len: int, d_model: int) -> nn.Module | None:
     if kind == "sinusoidal":
         return SinusoidalPositions(max_len, d_model)
     return None
+
+
+def padded_size(vocab_size: int, multiple: int) -> int:
+    """The vocabulary rounded up to a multiple of `multiple` (`model.pad_vocab_multiple`)."""
+    return -(-vocab_size // multiple) * multiple
+
+
+def count_params(model: nn.Module) -> int:
+    """Trainable parameters, each shared tensor counted once (every model's `num_params`)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 def vocab_pad_bias(vocab_size: int, padded_vocab: int) -> torch.Tensor:
