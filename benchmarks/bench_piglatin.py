@@ -33,11 +33,12 @@ def _data():
     from attnlab.cli import config_path
     from attnlab.config import load_config
     from attnlab.data import build
+    from attnlab.tasks import task_for
     from attnlab.train.run import resolve
 
     cfg = load_config(config_path("piglatin/base_quick"))
     ds = build(cfg.data)
-    return resolve(cfg, ds), ds
+    return resolve(cfg, ds, task_for(cfg).model_fields(cfg, ds)), ds
 
 
 class NaiveSeq2Seq(nn.Module):

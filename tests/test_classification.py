@@ -13,7 +13,7 @@ from attnlab.data import build
 from attnlab.data.classification import synthetic_examples
 from attnlab.errors import ConfigError, DataError
 from attnlab.models import build as build_model
-from attnlab.train import train
+from attnlab.runs import train
 
 BASE = {
     "name": "cls",

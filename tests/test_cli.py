@@ -135,7 +135,8 @@ def test_compare_never_overwrites_a_comparison(tmp_path, monkeypatch, capsys):
 def test_library_training_leaves_the_allocator_alone(tiny_cfg, tmp_path, monkeypatch):
     """Only the `attnlab` command (or `train.keep_freed_memory: true`) changes glibc's
     allocator for the whole process."""
-    from attnlab.train import memory, train
+    from attnlab.runs import train
+    from attnlab.train import memory
 
     calls = []
     monkeypatch.setattr(memory, "keep_freed_memory", lambda: calls.append(1) or True)

@@ -24,7 +24,7 @@ from attnlab.data.synthetic import (
     selective_copying,
 )
 from attnlab.errors import ConfigError, DataError
-from attnlab.train import train
+from attnlab.runs import train
 from tests.helpers import tiny_raw
 
 

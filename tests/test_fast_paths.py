@@ -10,7 +10,7 @@ import torch
 
 from attnlab.config import validate
 from attnlab.errors import UserError
-from attnlab.train import train
+from attnlab.runs import train
 from attnlab.train.losses import chunked_token_stats, token_stats
 from tests.helpers import curve, tiny_raw
 

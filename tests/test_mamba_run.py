@@ -7,8 +7,7 @@ import json
 
 from attnlab.config import validate
 from attnlab.experiments.study import STUDIES, collect, write_translation_study
-from attnlab.probes import probe
-from attnlab.train import train
+from attnlab.runs import probe, train
 from tests.helpers import pig_raw, run_cli
 
 
@@ -32,7 +31,7 @@ def test_mamba_piglatin_probe_and_report(tmp_path, monkeypatch, capsys):
     assert code == 0, err
     probes = json.loads((run / "probes.json").read_text())
     first = probes["attention"][0]
-    assert set(first["plots"]) == {"ssm"}  # no attention layer: the Δ / decay plot only
+    assert first["explorer"] == {} and "ssm" in first  # no attention: the Δ / decay only
     ssm = first["ssm"]
     assert [lay["name"] for lay in ssm["layers"]] == ["blocks.0.mamba", "blocks.1.mamba"]
     for lay in ssm["layers"]:
@@ -43,7 +42,7 @@ def test_mamba_piglatin_probe_and_report(tmp_path, monkeypatch, capsys):
         assert all(
             a <= b + 1e-12 for a, b in zip(lay["weight"][:-1], lay["weight"][1:], strict=True)
         )
-    assert (run / first["plots"]["ssm"]).is_file()
+    assert (run / "plots" / f"ssm_0_{first['word']}.png").is_file()  # drawn by the report
     assert probes["alignment"]["layers"] == []
     report = (run / "report.md").read_text()
     assert "Mamba Δ and decay" in report

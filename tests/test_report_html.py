@@ -12,11 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from attnlab.probes import probe
 from attnlab.probes.explorer import ExplorerLog, decode_pattern
-from attnlab.report import write_run_report
 from attnlab.report.html import markdown_to_html
-from attnlab.train import train
+from attnlab.runs import probe, train
+from attnlab.runs import report as write_run_report
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 

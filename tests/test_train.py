@@ -12,7 +12,7 @@ from attnlab import models
 from attnlab.config import validate
 from attnlab.errors import LeakageError, UserError
 from attnlab.run_dir import read_metrics
-from attnlab.train import resume, train
+from attnlab.runs import resume, train
 from attnlab.train.optim import lr_at, plateau_update
 from tests.helpers import curve, tiny_raw
 
@@ -96,9 +96,10 @@ def _step_gradients(cfg, run_dir, steps: int = 3) -> list[list[torch.Tensor]]:
     """The gradients each of the first `steps` optimizer steps applies (after any
     accumulation and clipping), read at the optimizer's step."""
     import attnlab.train.run as run_mod
+    from attnlab.tasks import task_for
 
     run_dir.mkdir()
-    _, trainer = run_mod._setup(cfg, run_dir, fresh=True)
+    _, trainer = run_mod._setup(cfg, run_dir, True, task_for(cfg))
     params = [p for g in trainer.opt.param_groups for p in g["params"]]
     seen, real_step = [], trainer.opt.step
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from attnlab.config import validate
-from attnlab.train import train
+from attnlab.runs import train
 from tests.helpers import pig_raw, run_cli
 
 
@@ -41,10 +41,10 @@ def test_train_probe_report_translate(tmp_path, arch, monkeypatch, capsys):
     probes = json.loads((run / "probes.json").read_text())
     assert probes["kind"] == "translation"
     kinds = {"seq2seq": {"encoder", "decoder", "cross"}, "decoder": {"self"}}[arch]
-    assert set(probes["attention"][0]["plots"]) == kinds
-    for w in probes["attention"]:
-        for plot in w["plots"].values():
-            assert (run / plot).is_file()
+    assert set(probes["attention"][0]["explorer"]) == kinds
+    for i, w in enumerate(probes["attention"]):  # drawn by the report `probe` rewrote
+        for kind in w["explorer"]:
+            assert (run / "plots" / f"attention_{i}_{w['word']}_{kind}.png").is_file()
     a = probes["alignment"]
     assert len(a["scores"]) == 1 and all(0 <= s <= 1 for s in a["scores"][0])
     assert (run / "plots" / "embeddings_pca.png").is_file()
@@ -93,7 +93,7 @@ def test_quick_base_model_learns_pig_latin(tmp_path):
 def test_translation_study_table(tmp_path):
     """The ablation's table from run directories (what `attnlab study piglatin` writes)."""
     from attnlab.experiments.study import STUDIES, collect, write_translation_study
-    from attnlab.probes import probe
+    from attnlab.runs import probe
 
     for model, over in (("base", []), ("pos_none", ["none"])):
         raw = pig_raw(tmp_path)

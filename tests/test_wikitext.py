@@ -6,7 +6,7 @@ import pytest
 
 from attnlab.cli import config_path
 from attnlab.config import load_config
-from attnlab.train import train
+from attnlab.runs import train
 from tests.helpers import GPT2_DIR, WIKI_TOK, needs_gpt2, needs_wiki
 
 OFFLINE = [f"data.path={WIKI_TOK}", f"data.tokenizer_path={GPT2_DIR}", "train.progress=false"]

@@ -6,7 +6,6 @@ one-paragraph message, never a traceback.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from enum import Enum
@@ -16,7 +15,7 @@ import typer
 
 from attnlab.config.load import config_path
 from attnlab.errors import LeakageError, UserError
-from attnlab.run_dir import SUMMARY
+from attnlab.run_dir import COMPARE, SPEC, RunDir, read_json
 
 app = typer.Typer(
     add_completion=False,
@@ -114,16 +113,14 @@ def train(
     """Train one model; writes config, metrics, checkpoints, summary and report."""
     import time
 
+    from attnlab import runs
     from attnlab.config import load_config
-    from attnlab.report import write_run_report
     from attnlab.train import is_main_process
-    from attnlab.train import resume as resume_run
-    from attnlab.train import train as train_run
 
     if resume is not None:
         if config is not None or sets:
             _fail("--resume takes the config from the run directory; drop CONFIG and --set")
-        summary, run_dir = resume_run(resume, stop_after=stop_after), resume
+        summary, run_dir = runs.resume(resume, stop_after=stop_after), resume
     else:
         if config is None:
             _fail("give a CONFIG file (or --resume RUN_DIR)")
@@ -132,24 +129,15 @@ def train(
         extra += [f"train.precision={precision.value}"] if precision else []
         cfg = load_config(config_path(config), [*sets, *extra])
         run_dir = out or Path("runs") / f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-        summary = train_run(cfg, run_dir, stop_after=stop_after)
+        summary = runs.train(cfg, run_dir, stop_after=stop_after)
     if not is_main_process():
         return
     if summary is None:
         typer.echo(f"stopped with a checkpoint; continue with: attnlab train --resume {run_dir}")
         return
-    report = write_run_report(run_dir)
-    typer.echo(
-        f"{summary['name']}: val loss {summary['final_val_loss']:.4f}, "
-        f"val accuracy {summary['final_val_accuracy']:.4f}, "
-        f"perplexity {summary['val_perplexity']:.2f}, {summary['tokens_per_s']:,.0f} tokens/s"
-    )
-    if "translation" in summary:
-        t = summary["translation"]
-        typer.echo(
-            "word accuracy: "
-            + ", ".join(f"{s} {t[s]['word_accuracy']:.4f}" for s in ("train", "validation", "test"))
-        )
+    report = runs.report(run_dir)
+    for line in runs.summary_lines(summary, load_config(RunDir(run_dir).config)):
+        typer.echo(line)
     typer.echo(f"run directory: {run_dir}\nreport: {report}")
 
 
@@ -167,7 +155,7 @@ def compare(
 
     if out is None:
         out = Path("runs") / f"compare-{time.strftime('%Y%m%d-%H%M%S')}"
-    if (out / "compare.json").is_file():
+    if (out / COMPARE).is_file():
         _fail(
             f"{out} already holds a comparison; choose another --out, or rebuild that one "
             f"from its run list with `attnlab report {out}`"
@@ -184,20 +172,20 @@ def report(
 ) -> None:
     """(Re)write report.md and the self-contained report.html of a run, a comparison or a
     sweep from its directory alone."""
-    from attnlab.report import write_run_report
+    from attnlab import runs
 
     d = Path(directory)
-    if (d / "spec.yaml").is_file():
-        from attnlab.report.sweep import write_sweep_report
+    if (d / SPEC).is_file():
+        from attnlab.experiments.sweep import report_sweep
 
-        path = write_sweep_report(d, storage)
-    elif (d / "compare.json").is_file():
+        path = report_sweep(d, storage)
+    elif (d / COMPARE).is_file():
         from attnlab.experiments.compare import compare as compare_runs
 
-        runs = json.loads((d / "compare.json").read_text(encoding="utf-8"))["runs"]
-        path = compare_runs([Path(r) for r in runs], d)
+        listed = read_json(d / COMPARE)["runs"]
+        path = compare_runs([Path(r) for r in listed], d)
     else:
-        path = write_run_report(d)
+        path = runs.report(d)
     typer.echo(f"report: {path}\nhtml: {path.with_suffix('.html')}")
 
 
@@ -225,49 +213,17 @@ def probe(
     weights: Weights = typer.Option(Weights.final, "--weights", help="Which checkpoint."),
 ) -> None:
     """Look inside a trained model: head scores, ICL score, kernels, embeddings, grids."""
-    from attnlab.probes import probe as probe_run
-    from attnlab.report import write_run_report
+    from attnlab import runs
     from attnlab.train.memory import keep_freed_memory
 
     keep_freed_memory()  # each batch's large logits reuse the heap: ~2x faster on CPU
-    res = probe_run(run_dir, weights.value)
-    if res.get("kind") == "translation":
-        _echo_translation_probes(res)
-    elif res.get("kind") == "classification":
-        for e in res["examples"]:
-            typer.echo(f"predicted {e['predicted']}, label {e['label']}: {e['text'][:70]}")
-    else:
-        _echo_head_probes(res)
-    typer.echo(f"written: {Path(run_dir) / 'probes.json'}, plots in {Path(run_dir) / 'plots'}")
-    if (Path(run_dir) / SUMMARY).is_file():
-        typer.echo(f"report: {write_run_report(run_dir)}")
-
-
-def _echo_translation_probes(res: dict) -> None:
-    for w in res["attention"]:
-        typer.echo(f"{w['word']} → {w['prediction']}")
-    a = res["alignment"]
-    if a["layers"]:
-        pairs = zip(a["layers"], a["scores"], strict=True)
-        best = max((s, n, h) for n, row in pairs for h, s in enumerate(row))
-        typer.echo(
-            f"best aligned head: {best[1]} H{best[2]}, {best[0]:.3f} of its attention on the "
-            f"character it writes (uniform {a['uniform']:.3f})"
-        )
-
-
-def _echo_head_probes(res: dict) -> None:
-    best = res["heads"]["max_induction"]
-    if best["score"] is not None:
-        typer.echo(
-            f"max induction score {best['score']:.3f} (layer {best['layer']}, head "
-            f"{best['head']}); uniform head {res['heads']['uniform']['induction']:.3f}"
-        )
-    icl = res.get("icl", {})
-    if "score" in icl:
-        typer.echo(f"ICL score {icl['score']:+.3f} ± {icl['stderr']:.3f} nats")
-    for name, prof in res["conv"].items():
-        typer.echo(f"{name}: kernel peaks (mean |w|) at offset {prof['argmax_offset']}")
+    res = runs.probe(run_dir, weights.value)
+    for line in runs.probe_lines(res, run_dir):
+        typer.echo(line)
+    rd = RunDir(run_dir)
+    typer.echo(f"written: {rd.probes}")
+    if rd.is_finished():
+        typer.echo(f"report: {runs.report(run_dir)}, figures in {rd.plots}")
 
 
 @app.command()

@@ -1,20 +1,161 @@
-"""The run directory's format, as far as it is gathered here: its file names and
-`metrics.jsonl` (one JSON object per logged step and per evaluation).
+"""The run directory's format: every file name, and every read and write of its files.
 
-Every command reads and writes run directories; train writes the metrics, report and
-compare read them. This module sits below `train`, `probes` and `report`, so a reader
-never imports the trainer. (Issue 16 moves every read and write of a run directory here;
-so far the names and the metrics log.)
+A run directory holds one trained run (`RunDir`); a comparison or a sweep directory holds
+run directories and a few files of its own (`COMPARE`, `SPEC`, `RESULTS`). Nothing else in
+the package spells these names. JSON and text files are written atomically (a temporary
+file renamed over the old one), so an interrupted write never leaves half a file.
+
+This module sits below `train`, `probes` and `report`, so a reader never imports the trainer.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
+# a run directory
 CONFIG, METRICS, SUMMARY = "config.yaml", "metrics.jsonl", "summary.json"
-PROBES, ATTENTION, REPORT = "probes.json", "attention.json", "report.md"
+WEIGHTS, BEST, STATE, WALL = "model.safetensors", "best.safetensors", "state.pt", ".wall_s"
+TOKENIZER, TRANSLATIONS = "tokenizer.json", "translations.json"
+PROBES, ATTENTION = "probes.json", "attention.json"
+REPORT, REPORT_HTML, PLOTS = "report.md", "report.html", "plots"
+# a comparison (its run list and report), a sweep (its spec; its report is REPORT), a study
+COMPARE, COMPARE_REPORT = "compare.json", "compare.md"
+SPEC, RESULTS, STUDY_REPORT = "spec.yaml", "results.json", "study.md"
+
+FILE_NAMES = (
+    CONFIG, METRICS, SUMMARY, WEIGHTS, BEST, STATE, WALL, TOKENIZER, TRANSLATIONS,
+    PROBES, ATTENTION, REPORT, REPORT_HTML, PLOTS, COMPARE, COMPARE_REPORT, SPEC, RESULTS,
+    STUDY_REPORT,
+)  # fmt: skip
+
+
+def atomic_write_text(path: Path, text: str) -> Path:
+    """Write `text` to `path` through a temporary file in the same folder."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def write_json(path: Path, obj, indent: int | None = 1) -> Path:
+    """`obj` as JSON (non-finite floats as null), written atomically."""
+    return atomic_write_text(path, json.dumps(_finite(obj), indent=indent) + "\n")
+
+
+def read_json(path: Path):
+    """The JSON value in `path`."""
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def _finite(obj):
+    """`obj` with NaN and infinities replaced by None (JSON has neither)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def plot_link(name: str) -> str:
+    """How a report refers to the figure `name` (a file in `plots/`)."""
+    return f"{PLOTS}/{name}"
+
+
+class RunDir:
+    """One run directory: the path of each of its files, and reading and writing them."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def __truediv__(self, name: str) -> Path:
+        return self.path / name
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+    # paths
+    config = property(lambda self: self.path / CONFIG)
+    metrics = property(lambda self: self.path / METRICS)
+    summary = property(lambda self: self.path / SUMMARY)
+    weights = property(lambda self: self.path / WEIGHTS)
+    best = property(lambda self: self.path / BEST)
+    state = property(lambda self: self.path / STATE)
+    tokenizer = property(lambda self: self.path / TOKENIZER)
+    translations = property(lambda self: self.path / TRANSLATIONS)
+    probes = property(lambda self: self.path / PROBES)
+    attention = property(lambda self: self.path / ATTENTION)
+    report = property(lambda self: self.path / REPORT)
+    report_html = property(lambda self: self.path / REPORT_HTML)
+    plots = property(lambda self: self.path / PLOTS)
+
+    def plot(self, name: str) -> Path:
+        """The path of the figure `name` in `plots/`."""
+        return self.path / PLOTS / name
+
+    def weights_file(self, which: str) -> Path:
+        """The `final` (last) or `best` (lowest periodic validation loss) weights."""
+        files = {"final": self.weights, "best": self.best}
+        if which not in files:
+            raise ValueError(f"weights {which!r}: choose final or best")
+        return files[which]
+
+    def is_finished(self) -> bool:
+        """Whether training wrote its summary."""
+        return self.summary.is_file()
+
+    def is_probed(self) -> bool:
+        return self.probes.is_file()
+
+    # reads and writes
+    def read_summary(self) -> dict:
+        return read_json(self.summary)
+
+    def write_summary(self, summary: dict) -> Path:
+        return write_json(self.summary, summary, indent=2)
+
+    def read_probes(self) -> dict | None:
+        """`probes.json`, or None when the run was not probed."""
+        return read_json(self.probes) if self.probes.is_file() else None
+
+    def write_probes(self, probes: dict) -> Path:
+        return write_json(self.probes, probes)
+
+    def read_translations(self) -> dict:
+        """`translations.json` (Pig Latin's word-level details), {} when absent."""
+        return read_json(self.translations) if self.translations.is_file() else {}
+
+    def write_translations(self, details: dict) -> Path:
+        return write_json(self.translations, details, indent=2)
+
+    def read_attention(self) -> dict | None:
+        return read_json(self.attention) if self.attention.is_file() else None
+
+    def write_attention(self, data: dict) -> Path:
+        return write_json(self.attention, data, indent=None)
+
+    def read_metrics(self) -> list[dict]:
+        """All records of `metrics.jsonl` ([] before the first one)."""
+        return read_metrics(self.metrics) if self.metrics.is_file() else []
+
+    def metrics_log(self, enabled: bool = True) -> MetricsLog:
+        return MetricsLog(self.metrics, enabled)
+
+    def read_wall(self) -> float:
+        """Seconds of training so far (0 before the first checkpoint)."""
+        return float(self.path.joinpath(WALL).read_text()) if (self / WALL).is_file() else 0.0
+
+    def write_wall(self, seconds: float) -> None:
+        atomic_write_text(self / WALL, f"{seconds}\n")
+
+    def write_report(self, text: str) -> Path:
+        return atomic_write_text(self.report, text)
 
 
 class MetricsLog:
@@ -28,19 +169,13 @@ class MetricsLog:
         if not self.enabled or not self.path.is_file():
             return
         keep = [r for r in read_metrics(self.path) if r["step"] <= step and not r.get("final")]
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in keep), encoding="utf-8")
-        tmp.replace(self.path)
+        atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in keep))
 
     def write(self, record: dict) -> None:
         if not self.enabled:
             return
-        clean = {
-            k: (None if isinstance(v, float) and not math.isfinite(v) else v)
-            for k, v in record.items()
-        }
         with self.path.open("a", encoding="utf-8") as f:
-            f.write(json.dumps(clean) + "\n")
+            f.write(json.dumps(_finite(record)) + "\n")
 
 
 def read_metrics(path: Path) -> list[dict]:

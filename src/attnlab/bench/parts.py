@@ -99,12 +99,13 @@ def bench_probe(
     from attnlab.probes.heads import attention_layers, head_scores
     from attnlab.probes.icl import icl_score
     from attnlab.probes.run import probe_set_for
+    from attnlab.tasks import task_for
     from attnlab.train.run import device_kind, resolve
 
     if cfg.model.arch != "decoder":
         raise UserError("bench probe times the decoder probes (head scores, ICL)")
     ds = data_mod.build(cfg.data)
-    cfg = resolve(cfg, ds)
+    cfg = resolve(cfg, ds, task_for(cfg).model_fields(cfg, ds))
     torch.manual_seed(cfg.train.seed)
     device = device_kind(cfg)
     model = models.build(cfg.model).to(device)

@@ -121,12 +121,14 @@ def _variant_config(cfg: RunConfig, variant: str, steps: int) -> RunConfig:
 
 def _run_attnlab(cfg: RunConfig, variant: str, steps: int, warmup: int, ds) -> dict:
     from attnlab import models
+    from attnlab.tasks import task_for
     from attnlab.train.loop import Trainer
     from attnlab.train.memory import keep_freed_memory
     from attnlab.train.optim import make_optimizer
     from attnlab.train.run import _fabric, resolve
 
-    cfg = resolve(_variant_config(cfg, variant, warmup + steps), ds)
+    cfg = _variant_config(cfg, variant, warmup + steps)
+    cfg = resolve(cfg, ds, task_for(cfg).model_fields(cfg, ds))
     if device_kind(cfg) == "cpu":
         keep_freed_memory()
     torch.manual_seed(cfg.train.seed)

@@ -5,13 +5,12 @@ Reads run directories only (their `summary.json`, `metrics.jsonl` and `probes.js
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from attnlab.errors import UserError
 from attnlab.report import curves, line_plot, load_run, markdown_table
 from attnlab.report.html import load_explorer_run, write_html
-from attnlab.run_dir import PROBES
+from attnlab.run_dir import COMPARE, COMPARE_REPORT, RunDir, atomic_write_text, write_json
 
 HEADERS = [
     "model",
@@ -32,11 +31,8 @@ HEADERS = [
 
 def probe_figures(run_dir: Path) -> tuple[float | None, float | None]:
     """(max induction score, ICL score) from a run's `probes.json`; None where not probed."""
-    path = Path(run_dir) / PROBES
-    if not path.is_file():
-        return None, None
-    p = json.loads(path.read_text(encoding="utf-8"))
-    if "heads" not in p:  # a translation run's probes
+    p = RunDir(run_dir).read_probes()
+    if p is None or "heads" not in p:  # not probed, or a translation run's probes
         return None, None
     return p["heads"]["max_induction"]["score"], p.get("icl", {}).get("score")
 
@@ -88,10 +84,8 @@ def compare(run_dirs: list[Path], out: Path) -> Path:
         "![validation loss](val_loss.png)\n\n![validation accuracy](val_accuracy.png)\n\n"
         f"Runs:\n{sources}\n"
     )
-    path = out / "compare.md"
-    path.write_text(text, encoding="utf-8")
-    dirs = [str(Path(d).resolve()) for d, _, _ in runs]
-    (out / "compare.json").write_text(json.dumps({"runs": dirs}, indent=1) + "\n")
+    path = atomic_write_text(out / COMPARE_REPORT, text)
+    write_json(out / COMPARE, {"runs": [str(Path(d).resolve()) for d, _, _ in runs]})
     explorer = [load_explorer_run(d, n) for n, (d, _, _) in zip(names, runs, strict=True)]
     write_html(path, [e for e in explorer if e is not None])
     return path

@@ -16,14 +16,12 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from attnlab import runs
 from attnlab.config import load_config
 from attnlab.config.load import PACKAGED, deep_merge, validate
 from attnlab.errors import UserError
 from attnlab.experiments.compare import compare
-from attnlab.probes import probe
-from attnlab.report import write_run_report
-from attnlab.run_dir import REPORT
-from attnlab.train import train
+from attnlab.run_dir import REPORT, RunDir, atomic_write_text
 
 MARKER = ".attnlab-demo"
 MODELS = {  # run name → (quick config, overrides of its model section)
@@ -73,9 +71,8 @@ def _study(
         }
         cfg = validate(raw, f"demo:{name}")
         echo(f"[{title}] training {name} (lr {cfg.train.lr:g}) ...")
-        s = train(cfg, out / name)
-        best = probe(out / name)["heads"]["max_induction"]
-        write_run_report(out / name)
+        s = runs.run(cfg, out / name)
+        best = RunDir(out / name).read_probes()["heads"]["max_induction"]
         echo(
             f"  val loss {s['final_val_loss']:.3f}, val accuracy {s['final_val_accuracy']:.3f}, "
             f"{s['params']:,} params, {s['tokens_per_s']:,.0f} tokens/s, {s['wall_s']:.0f} s; "
@@ -112,14 +109,12 @@ def run_demo(
         f"## {title}\n\n" + tbl.replace("# Comparison\n\n", "").replace("](", f"]({sub}/compare/")
         for title, sub, tbl in sections
     )
-    report = out / REPORT
-    report.write_text(
+    return atomic_write_text(
+        out / REPORT,
         "# attnlab demo: Attn-Attn vs Conv-Attn vs a 1-layer baseline\n\n"
         "On `repeat_tokens` the scored targets are the repeated tokens after the first, so "
         f"chance accuracy is 1 / {synth['data']['vocab_size']}. Learning rates on it: "
         + ", ".join(f"{k} {v:g}" for k, v in REPEAT_LR.items())
         + ".\n\n"
         + body,
-        encoding="utf-8",
     )
-    return report

@@ -15,7 +15,6 @@ Runs are spread over `jobs` worker processes with cpu_count / jobs threads each:
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
@@ -28,7 +27,7 @@ from attnlab.config.load import PACKAGED
 from attnlab.errors import UserError
 from attnlab.report.plots import seed_lines_plot
 from attnlab.report.tables import markdown_table
-from attnlab.run_dir import PROBES, SUMMARY
+from attnlab.run_dir import RESULTS, STUDY_REPORT, RunDir, atomic_write_text, write_json
 from attnlab.stats import format_pm
 
 
@@ -98,22 +97,21 @@ def _train_and_probe(config: str, seed: int, run_dir: str, threads: int | None) 
     """Train one model of the study and probe it (in a worker process when threads is set)."""
     import torch
 
+    from attnlab import runs
     from attnlab.config import load_config
-    from attnlab.probes import probe
-    from attnlab.train import train
 
     sets = [f"train.seed={seed}"]
     if threads is not None:  # a worker: no progress bars garbling each other
         torch.set_num_threads(threads)
         sets.append("train.progress=false")
     cfg = load_config(config, sets)
-    train(cfg, run_dir)
-    probe(run_dir)
+    runs.train(cfg, run_dir)
+    runs.probe(run_dir)
     return run_dir
 
 
 def _finished(run_dir: Path) -> bool:
-    return (run_dir / SUMMARY).is_file() and (run_dir / PROBES).is_file()
+    return RunDir(run_dir).is_finished() and RunDir(run_dir).is_probed()
 
 
 def run_study(
@@ -178,7 +176,7 @@ def collect(out: Path, models: tuple[str, ...], seeds: int, kind: str = "inducti
         for seed in range(1, seeds + 1):
             run_dir = out / "runs" / f"{model}-s{seed}"
             summary, records = load_run(run_dir)
-            probes = json.loads((run_dir / PROBES).read_text())
+            probes = RunDir(run_dir).read_probes()
             rows.append({"seed": seed, "run_dir": str(run_dir), **row_of(summary, records, probes)})
         results[model] = rows
     return results
@@ -276,10 +274,8 @@ def write_study(out: Path, study: Study, name: str, results: dict, wall: float, 
 
 def _save(out: Path, results: dict, text: str) -> Path:
     """`results.json` and `study.md`; returns the latter's path."""
-    (out / "results.json").write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
-    path = out / "study.md"
-    path.write_text(text, encoding="utf-8")
-    return path
+    write_json(out / RESULTS, results)
+    return atomic_write_text(out / STUDY_REPORT, text)
 
 
 TRANSLATION_COLUMNS = (

@@ -52,6 +52,7 @@ from attnlab.experiments.sweep_claim import (
     storage_url,
 )
 from attnlab.report.tables import summary_value
+from attnlab.run_dir import SPEC, RunDir
 
 
 @dataclass(frozen=True)
@@ -172,20 +173,13 @@ def _trial_plan(trial, spec: SweepSpec, spec_dir: Path) -> tuple[str, str, list[
 
 def train_one(config: str, sets: list[str], run_dir: Path, probe: bool) -> dict:
     """Train (and probe, and report) one run directory; returns its summary."""
+    from attnlab import runs
     from attnlab.config import load_config
-    from attnlab.report import write_run_report
-    from attnlab.train import train
 
     if run_dir.exists():
         shutil.rmtree(run_dir)  # what a killed worker left: rerun from scratch
     cfg = load_config(config, [*sets, "train.progress=false"])
-    summary = train(cfg, run_dir)
-    if probe:
-        from attnlab.probes import probe as probe_run
-
-        probe_run(run_dir)
-    write_run_report(run_dir)
-    return summary
+    return runs.run(cfg, run_dir, probes=probe)
 
 
 def run_trial(study, trial, spec: SweepSpec, sweep_dir: Path, spec_dir: Path) -> None:
@@ -321,7 +315,7 @@ def worker(
 def _read_spec(sweep_dir: Path) -> SweepSpec:
     from attnlab.config.sweep import load_sweep_spec
 
-    return load_sweep_spec(Path(sweep_dir) / "spec.yaml")
+    return load_sweep_spec(Path(sweep_dir) / SPEC)
 
 
 def run_sweep(
@@ -344,7 +338,7 @@ def run_sweep(
         raise UserError("--workers must be >= 1")
     sweep_dir = Path(out or Path("runs") / f"sweep-{spec.name}")
     sweep_dir.mkdir(parents=True, exist_ok=True)
-    saved = sweep_dir / "spec.yaml"
+    saved = sweep_dir / SPEC
     text = yaml.safe_dump(spec.model_dump(mode="json", by_alias=True), sort_keys=False)
     if saved.is_file() and _read_spec(sweep_dir).fingerprint() != spec.fingerprint():
         raise UserError(f"{sweep_dir} holds another sweep's spec.yaml; choose another --out")
@@ -372,10 +366,28 @@ def run_sweep(
     _progress(study, echo)
     echo(f"sweep {spec.name}: {(time.perf_counter() - t0) / 60:.1f} min")
     if report:
-        from attnlab.report.sweep import write_sweep_report
-
-        echo(f"report: {write_sweep_report(sweep_dir, storage)}")
+        echo(f"report: {report_sweep(sweep_dir, storage)}")
     return sweep_dir
+
+
+def report_sweep(sweep_dir: Path, storage: str | None = None) -> Path:
+    """(Re)write a sweep's `results.json`, `report.md`, `report.html` and figures from its
+    study and run directories, with its task's section."""
+    from attnlab.config import load_config
+    from attnlab.report.sweep import write_sweep_report
+    from attnlab.tasks import task_for
+
+    sweep_dir = Path(sweep_dir)
+    spec, trials = load_trials(sweep_dir, storage)
+    labels = [label for label, _ in configurations(spec)] if spec.search is None else []
+    section = None
+    for t in trials:  # the task of the first finished run
+        dirs = [RunDir(sweep_dir / d) for d in t.get("run_dirs") or []]
+        done = [d for d in dirs if d.is_finished()]
+        if t["state"] == "complete" and done:
+            section = task_for(load_config(done[0].config)).sweep_section
+            break
+    return write_sweep_report(sweep_dir, spec, trials, labels, section)
 
 
 def _progress(study, echo) -> None:
@@ -400,7 +412,7 @@ def load_trials(sweep_dir: Path, storage: str | None = None) -> tuple[SweepSpec,
     import optuna
 
     sweep_dir = Path(sweep_dir)
-    if not (sweep_dir / "spec.yaml").is_file():
+    if not (sweep_dir / SPEC).is_file():
         raise UserError(f"{sweep_dir} is not a sweep directory (no spec.yaml)")
     spec = _read_spec(sweep_dir)
     optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -4,13 +4,15 @@
 - `head_scores`: previous-token, duplicate-token, induction and copying scores per head.
 - `icl_score`: late-token minus early-token loss (Olsson et al. 2022).
 - `weights`: convolution kernel profiles, smear gates, embedding geometry.
-- `probe(run_dir)`: all of it for a run directory → `probes.json` and `plots/`.
+- `lm_probes`: all of it for a token model, as data (`attnlab.runs.probe(run_dir)` writes
+  it to `probes.json`; the report draws the figures).
+- `translation`: word translation, alignment and embedding probes of Pig Latin models.
 """
 
 from attnlab.probes.capture import Cache, capture, hook_points
 from attnlab.probes.heads import head_scores, pattern_score, target_masks
 from attnlab.probes.icl import icl_positions, icl_score, per_position_loss
-from attnlab.probes.run import TrainingProbe, load_trained, probe
+from attnlab.probes.run import TrainingProbe, lm_probes, load_trained
 from attnlab.probes.sequences import ProbeSet, repeated_sequences
 
 __all__ = [
@@ -22,10 +24,10 @@ __all__ = [
     "hook_points",
     "icl_positions",
     "icl_score",
+    "lm_probes",
     "load_trained",
     "pattern_score",
     "per_position_loss",
-    "probe",
     "repeated_sequences",
     "target_masks",
 ]

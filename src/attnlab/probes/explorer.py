@@ -9,12 +9,11 @@ it. The values are exact to ±0.002, which is what a hover needs.
 from __future__ import annotations
 
 import base64
-import json
 from pathlib import Path
 
 import numpy as np
 
-from attnlab.run_dir import ATTENTION
+from attnlab.run_dir import RunDir
 
 
 class ExplorerLog:
@@ -29,8 +28,9 @@ class ExplorerLog:
         query_labels: list[str],
         key_labels: list[str],
         layers: list[tuple[str, np.ndarray]],
-    ) -> None:
-        """One example: (layer name, pattern (H, Tq, Tk)) for each attention layer."""
+    ) -> int | None:
+        """One example: (layer name, pattern (H, Tq, Tk)) for each attention layer; its
+        index in `examples` (None when no layer has attention, and nothing is kept)."""
         out = []
         for name, p in layers:
             H, Tq, Tk = p.shape
@@ -38,18 +38,18 @@ class ExplorerLog:
                 raise ValueError(f"{name}: pattern {p.shape} does not fit the labels")
             q = np.clip(np.rint(np.asarray(p, dtype=np.float64) * 255), 0, 255).astype(np.uint8)
             out.append({"name": name, "heads": H, "data": base64.b64encode(q.tobytes()).decode()})
-        if out:
-            self.examples.append(
-                {"example": example, "queries": query_labels, "keys": key_labels, "layers": out}
-            )
+        if not out:
+            return None
+        self.examples.append(
+            {"example": example, "queries": query_labels, "keys": key_labels, "layers": out}
+        )
+        return len(self.examples) - 1
 
-    def save(self, run_dir: Path) -> Path | None:
-        """Write `run_dir/attention.json` (nothing when no example has attention)."""
+    def save(self, rd: RunDir) -> Path | None:
+        """Write the run's `attention.json` (nothing when no example has attention)."""
         if not self.examples:
             return None
-        path = Path(run_dir) / ATTENTION
-        path.write_text(json.dumps({"examples": self.examples}) + "\n", encoding="utf-8")
-        return path
+        return rd.write_attention({"examples": self.examples})
 
 
 def layer_patterns(cache, keep=lambda _n: True) -> list[tuple[str, np.ndarray]]:
@@ -62,3 +62,9 @@ def decode_pattern(layer: dict, n_queries: int, n_keys: int) -> np.ndarray:
     """The (H, Tq, Tk) float pattern of one saved layer (for tests and notebooks)."""
     raw = np.frombuffer(base64.b64decode(layer["data"]), dtype=np.uint8)
     return raw.reshape(layer["heads"], n_queries, n_keys).astype(np.float64) / 255.0
+
+
+def example_patterns(example: dict) -> list[np.ndarray]:
+    """The (H, Tq, Tk) patterns of every layer of one saved example."""
+    nq, nk = len(example["queries"]), len(example["keys"])
+    return [decode_pattern(layer, nq, nk) for layer in example["layers"]]

@@ -1,15 +1,17 @@
-"""`probe(run_dir)`: every probe of a trained run → `probes.json` and `plots/`.
+"""Probes of a trained token model, as data: `load_trained`, `lm_probes` and `TrainingProbe`.
 
-Also `TrainingProbe`, the cheap subset (head pattern scores, and the ICL score on at most
-`train.eval_batches` validation batches) that
-`train.probe_every` records into `metrics.jsonl` while a model trains, so a plot shows
-when induction heads form. Reads the run directory (and rebuilds the validation split from
-the run's data config, from the token cache when it is there).
+`lm_probes` runs every probe of a language model (text or synthetic) and returns plain
+numbers: head scores, the ICL score, kernel profiles, smear gates, attention grids (their
+patterns go to the explorer's `attention.json`), Mamba Δ profiles, embedding geometry.
+The report draws every figure from this data; nothing here draws.
+
+`TrainingProbe` is the cheap subset (head pattern scores, and the ICL score on at most
+`train.eval_batches` validation batches) that `train.probe_every` records into
+`metrics.jsonl` while a model trains, so a plot shows when induction heads form.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -26,31 +28,30 @@ from attnlab.probes.explorer import ExplorerLog, layer_patterns
 from attnlab.probes.heads import PATTERN_SCORES, attention_layers, head_scores
 from attnlab.probes.icl import icl_score
 from attnlab.probes.sequences import ProbeSet, repeated_sequences
-from attnlab.probes.ssm import ssm_plot
-from attnlab.report import probe_curves
-from attnlab.report import probe_plots as P
-from attnlab.report.plots import line_plot
-from attnlab.run_dir import CONFIG, METRICS, PROBES
+from attnlab.probes.ssm import ssm_data
+from attnlab.run_dir import RunDir
+
+EMBED_TOKENS = 300  # tokens in the embedding PCA
 
 
-def load_trained(run_dir: Path, weights: str = "final") -> tuple[RunConfig, nn.Module, object]:
+def load_trained(
+    run_dir: str | Path, weights: str = "final"
+) -> tuple[RunConfig, nn.Module, object]:
     """(config, model with the run's final or best weights, tokenizer or None)."""
     from attnlab import models
     from attnlab.data.tokenizers import load_tokenizer
-    from attnlab.train.checkpoint import BEST, WEIGHTS, load_weights
+    from attnlab.train.checkpoint import load_weights
 
-    run_dir = Path(run_dir)
-    cfg_path = run_dir / CONFIG
-    file = run_dir / {"final": WEIGHTS, "best": BEST}[weights]
-    for p in (cfg_path, file):
+    rd = RunDir(run_dir)
+    file = rd.weights_file(weights)
+    for p in (rd.config, file):
         if not p.is_file():
-            raise UserError(f"{run_dir} is not a trained run directory ({p.name} is missing)")
-    cfg = load_config(cfg_path)
+            raise UserError(f"{rd.path} is not a trained run directory ({p.name} is missing)")
+    cfg = load_config(rd.config)
     model = models.build(cfg.model)
     load_weights(model, file)
     model.eval()
-    tok_path = run_dir / "tokenizer.json"
-    return cfg, model, load_tokenizer(tok_path) if tok_path.is_file() else None
+    return cfg, model, load_tokenizer(rd.tokenizer) if rd.tokenizer.is_file() else None
 
 
 def probe_set_for(cfg: RunConfig, vocab_size: int) -> ProbeSet:
@@ -121,11 +122,12 @@ def _patterns(
     return layer_patterns(cache)
 
 
-def _grids(model, cfg, tok, text: np.ndarray | None, plots: Path, log: ExplorerLog) -> dict:
+def _grids(model, cfg, tok, text: np.ndarray | None, log: ExplorerLog) -> dict:
     """Attention grids on a repeated random sequence and on a text snippet shown twice.
 
-    `text` is the validation token stream of a text task (None for synthetic tasks); the
-    patterns also go to the explorer `log`.
+    `text` is the validation token stream of a text task (None for synthetic tasks). The
+    patterns go to the explorer `log`; each grid names its example there (`explorer`).
+    Mamba layers add their Δ profile (`ssm_repeat`, `ssm_text`).
     """
     n = min(cfg.probes.grid_len, model.max_seq_len) // 2  # two copies fit the model
     V = model.vocab_size
@@ -138,136 +140,76 @@ def _grids(model, cfg, tok, text: np.ndarray | None, plots: Path, log: ExplorerL
         sources["text"] = torch.from_numpy(np.concatenate([snippet, snippet]))
     for name, x in sources.items():
         labels = [_label(tok, int(i)) for i in x]
-        title = f"{cfg.name}: Mamba Δ and decay on {name}"
-        ssm = ssm_plot(model, x, labels, title, plots / f"ssm_{name}.png")
+        ssm = ssm_data(model, x, labels)
         if ssm is not None:
             out[f"ssm_{name}"] = ssm
         layers = _patterns(model, x, cfg.probes.layers)
         if not layers:
             continue
         what = "repeated random tokens" if name == "repeat" else "a validation snippet, twice"
-        log.add(what, labels, labels, layers)
-        pats = [p for _, p in layers]
-        P.attention_grid(pats, labels, f"{cfg.name}: {what}", plots / f"attention_{name}.png")
-        out[name] = {"tokens": x.tolist(), "labels": labels, "plot": f"plots/attention_{name}.png"}
+        index = log.add(what, labels, labels, layers)
+        out[name] = {"tokens": x.tolist(), "labels": labels, "what": what, "explorer": index}
     return out
 
 
-def _embeddings(model, cfg, tok, text: np.ndarray | None, plots: Path) -> dict:
+def _embeddings(model, cfg, tok, text: np.ndarray | None) -> dict:
     """PCA of the most frequent tokens' embeddings, their neighbours, positional cosines."""
     V = model.vocab_size
     if text is not None:
         counts = np.bincount(np.asarray(text[:2_000_000]), minlength=V)[:V]
-        ids = [int(i) for i in np.argsort(-counts, kind="stable")[: min(V, 300)] if counts[i]]
+        order = np.argsort(-counts, kind="stable")[: min(V, EMBED_TOKENS)]
+        ids = [int(i) for i in order if counts[i]]
     else:
-        ids = list(range(min(V, 300)))
+        ids = list(range(min(V, EMBED_TOKENS)))
     emb = model.embed.weight.detach().float().cpu()[:V]  # (V, D)
     points, var = W.pca_2d(emb[ids])
     k = cfg.probes.label_tokens
     labels = [_label(tok, i) for i in ids]
-    shown = [lab if j < k else "" for j, lab in enumerate(labels)]
-    groups = [_group(tok, lab) for lab in labels]
-    P.embedding_scatter(points.numpy(), shown, groups, var, plots / "embeddings_pca.png")
     near = W.nearest_neighbours(emb, ids[: min(10, len(ids))])
     out = {
         "pca_tokens": len(ids),
         "pca_variance": var,
+        "pca_points": np.round(points.numpy(), 5).tolist(),  # (N, 2)
+        "pca_labels": [lab if j < k else "" for j, lab in enumerate(labels)],
+        "pca_groups": [_group(tok, lab) for lab in labels],
         "neighbours": {
             _label(tok, i): [[_label(tok, j), round(c, 4)] for j, c in nn_list]
             for i, nn_list in near.items()
         },
-        "plot": "plots/embeddings_pca.png",
     }
     cos = W.position_cosine(model)
     if cos is not None:
         L = min(cos.shape[0], cfg.data.seq_len)
-        P.heatmap(
-            cos[:L, :L].numpy(),
-            "learned positional embeddings: cosine similarity",
-            "position",
-            "position",
-            plots / "position_cosine.png",
-        )
         out["position_cosine_by_distance"] = W.cosine_by_distance(cos[:L, :L])
-        out["position_plot"] = "plots/position_cosine.png"
+        out["position_cosine"] = np.round(cos[:L, :L].numpy(), 4).tolist()  # (L, L)
     return out
 
 
-def _classifier_probe(run_dir: Path, cfg: RunConfig, model: nn.Module, tok) -> dict:
-    """Encoder attention on the first validation texts (for the explorer), with the
-    predicted and true class of each."""
-    from attnlab import data as data_mod
-
-    val = data_mod.build(cfg.data).splits["validation"]
-    log, examples = ExplorerLog(), []
-    for i in range(min(4, val.num_sequences)):
-        n = max(1, int(val.lengths[i]))
-        x = torch.from_numpy(val.rows[i, :n])  # (T,)
-        with torch.no_grad(), capture(model, lambda n_: n_.endswith("hook_pattern")) as cache:
-            logits = model(x[None])  # (1, C)
-        labels = [tok.decode([int(t)]) or "[UNK]" for t in x]
-        pred, true = int(logits.argmax(-1)), int(val.labels[i])
-        log.add(f"#{i}: predicted {pred}, label {true}", labels, labels, layer_patterns(cache))
-        examples.append({"text": val.texts[i], "predicted": pred, "label": true})
-    log.save(run_dir)
-    return {"kind": "classification", "examples": examples}
-
-
-def probe(run_dir: str | Path, weights: str = "final") -> dict:
-    """Run every probe on a trained run; writes `probes.json` and `plots/`, returns the dict."""
-    from attnlab import data as data_mod
-
-    run_dir = Path(run_dir)
-    cfg, model, tok = load_trained(run_dir, weights)
-    plots = run_dir / "plots"
-    result: dict = {"run": cfg.name, "weights": weights}
-    if cfg.model.arch == "classifier":
-        result.update(_classifier_probe(run_dir, cfg, model, tok))
-        (run_dir / PROBES).write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
-        return result
-    if cfg.data.task == "piglatin":
-        from attnlab.probes.translation import probe_translation
-
-        result.update(probe_translation(run_dir, cfg, model, tok))
-        (run_dir / PROBES).write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
-        return result
+def lm_probes(
+    rd: RunDir, cfg: RunConfig, model: nn.Module, tok, val, no_val: str | None = None
+) -> dict:
+    """Every probe of a token model, as data; the explorer's patterns go to
+    `attention.json`. `val` is the validation split, None when its data is unavailable
+    (`no_val` says why; the ICL score is then skipped)."""
     pset = probe_set_for(cfg, model.vocab_size)
-    result["probe_set"] = {
-        "sequences": len(pset.tokens),
-        "seq_len": pset.tokens.shape[1],
-        "seed": cfg.probes.seed,
-    }
     p = cfg.probes
-    result["heads"] = head_scores(model, pset, p.batch_size, p.copying, p.layers)
-    if result["heads"]["layers"]:
-        P.score_maps(
-            result["heads"]["scores"], result["heads"]["layers"], plots / "head_scores.png"
-        )
-    try:
-        val = data_mod.build(cfg.data).splits["validation"]
-    except UserError as e:
-        val = None
-        result["icl"] = {"skipped": f"validation data unavailable: {e}"}
-    if val is not None:
-        icl = icl_score(model, val, cfg.data.batch_size, cfg.probes.icl_batches)
-        result["icl"] = icl
-        curve = icl["loss_by_position"]
-        line_plot(
-            {"validation": (list(range(len(curve))), curve)},
-            "position",
-            "mean next-token loss (nats)",
-            f"loss by position (ICL score {icl['score']:+.3f} ± {icl['stderr']:.3f})",
-            plots / "loss_by_position.png",
-        )
+    result: dict = {
+        "probe_set": {
+            "sequences": len(pset.tokens),
+            "seq_len": pset.tokens.shape[1],
+            "seed": p.seed,
+        },
+        "heads": head_scores(model, pset, p.batch_size, p.copying, p.layers),
+    }
+    if val is None:
+        result["icl"] = {"skipped": f"validation data unavailable: {no_val}"}
+    else:
+        result["icl"] = icl_score(model, val, cfg.data.batch_size, p.icl_batches)
     result["conv"] = W.conv_profiles(model)
-    if result["conv"]:
-        P.kernel_profiles(result["conv"], plots / "kernel_profile.png")
     result["smear_gates"] = W.smear_gates(model)
     text = getattr(val, "tokens", None)  # a text task's validation stream
     log = ExplorerLog()
-    result["grids"] = _grids(model, cfg, tok, text, plots, log)
-    log.save(run_dir)
-    result["embeddings"] = _embeddings(model, cfg, tok, text, plots)
-    result["during_training"] = probe_curves(run_dir / METRICS, plots)
-    (run_dir / PROBES).write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    result["grids"] = _grids(model, cfg, tok, text, log)
+    log.save(rd)
+    result["embeddings"] = _embeddings(model, cfg, tok, text)
     return result

@@ -13,14 +13,11 @@ For one sequence and each Mamba layer:
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import torch
 from torch import nn
 
 from attnlab.probes.capture import capture
-from attnlab.report import probe_plots as P
 
 
 def mamba_layers(model: nn.Module) -> list[int]:
@@ -57,10 +54,10 @@ def ssm_profile(model: nn.Module, tokens: torch.Tensor) -> list[dict]:
     return out
 
 
-def ssm_plot(model: nn.Module, tokens, labels: list[str], title: str, path: Path) -> dict | None:
-    """`ssm_profile` of one sequence plus its plot; None when the model has no Mamba layer."""
+def ssm_data(model: nn.Module, tokens, labels: list[str]) -> dict | None:
+    """`ssm_profile` of one sequence with its token labels; None when the model has no
+    Mamba layer."""
     layers = ssm_profile(model, torch.as_tensor(np.asarray(tokens), dtype=torch.long))
     if not layers:
         return None
-    P.ssm_profile(layers, labels, title, path)
-    return {"labels": labels, "layers": layers, "plot": f"plots/{path.name}"}
+    return {"labels": labels, "layers": layers}

@@ -19,8 +19,6 @@ it is about to write scores 1; attention spread evenly over the word scores 1/n 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import torch
 from torch import nn
@@ -31,8 +29,8 @@ from attnlab.models.generate import beam_search, greedy
 from attnlab.probes import weights as W
 from attnlab.probes.capture import capture
 from attnlab.probes.explorer import ExplorerLog, layer_patterns
-from attnlab.probes.ssm import ssm_plot
-from attnlab.report import probe_plots as P
+from attnlab.probes.ssm import ssm_data
+from attnlab.run_dir import RunDir
 
 ALIGN_WORDS = 512  # validation words scored for alignment
 
@@ -51,12 +49,6 @@ KINDS = {  # attention kind → which captured pattern names belong to it
     "cross": lambda n: ".cross." in n,
     "self": lambda n: n.startswith("blocks."),
 }
-
-
-def _patterns(cache, kind: str) -> list[np.ndarray]:
-    """(H, Tq, Tk) pattern of each layer of one attention kind, for the first sequence."""
-    keep = KINDS[kind]
-    return [cache[n][0].float().numpy() for n in cache.layer_names("hook_pattern") if keep(n)]
 
 
 def translate_word(
@@ -90,19 +82,18 @@ def word_attention(
     vocab: CharVocab,
     word: str,
     max_new: int,
-    plots: Path,
-    tag: str,
-    log: ExplorerLog | None = None,
+    log: ExplorerLog,
 ) -> dict:
-    """Every layer and head of each attention kind for one word, on the model's own output
-    (also into the explorer `log` when given)."""
+    """Every layer and head of each attention kind for one word, on the model's own output:
+    the patterns go to the explorer `log`, whose example index each kind names
+    (`explorer[kind]`); a Mamba model adds its Δ profile (`ssm`)."""
     pred = translate_word(model, vocab, word, max_new)
     dev = next(model.parameters()).device
     src = vocab.encode(word)
     tgt_in = np.concatenate([[vocab.SOS], vocab.encode(pred)])  # [SOS] prediction
     room = model.max_seq_len - (0 if _is_seq2seq(model) else len(src) + 1)
     tgt_in = tgt_in[:room]  # a translation that never ends is cut where positions end
-    out = {"word": word, "prediction": pred, "plots": {}}
+    out = {"word": word, "prediction": pred, "explorer": {}}
     with torch.no_grad(), capture(model, lambda n: n.endswith("hook_pattern")) as cache:
         if _is_seq2seq(model):
             model(torch.from_numpy(tgt_in)[None].to(dev), torch.from_numpy(src)[None].to(dev))
@@ -116,24 +107,16 @@ def word_attention(
             model(torch.from_numpy(seq)[None].to(dev))
             kinds = {"self": (_labels(vocab, seq), _labels(vocab, seq))}
     for kind, (rows, cols) in kinds.items():
-        patterns = _patterns(cache, kind)
-        if not patterns:  # no attention layer (a Mamba model)
-            continue
-        if log is not None:
-            layers = layer_patterns(cache, lambda n, k=kind: KINDS[k](n))
-            log.add(f"{word} → {pred} ({kind})", rows, cols, layers)
-        path = plots / f"attention_{tag}_{kind}.png"
-        title = f"{word} → {pred}: {kind} attention"
-        P.attention_grid(patterns, cols, title, path, query_labels=rows)
-        out["plots"][kind] = f"plots/{path.name}"
+        layers = layer_patterns(cache, lambda n, k=kind: KINDS[k](n))
+        index = log.add(f"{word} → {pred} ({kind})", rows, cols, layers)
+        if index is not None:  # None: no attention layer (a Mamba model)
+            out["explorer"][kind] = index
     if not _is_seq2seq(model):
         seq = np.concatenate([[vocab.SOS], src, [vocab.SEP], tgt_in[1:], [vocab.EOS]])
         seq = seq[: model.max_seq_len]
-        title = f"{word} → {pred}: Mamba Δ and decay"
-        ssm = ssm_plot(model, seq, _labels(vocab, seq), title, plots / f"ssm_{tag}.png")
+        ssm = ssm_data(model, seq, _labels(vocab, seq))
         if ssm is not None:
             out["ssm"] = ssm
-            out["plots"]["ssm"] = ssm["plot"]
     return out
 
 
@@ -185,14 +168,12 @@ def _group(label: str) -> str:
     return "consonant" if label.isalpha() else "other"
 
 
-def embeddings(model: nn.Module, vocab: CharVocab, plots: Path) -> dict:
+def embeddings(model: nn.Module, vocab: CharVocab) -> dict:
     """PCA of the character embeddings (vowels and consonants coloured), and neighbours."""
     ids = list(range(1, vocab.vocab_size))  # all but [PAD]
     emb = model.embed.weight.detach().float().cpu()[: vocab.vocab_size]  # (V, D)
     points, var = W.pca_2d(emb[ids])
     labels = _labels(vocab, ids)
-    groups = [_group(lab) for lab in labels]
-    P.embedding_scatter(points.numpy(), labels, groups, var, plots / "embeddings_pca.png")
     letters = [i for i in ids if vocab.tokens[i].isalpha()]
     pts = points.numpy()
     vowel = np.array([vocab.tokens[i] in VOWELS for i in letters])
@@ -201,16 +182,18 @@ def embeddings(model: nn.Module, vocab: CharVocab, plots: Path) -> dict:
     near = W.nearest_neighbours(emb, [vocab.index[c] for c in "aeiou" if c in vocab.index])
     return {
         "pca_variance": var,
+        "pca_points": np.round(pts, 5).tolist(),  # (V - 1, 2)
+        "pca_labels": labels,
+        "pca_groups": [_group(lab) for lab in labels],
         "vowel_consonant_separation": gap,
         "neighbours": {
             vocab.tokens[i]: [[vocab.tokens[j], round(c, 4)] for j, c in lst]
             for i, lst in near.items()
         },
-        "plot": "plots/embeddings_pca.png",
     }
 
 
-def positions(model: nn.Module, lengths: dict[str, int], plots: Path) -> dict:
+def positions(model: nn.Module, lengths: dict[str, int]) -> dict:
     """Cosine similarity of the positional tables (learned ones, or the fixed sinusoids)."""
     tables = (
         {"encoder": model.enc_pos, "decoder": model.dec_pos}
@@ -225,40 +208,30 @@ def positions(model: nn.Module, lengths: dict[str, int], plots: Path) -> dict:
         table = weight if weight is not None else module.table
         L = min(lengths[name], table.shape[0])
         cos = W.cosine_matrix(table[:L].detach())
-        kind = "learned" if weight is not None else "fixed sinusoidal"
-        path = plots / f"position_cosine_{name}.png"
-        P.heatmap(cos.numpy(), f"{name} {kind} positions: cosine", "position", "position", path)
         out[name] = {
-            "kind": kind,
+            "kind": "learned" if weight is not None else "fixed sinusoidal",
             "cosine_by_distance": W.cosine_by_distance(cos),
-            "plot": f"plots/{path.name}",
+            "cosine": np.round(cos.numpy(), 4).tolist(),  # (L, L)
         }
     return out
 
 
-def probe_translation(run_dir: Path, cfg, model: nn.Module, vocab: CharVocab) -> dict:
-    """Every translation probe of a trained run; plots under `run_dir/plots`."""
-    from attnlab import data as data_mod
-
-    plots = run_dir / "plots"
-    val = data_mod.build(cfg.data).splits["validation"]
+def translation_probes(rd: RunDir, cfg, model: nn.Module, vocab: CharVocab, val) -> dict:
+    """Every translation probe of a trained run, as data (`val`: the validation split);
+    the attention patterns of `cfg.probes.words` go to the explorer's `attention.json`."""
     words = [w.lower() for w in cfg.probes.words]
     for w in words:
         vocab.encode(w)  # a character outside the vocabulary is a clear error
     log = ExplorerLog()
-    attention = [
-        word_attention(model, vocab, w, val.max_new, plots, f"{i}_{w}", log)
-        for i, w in enumerate(words)
-    ]
-    log.save(run_dir)
+    attention = [word_attention(model, vocab, w, val.max_new, log) for w in words]
+    log.save(rd)
     lengths = {"encoder": val.src.shape[1], "decoder": val.max_new + val.src.shape[1] + 2}
     if _is_seq2seq(model):
         lengths["decoder"] = val.max_new
     return {
-        "kind": "translation",
         "arch": "seq2seq" if _is_seq2seq(model) else "prefix_lm",
         "attention": attention,
         "alignment": alignment(model, val),
-        "embeddings": embeddings(model, vocab, plots),
-        "positions": positions(model, lengths, plots),
+        "embeddings": embeddings(model, vocab),
+        "positions": positions(model, lengths),
     }

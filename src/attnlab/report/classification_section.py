@@ -7,6 +7,7 @@ from pathlib import Path
 
 from attnlab.report.plots import line_plot
 from attnlab.report.tables import markdown_table
+from attnlab.run_dir import RunDir, plot_link
 
 
 def epoch_curves(c: dict) -> dict[str, tuple[list, list]]:
@@ -19,15 +20,15 @@ def epoch_curves(c: dict) -> dict[str, tuple[list, list]]:
     return out
 
 
-def classification_section(summary: dict, plots: Path) -> str:
-    """Markdown for `summary["classification"]`, drawing `plots/accuracy_by_epoch.png`."""
+def classification_section(rd: RunDir, summary: dict) -> str:
+    """Markdown for `summary["classification"]`, drawing the accuracy-per-epoch figure."""
     c = summary["classification"]
     line_plot(
         epoch_curves(c),
         "epoch",
         "accuracy",
         f"{summary['name']}: accuracy per epoch",
-        plots / "accuracy_by_epoch.png",
+        rd.plot("accuracy_by_epoch.png"),
     )
     rows = [
         [e["epoch"], e["train_loss"], e["train_accuracy"], e["val_loss"], e["val_accuracy"]]
@@ -60,4 +61,53 @@ def classification_section(summary: dict, plots: Path) -> str:
     if "test_accuracy" in c:
         acc.append(["best checkpoint", c["train_accuracy"], c["val_accuracy"], c["test_accuracy"]])
     text += markdown_table(["weights", "train acc", "val acc", "test acc"], acc)
-    return text + "\n![accuracy per epoch](plots/accuracy_by_epoch.png)\n"
+    return text + f"\n![accuracy per epoch]({plot_link('accuracy_by_epoch.png')})\n"
+
+
+def sweep_section(groups: dict, order: list[str], plots: Path) -> str:
+    """Accuracy per epoch of every configuration (its first seed) and the best one's table."""
+    for split, file in (
+        ("validation", "val_acc_by_epoch.png"),
+        ("train (subset)", "train_acc_by_epoch.png"),
+    ):
+        series = {}
+        for g in order[:12]:
+            c = groups[g][0]["summary"].get("classification")
+            if c and split in epoch_curves(c):
+                series[g] = epoch_curves(c)[split]
+        if series:
+            line_plot(
+                series,
+                "epoch",
+                f"{split} accuracy",
+                f"{split} accuracy per epoch, per configuration",
+                plots / file,
+            )
+    best = groups[order[0]][0]
+    c = best["summary"]["classification"]
+    rows = [
+        [e["epoch"], e["train_accuracy"], e["val_loss"], e["val_accuracy"]] for e in c["epochs"]
+    ]
+    return (
+        "### Accuracy curves per configuration\n\n"
+        f"![validation accuracy per epoch]({plot_link('val_acc_by_epoch.png')})\n\n"
+        f"![train accuracy per epoch]({plot_link('train_acc_by_epoch.png')})\n\n"
+        f"### Best configuration: {order[0]}\n\n"
+        f"Run `{best['dir'].name}`; best epoch by validation loss {c.get('best_epoch', '–')}, "
+        f"overfitting after epoch {c.get('overfit_after_epoch') or '– (none within the run)'}.\n\n"
+        + markdown_table(["epoch", "train acc", "val loss", "val acc"], rows)
+        + "\n"
+        + markdown_table(
+            ["weights", "train acc", "val acc", "test acc"],
+            [
+                ["final", c["final"]["train"], c["final"]["validation"], c["final"]["test"]],
+                [
+                    "best checkpoint",
+                    c.get("train_accuracy"),
+                    c.get("val_accuracy"),
+                    c.get("test_accuracy"),
+                ],
+            ],
+        )
+        + "\n"
+    )

@@ -15,7 +15,7 @@ import json
 import re
 from pathlib import Path
 
-from attnlab.run_dir import ATTENTION
+from attnlab.run_dir import RunDir, atomic_write_text
 
 _IMAGE = re.compile(r"^!\[([^\]]*)\]\(([^)]+)\)$")
 _MIME = {".png": "image/png", ".svg": "image/svg+xml", ".jpg": "image/jpeg"}
@@ -217,10 +217,8 @@ def explorer_html(runs: list[dict]) -> str:
 
 def load_explorer_run(run_dir: Path, name: str) -> dict | None:
     """A run's `attention.json` as an explorer entry, or None when it has none."""
-    path = Path(run_dir) / ATTENTION
-    if not path.is_file():
-        return None
-    return {"run": name, **json.loads(path.read_text(encoding="utf-8"))}
+    data = RunDir(run_dir).read_attention()
+    return None if data is None else {"run": name, **data}
 
 
 def write_html(md_path: Path, runs: list[dict] | None = None) -> Path:
@@ -238,6 +236,4 @@ def write_html(md_path: Path, runs: list[dict] | None = None) -> Path:
         "self-contained (no network).</p>"
         f"<script>{SORT_SCRIPT}</script></body></html>\n"
     )
-    path = md_path.with_suffix(".html")
-    path.write_text(page, encoding="utf-8")
-    return path
+    return atomic_write_text(md_path.with_suffix(".html"), page)

@@ -10,6 +10,16 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 
+def curves(records: list[dict], split: str, key: str) -> tuple[list, list]:
+    """(steps, values) of `key` over the periodic `metrics.jsonl` records of one split."""
+    pts = [
+        (r["step"], r[key])
+        for r in records
+        if r["split"] == split and not r.get("final") and r.get(key) is not None
+    ]
+    return [p[0] for p in pts], [p[1] for p in pts]
+
+
 def line_plot(
     series: dict[str, tuple[list, list]],
     xlabel: str,

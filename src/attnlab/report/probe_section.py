@@ -1,8 +1,15 @@
-"""The "Probes" section of a run report, from `probes.json` alone."""
+"""The "Probes" section of a token model's report, and its figures, from `probes.json`,
+`attention.json` and `metrics.jsonl` alone."""
 
 from __future__ import annotations
 
+import numpy as np
+
+from attnlab.probes.explorer import example_patterns
+from attnlab.report import probe_plots as P
+from attnlab.report.plots import line_plot
 from attnlab.report.tables import fmt, markdown_table
+from attnlab.run_dir import RunDir, plot_link
 
 DEFINITIONS = """\
 Scores are measured on a fixed, seeded probe set of repeated random token sequences
@@ -27,11 +34,12 @@ evenly over the keys it can see.
 """
 
 
-def probe_section(p: dict) -> str:
-    """Markdown for the probes of one run (definitions, tables, figures)."""
+def probe_section(rd: RunDir, p: dict, attention: dict | None) -> str:
+    """Markdown for the probes of one run (definitions, tables), drawing its figures."""
     h = p["heads"]
     parts = ["## Probes\n", DEFINITIONS]
     if h["layers"]:
+        P.score_maps(h["scores"], h["layers"], rd.plot("head_scores.png"))
         names = list(h["scores"])
         rows = [
             [f"L{layer}", head, *(h["scores"][n][li][head] for n in names)]
@@ -59,26 +67,32 @@ def probe_section(p: dict) -> str:
             f"+{ahead['offset']} (layer {ahead['layer']}, head {ahead['head']}); next-token "
             "accuracy inside the repeat "
             f"{h['repeat_accuracy']:.3f}, loss {h['repeat_loss']:.3f}.\n\n"
-            "![head scores](plots/head_scores.png)\n\n"
+            f"![head scores]({plot_link('head_scores.png')})\n\n"
         )
     icl = p.get("icl", {})
     if "score" in icl:
+        curve = icl["loss_by_position"]
+        line_plot(
+            {"validation": (list(range(len(curve))), curve)},
+            "position",
+            "mean next-token loss (nats)",
+            f"loss by position (ICL score {icl['score']:+.3f} ± {icl['stderr']:.3f})",
+            rd.plot("loss_by_position.png"),
+        )
         parts.append(
             f"ICL score **{icl['score']:+.3f} ± {icl['stderr']:.3f}** nats (positions "
             f"{icl['late_position']} minus {icl['early_position']}, each ± {icl['window']}, "
             f"{icl['sequences']} "
             "validation sequences, ± standard error).\n\n"
-            "![loss by position](plots/loss_by_position.png)\n\n"
+            f"![loss by position]({plot_link('loss_by_position.png')})\n\n"
         )
     elif "skipped" in icl:
         parts.append(f"ICL score not measured: {icl['skipped']}\n\n")
-    if p.get("during_training"):
-        parts.append(
-            "During training (`train.probe_every`):\n\n"
-            "![induction by step](plots/induction_by_step.png)\n\n"
-            "![ICL by step](plots/icl_by_step.png)\n\n"
-        )
+    during = training_probe_figures(rd)
+    if during:
+        parts.append("During training (`train.probe_every`):\n\n" + during)
     if p["conv"]:
+        P.kernel_profiles(p["conv"], rd.plot("kernel_profile.png"))
         rows = [
             [name, prof["where"], o, m, a, s, share]
             for name, prof in p["conv"].items()
@@ -98,43 +112,115 @@ def probe_section(p: dict) -> str:
                 ["conv", "on", "offset", "mean w", "mean |w|", "std over channels", "peak share"],
                 rows,
             )
-            + "\n![kernel profile](plots/kernel_profile.png)\n\n"
+            + f"\n![kernel profile]({plot_link('kernel_profile.png')})\n\n"
         )
     for name, gates in p.get("smear_gates", {}).items():
         parts.append(
             f"Smear gates σ(α) of `{name}` (weight of a key's own token, 1 − σ on the "
             f"previous one): {', '.join(fmt(g, 3) for g in gates)}\n\n"
         )
-    parts.append(_grids_and_embeddings(p))
+    parts.append(_grids(rd, p, attention))
+    parts.append(_embeddings(rd, p.get("embeddings", {})))
     return "".join(parts)
 
 
-def _grids_and_embeddings(p: dict) -> str:
+def training_probe_figures(rd: RunDir) -> str:
+    """The `probe` records of `train.probe_every` against the step: two figures and their
+    Markdown ("" without any record)."""
+    recs = [r for r in rd.read_metrics() if r["split"] == "probe"]
+    if not recs:
+        return ""
+    steps = [r["step"] for r in recs]
+    line_plot(
+        {
+            "max induction score": (steps, [r["max_induction"] for r in recs]),
+            "repeat accuracy (probe set)": (steps, [r["repeat_accuracy"] for r in recs]),
+        },
+        "step",
+        "score",
+        "when the induction head forms",
+        rd.plot("induction_by_step.png"),
+    )
+    line_plot(
+        {"ICL score": (steps, [r["icl_score"] for r in recs])},
+        "step",
+        "loss(late) - loss(early), nats",
+        "in-context learning score",
+        rd.plot("icl_by_step.png"),
+    )
+    return (
+        f"![induction by step]({plot_link('induction_by_step.png')})\n\n"
+        f"![ICL by step]({plot_link('icl_by_step.png')})\n\n"
+    )
+
+
+def ssm_figure(rd: RunDir, ssm: dict, title: str, name: str) -> str:
+    """Draw a Mamba Δ profile (`probes.ssm.ssm_data`) as `name`; its Markdown link."""
+    P.ssm_profile(ssm["layers"], ssm["labels"], title, rd.plot(name))
+    return plot_link(name)
+
+
+def explorer_figure(rd: RunDir, example: dict, title: str, name: str) -> str:
+    """Draw every layer and head of one `attention.json` example as `name`; its link."""
+    P.attention_grid(
+        example_patterns(example), example["keys"], title, rd.plot(name), example["queries"]
+    )
+    return plot_link(name)
+
+
+def embedding_figure(rd: RunDir, e: dict, name: str = "embeddings_pca.png") -> str:
+    """Draw the embedding PCA of `e` (points, labels, groups, variance); its link."""
+    P.embedding_scatter(
+        np.asarray(e["pca_points"]), e["pca_labels"], e["pca_groups"], e["pca_variance"],
+        rd.plot(name),
+    )  # fmt: skip
+    return plot_link(name)
+
+
+def position_figure(rd: RunDir, cosine: list, title: str, name: str) -> str:
+    """Draw a positional cosine-similarity matrix as `name`; its link."""
+    P.heatmap(np.asarray(cosine), title, "position", "position", rd.plot(name))
+    return plot_link(name)
+
+
+def _grids(rd: RunDir, p: dict, attention: dict | None) -> str:
     out = ["### Attention patterns (Mamba: Δ and decay)\n\n"]
+    examples = (attention or {}).get("examples", [])
     for name, g in p.get("grids", {}).items():
-        what = (
-            f"Mamba Δ and decay on {name[4:]}"
-            if name.startswith("ssm_")
-            else f"attention on {name}"
-        )
-        out.append(f"![{what}]({g['plot']})\n\n")
-    e = p.get("embeddings", {})
+        if name.startswith("ssm_"):
+            what = f"Mamba Δ and decay on {name[4:]}"
+            link = ssm_figure(rd, g, f"{p['run']}: {what}", f"{name}.png")
+        elif g.get("explorer") is not None and g["explorer"] < len(examples):
+            what = f"attention on {name}"
+            title = f"{p['run']}: {g['what']}"
+            link = explorer_figure(rd, examples[g["explorer"]], title, f"attention_{name}.png")
+        else:
+            continue
+        out.append(f"![{what}]({link})\n\n")
+    return "".join(out)
+
+
+def _embeddings(rd: RunDir, e: dict) -> str:
+    out = []
     if e:
+        link = embedding_figure(rd, e)
         out.append(
             "### Embeddings\n\nPCA of the "
             f"{e['pca_tokens']} most frequent tokens (PC1 {100 * e['pca_variance'][0]:.1f}%, "
             f"PC2 {100 * e['pca_variance'][1]:.1f}% of their variance).\n\n"
-            f"![embeddings]({e['plot']})\n\nNearest neighbours by cosine:\n\n"
+            f"![embeddings]({link})\n\nNearest neighbours by cosine:\n\n"
         )
         rows = [
             [tok, ", ".join(f"{n} ({c:.2f})" for n, c in nbrs)]
             for tok, nbrs in e["neighbours"].items()
         ]
         out.append(markdown_table(["token", "neighbours"], rows) + "\n")
-        if "position_plot" in e:
+        if "position_cosine" in e:
+            title = "learned positional embeddings: cosine similarity"
+            link = position_figure(rd, e["position_cosine"], title, "position_cosine.png")
             d = e["position_cosine_by_distance"]
             out.append(
                 f"Learned positions: mean cosine of neighbours {fmt(d[1], 3)}, 4 apart "
-                f"{fmt(d[min(4, len(d) - 1)], 3)}.\n\n![positions]({e['position_plot']})\n"
+                f"{fmt(d[min(4, len(d) - 1)], 3)}.\n\n![positions]({link})\n"
             )
     return "".join(out)

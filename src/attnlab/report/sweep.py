@@ -1,22 +1,25 @@
 """The report of a sweep directory: per-configuration statistics over seeds, differences
 with 95% intervals, failed trials, figures, `results.json`, `report.md` and `report.html`.
 
-Reads the Optuna study (for states, values and failure reasons) and the trials' run
-directories only.
+Reads what the caller loaded from the Optuna study (the trials' states, values and
+failure reasons) and the trials' run directories only.
 """
 
 from __future__ import annotations
 
-import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 
-from attnlab.report import curves, load_run
 from attnlab.report.html import load_explorer_run, write_html
-from attnlab.report.plots import interval_plot, line_plot, seed_lines_plot
+from attnlab.report.plots import curves, interval_plot, line_plot, seed_lines_plot
+from attnlab.report.run import load_run
 from attnlab.report.tables import markdown_table, summary_value
-from attnlab.run_dir import PROBES, REPORT, SUMMARY
+from attnlab.run_dir import PLOTS, REPORT, RESULTS, RunDir, atomic_write_text, plot_link, write_json
 from attnlab.stats import format_pm, mean_std, t_quantile, welch_interval
+
+# (configuration label → runs, labels best first, plots folder) → Markdown: a task's figures
+SweepSection = Callable[[dict, list[str], Path], str]
 
 # (key in the run's figures, column label); a column shows when any run has the key
 COLUMNS = (
@@ -39,11 +42,9 @@ def run_figures(run_dir: Path) -> dict:
     """The figures a sweep tabulates for one finished run: summary keys (dotted) and probes."""
     summary, records = load_run(run_dir)
     out = {"summary": summary, "records": records}
-    probes = Path(run_dir) / PROBES
-    if probes.is_file():
-        p = json.loads(probes.read_text(encoding="utf-8"))
-        if "heads" in p:
-            out["max_induction"] = p["heads"]["max_induction"]["score"]
+    p = RunDir(run_dir).read_probes()
+    if p is not None and "heads" in p:
+        out["max_induction"] = p["heads"]["max_induction"]["score"]
     return out
 
 
@@ -62,7 +63,7 @@ def group_runs(sweep_dir: Path, trials: list[dict]) -> dict[str, list[dict]]:
             continue
         for rel in t.get("run_dirs") or []:
             d = Path(sweep_dir) / rel
-            if (d / SUMMARY).is_file():
+            if RunDir(d).is_finished():
                 groups.setdefault(t["label"], []).append({"dir": d, **run_figures(d)})
     return groups
 
@@ -75,21 +76,28 @@ def _interval(values: list[float]) -> tuple[float, float, float]:
     return m, m - half, m + half
 
 
-def write_sweep_report(sweep_dir: Path, storage: str | None = None) -> Path:
-    """Write `results.json`, `report.md`, `report.html` and `plots/` of a sweep directory."""
-    from attnlab.experiments.sweep import configurations, load_trials
+def write_sweep_report(
+    sweep_dir: Path,
+    spec,
+    trials: list[dict],
+    labels: list[str],
+    section: SweepSection | None = None,
+) -> Path:
+    """Write `results.json`, `report.md`, `report.html` and `plots/` of a sweep directory.
 
+    `trials` are the study's trials (`experiments.sweep.load_trials`), `labels` the spec's
+    configurations in its order, `section` the task's own figures.
+    """
     sweep_dir = Path(sweep_dir)
-    spec, trials = load_trials(sweep_dir, storage)
     groups = group_runs(sweep_dir, trials)
     if spec.search is None:  # table order: the spec's
-        order = [label for label, _ in configurations(spec) if label in groups]
+        order = [label for label in labels if label in groups]
     else:  # best first
         sign = 1 if spec.direction == "minimize" else -1
         order = sorted(
             groups, key=lambda g: sign * mean_std([figure(r, spec.metric) for r in groups[g]])[0]
         )
-    plots = sweep_dir / "plots"
+    plots = sweep_dir / PLOTS
     metric_vals = {
         g: [v for r in groups[g] if (v := figure(r, spec.metric)) is not None] for g in order
     }
@@ -100,6 +108,8 @@ def write_sweep_report(sweep_dir: Path, storage: str | None = None) -> Path:
         text += _config_table(spec, groups, order)
         text += _differences(spec, order, metric_vals)
         text += _figures(spec, groups, order, metric_vals, trials, plots)
+        if section is not None:
+            text += section(groups, order, plots)
     text += _failures(trials)
     results = {
         "spec": spec.model_dump(mode="json", by_alias=True),
@@ -112,9 +122,8 @@ def write_sweep_report(sweep_dir: Path, storage: str | None = None) -> Path:
             for g in order
         },
     }
-    (sweep_dir / "results.json").write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
-    md = sweep_dir / REPORT
-    md.write_text(text, encoding="utf-8")
+    write_json(sweep_dir / RESULTS, results)
+    md = atomic_write_text(sweep_dir / REPORT, text)
     explorer = [load_explorer_run(groups[g][0]["dir"], g) for g in order]
     write_html(md, [e for e in explorer if e is not None])
     return md
@@ -215,14 +224,14 @@ def _figures(spec, groups, order, metric_vals, trials, plots: Path) -> str:
         f"{spec.metric}: mean (bar), 95% t interval, seeds (dots)",
         plots / "metric_by_configuration.png",
     )
-    text += "![metric by configuration](plots/metric_by_configuration.png)\n\n"
+    text += f"![metric by configuration]({plot_link('metric_by_configuration.png')})\n\n"
     series = {
         g: [curves(r["records"], "validation", "loss") for r in groups[g]] for g in order[:10]
     }
     seed_lines_plot(
         series, "step", "validation loss", "validation loss (thin: seeds)", plots / "val_loss.png"
     )
-    text += "![validation loss](plots/val_loss.png)\n\n"
+    text += f"![validation loss]({plot_link('val_loss.png')})\n\n"
     acc = {
         g: [curves(r["records"], "validation", "accuracy") for r in groups[g]] for g in order[:10]
     }
@@ -234,9 +243,7 @@ def _figures(spec, groups, order, metric_vals, trials, plots: Path) -> str:
             "validation accuracy (thin: seeds)",
             plots / "val_accuracy.png",
         )
-        text += "![validation accuracy](plots/val_accuracy.png)\n\n"
-    if any("classification" in r["summary"] for g in order for r in groups[g]):
-        text += _classifier_figures(groups, order, plots)
+        text += f"![validation accuracy]({plot_link('val_accuracy.png')})\n\n"
     if spec.search is not None:
         done = sorted((t for t in trials if t["state"] == "complete"), key=lambda t: t["number"])
         best, sofar = [], math.inf if spec.direction == "minimize" else -math.inf
@@ -252,59 +259,8 @@ def _figures(spec, groups, order, metric_vals, trials, plots: Path) -> str:
             "search history",
             plots / "search_history.png",
         )
-        text += "![search history](plots/search_history.png)\n\n"
+        text += f"![search history]({plot_link('search_history.png')})\n\n"
     return text
-
-
-def _classifier_figures(groups: dict, order: list[str], plots: Path) -> str:
-    """Accuracy per epoch of every configuration (its first seed) and the best one's table."""
-    from attnlab.report.classification_section import epoch_curves
-
-    for split, file in (
-        ("validation", "val_acc_by_epoch.png"),
-        ("train (subset)", "train_acc_by_epoch.png"),
-    ):
-        series = {}
-        for g in order[:12]:
-            c = groups[g][0]["summary"].get("classification")
-            if c and split in epoch_curves(c):
-                series[g] = epoch_curves(c)[split]
-        if series:
-            line_plot(
-                series,
-                "epoch",
-                f"{split} accuracy",
-                f"{split} accuracy per epoch, per configuration",
-                plots / file,
-            )
-    best = groups[order[0]][0]
-    c = best["summary"]["classification"]
-    rows = [
-        [e["epoch"], e["train_accuracy"], e["val_loss"], e["val_accuracy"]] for e in c["epochs"]
-    ]
-    return (
-        "### Accuracy curves per configuration\n\n"
-        "![validation accuracy per epoch](plots/val_acc_by_epoch.png)\n\n"
-        "![train accuracy per epoch](plots/train_acc_by_epoch.png)\n\n"
-        f"### Best configuration: {order[0]}\n\n"
-        f"Run `{best['dir'].name}`; best epoch by validation loss {c.get('best_epoch', '–')}, "
-        f"overfitting after epoch {c.get('overfit_after_epoch') or '– (none within the run)'}.\n\n"
-        + markdown_table(["epoch", "train acc", "val loss", "val acc"], rows)
-        + "\n"
-        + markdown_table(
-            ["weights", "train acc", "val acc", "test acc"],
-            [
-                ["final", c["final"]["train"], c["final"]["validation"], c["final"]["test"]],
-                [
-                    "best checkpoint",
-                    c.get("train_accuracy"),
-                    c.get("val_accuracy"),
-                    c.get("test_accuracy"),
-                ],
-            ],
-        )
-        + "\n"
-    )
 
 
 def _failures(trials: list[dict]) -> str:

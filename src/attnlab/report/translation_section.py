@@ -1,5 +1,6 @@
 """Report sections of translation runs (Pig Latin): scores, mistakes, errors by length,
-and the translation probes, from `summary.json`, `translations.json` and `probes.json`."""
+and the translation probes, with their figures, from `summary.json`, `translations.json`,
+`metrics.jsonl`, `probes.json` and `attention.json`."""
 
 from __future__ import annotations
 
@@ -11,8 +12,15 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from attnlab.report.plots import finish_plot
+from attnlab.report.plots import curves, finish_plot, line_plot
+from attnlab.report.probe_section import (
+    embedding_figure,
+    explorer_figure,
+    position_figure,
+    ssm_figure,
+)
 from attnlab.report.tables import fmt, markdown_table
+from attnlab.run_dir import RunDir, plot_link
 
 MISTAKES_SHOWN = 15
 
@@ -34,8 +42,21 @@ def errors_by_length_plot(details: dict, path: Path) -> Path:
     return finish_plot(fig, ax, xlabel, "word error rate", "errors by word length", path, True)
 
 
-def scores_section(summary: dict, details: dict, vocab_size: int) -> str:
-    """Train / valid / test table, sample mistakes and the errors-by-length figure."""
+def scores_section(rd: RunDir, summary: dict, records: list[dict]) -> str:
+    """Train / valid / test table, sample mistakes, and the errors-by-length and
+    word-accuracy figures."""
+    details = rd.read_translations()
+    details.pop("scores", None)
+    if details:
+        errors_by_length_plot(details, rd.plot("errors_by_length.png"))
+    line_plot(
+        {"validation": curves(records, "validation", "word_accuracy")},
+        "step",
+        "word accuracy (exact match)",
+        f"{summary['name']}: word accuracy",
+        rd.plot("word_accuracy.png"),
+    )
+    vocab_size = summary["data"]["vocab_size"]
     t = summary["translation"]
     rows = [
         [s, t[s]["words"], t[s]["loss_per_char"], t[s]["char_accuracy"], t[s]["word_accuracy"]]
@@ -65,8 +86,9 @@ def scores_section(summary: dict, details: dict, vocab_size: int) -> str:
                 [[m["word"], m["target"], m["predicted"]] for m in mistakes],
             )
         )
-    out.append("\n![errors by length](plots/errors_by_length.png)\n\n")
-    out.append("![word accuracy](plots/word_accuracy.png)\n\n")
+    if details:
+        out.append(f"\n![errors by length]({plot_link('errors_by_length.png')})\n\n")
+    out.append(f"![word accuracy]({plot_link('word_accuracy.png')})\n\n")
     return "".join(out)
 
 
@@ -89,8 +111,9 @@ SSM_DEFINITIONS = (
 )
 
 
-def probe_section(p: dict) -> str:
-    """The translation probes: alignment table, attention maps, embeddings, positions."""
+def probe_section(rd: RunDir, p: dict, attention: dict | None) -> str:
+    """The translation probes: alignment table, attention maps, embeddings, positions,
+    drawing their figures."""
     out = ["## Probes\n\n", DEFINITIONS, "\n"]
     a = p["alignment"]
     if a["layers"]:
@@ -107,17 +130,28 @@ def probe_section(p: dict) -> str:
     out.append("### Chosen words\n\n")
     if any("ssm" in w for w in p["attention"]):
         out.append(SSM_DEFINITIONS + "\n")
-    for w in p["attention"]:
-        out.append(f"**{w['word']}** → `{w['prediction']}`\n\n")
-        for kind, plot in w["plots"].items():
-            what = "Mamba Δ and decay" if kind == "ssm" else f"{kind} attention"
-            out.append(f"![{what}, {w['word']}]({plot})\n\n")
+    examples = (attention or {}).get("examples", [])
+    for i, w in enumerate(p["attention"]):
+        word, pred = w["word"], w["prediction"]
+        out.append(f"**{word}** → `{pred}`\n\n")
+        for kind, index in w["explorer"].items():
+            if index >= len(examples):
+                continue
+            title = f"{word} → {pred}: {kind} attention"
+            name = f"attention_{i}_{word}_{kind}.png"
+            link = explorer_figure(rd, examples[index], title, name)
+            out.append(f"![{kind} attention, {word}]({link})\n\n")
+        if "ssm" in w:
+            title = f"{word} → {pred}: Mamba Δ and decay"
+            link = ssm_figure(rd, w["ssm"], title, f"ssm_{i}_{word}.png")
+            out.append(f"![Mamba Δ and decay, {word}]({link})\n\n")
     e = p["embeddings"]
+    link = embedding_figure(rd, e)
     out.append(
         "### Character embeddings\n\n"
         f"PC1 {100 * e['pca_variance'][0]:.1f}%, PC2 {100 * e['pca_variance'][1]:.1f}% of "
         f"the variance; vowel/consonant separation {fmt(e['vowel_consonant_separation'], 3)}."
-        f"\n\n![embeddings]({e['plot']})\n\n"
+        f"\n\n![embeddings]({link})\n\n"
     )
     rows = [[c, ", ".join(f"{n} ({s:.2f})" for n, s in nb)] for c, nb in e["neighbours"].items()]
     out.append(markdown_table(["vowel", "nearest characters"], rows) + "\n")
@@ -126,8 +160,10 @@ def probe_section(p: dict) -> str:
         for name, pos in p["positions"].items():
             d = pos["cosine_by_distance"]
             far = fmt(d[min(4, len(d) - 1)], 3)
+            title = f"{name} {pos['kind']} positions: cosine"
+            link = position_figure(rd, pos["cosine"], title, f"position_cosine_{name}.png")
             out.append(
                 f"{name} ({pos['kind']}): mean cosine of neighbours {fmt(d[1], 3)}, "
-                f"4 apart {far}.\n\n![{name} positions]({pos['plot']})\n\n"
+                f"4 apart {far}.\n\n![{name} positions]({link})\n\n"
             )
     return "".join(out)

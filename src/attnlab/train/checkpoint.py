@@ -18,8 +18,6 @@ import torch
 from safetensors.torch import load_model, save_model
 from torch import nn
 
-WEIGHTS, BEST, STATE = "model.safetensors", "best.safetensors", "state.pt"
-
 
 def save_weights(model: nn.Module, path: Path) -> None:
     """Atomically write the model's weights (shared tensors stored once)."""

@@ -22,7 +22,7 @@ from attnlab.data import Dataset, eval_batches, train_ids
 from attnlab.data.splits import steps_per_epoch
 from attnlab.errors import ConfigError, DataError, TrainingDiverged
 from attnlab.models.stack import output_head
-from attnlab.run_dir import METRICS, MetricsLog
+from attnlab.run_dir import RunDir
 from attnlab.train import checkpoint as ckpt
 from attnlab.train.losses import chunked_token_stats, token_stats
 from attnlab.train.optim import lr_at, plateau_update
@@ -103,7 +103,8 @@ class Trainer:
         self.fabric, self.model, self.raw_model = fabric, model, raw_model
         self.opt, self.data, self.cfg, self.run_dir = optimizer, data, cfg, run_dir
         self.total = total_steps(data, cfg)
-        self.log = MetricsLog(run_dir / METRICS, enabled=fabric.global_rank == 0)
+        self.files = RunDir(run_dir)
+        self.log = self.files.metrics_log(enabled=fabric.global_rank == 0)
         self.state = LoopState()
         self.probe_fn = None  # step → metrics record (train.probe_every), set by the caller
         self.task_eval = None  # (split, max_batches) → extra eval metrics, e.g. word accuracy
@@ -204,7 +205,7 @@ class Trainer:
             if improved:
                 s.best_val_loss, s.best_step = res["loss"], step
                 if self.fabric.global_rank == 0:
-                    ckpt.save_weights(self.raw_model, self.run_dir / ckpt.BEST)
+                    ckpt.save_weights(self.raw_model, self.files.best)
             if self.cfg.schedule == "plateau":
                 s.plateau_scale, s.plateau_bad = plateau_update(
                     s.plateau_scale, s.plateau_bad, improved, self.cfg
@@ -223,10 +224,10 @@ class Trainer:
         """Last weights and the resume state at `step`."""
         if self.fabric.global_rank != 0:
             return
-        ckpt.save_weights(self.raw_model, self.run_dir / ckpt.WEIGHTS)
+        ckpt.save_weights(self.raw_model, self.files.weights)
         s = self.state
         ckpt.save_state(
-            self.run_dir / ckpt.STATE,
+            self.files.state,
             self.opt,
             precision=self.fabric.strategy.precision.state_dict(),  # fp16: the loss scaler
             step=step,
@@ -241,7 +242,7 @@ class Trainer:
 
     def restore(self) -> None:
         """Continue from the checkpoint in the run directory."""
-        extra = ckpt.load_state(self.run_dir / ckpt.STATE, self.opt)
+        extra = ckpt.load_state(self.files.state, self.opt)
         if extra.get("precision"):  # fp16 mixed precision: the loss scaler's scale and counts
             self.fabric.strategy.precision.load_state_dict(extra["precision"])
         self.state = LoopState(

@@ -1,14 +1,14 @@
-"""`train(cfg, run_dir)` and `resume(run_dir)`: the data path from config to run directory.
+"""`train(cfg, run_dir, task)` and `resume(run_dir, task)`: config to run directory.
 
 config → data.build → models.build → check_causal → Trainer.fit → final evals →
 check_causal on the trained weights → `summary.json`. The run directory holds everything
-needed to resume or report.
+needed to resume or report. `task` (an `attnlab.tasks.Task`) adds what its kind needs
+(model fields, extra evaluations, summary fields); this module never asks which task it
+runs. Most callers use `attnlab.runs.train`, which picks the task from the config.
 """
 
 from __future__ import annotations
 
-import json
-import math
 import os
 import platform
 import time
@@ -22,30 +22,23 @@ from attnlab import data as data_mod
 from attnlab import models
 from attnlab.config import load_config, save_config
 from attnlab.config.schema import RunConfig
-from attnlab.data.piglatin import TranslationSplit
 from attnlab.data.splits import subset_note
 from attnlab.errors import LeakageError, UserError
-from attnlab.run_dir import CONFIG, METRICS, SUMMARY
+from attnlab.run_dir import RunDir
 from attnlab.train import memory
 from attnlab.train.loop import Trainer
 from attnlab.train.optim import make_optimizer
-from attnlab.train.translate import WordEval
 
 
-def resolve(cfg: RunConfig, dataset) -> RunConfig:
-    """Fill what the data decides: vocabulary size and the model's maximum length."""
+def resolve(cfg: RunConfig, dataset, fields: dict | None = None) -> RunConfig:
+    """Fill what the data decides: vocabulary size, the model's maximum length, and the
+    task's own model `fields` (`Task.model_fields`)."""
     longest = max(dataset.seq_len, dataset.src_len or 0)
     update = {
         "vocab_size": cfg.model.vocab_size or dataset.vocab_size,
         "max_seq_len": cfg.model.max_seq_len or longest,
+        **(fields or {}),
     }
-    if cfg.model.arch == "classifier":
-        update["n_classes"] = cfg.model.n_classes or dataset.info["n_classes"]
-        if update["n_classes"] < dataset.info["n_classes"]:
-            raise UserError(
-                f"model.n_classes ({update['n_classes']}) < the data's "
-                f"{dataset.info['n_classes']} classes"
-            )
     model = cfg.model.model_copy(update=update)
     if model.vocab_size < dataset.vocab_size:
         raise UserError(
@@ -137,123 +130,45 @@ def _prepare_dir(run_dir: Path) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
 
 
-def _setup(cfg: RunConfig, run_dir: Path, fresh: bool):
+def _setup(cfg: RunConfig, run_dir: Path, fresh: bool, task):
     """Build data, model (checked for leaks), optimizer and a Trainer for `run_dir`."""
     if cfg.train.accelerator in ("auto", "cpu") and memory.wanted(cfg.train.keep_freed_memory):
         memory.keep_freed_memory()
+    rd = RunDir(run_dir)
     dataset = data_mod.build(cfg.data)
-    cfg = resolve(cfg, dataset)
+    cfg = resolve(cfg, dataset, task.model_fields(cfg, dataset))
     torch.manual_seed(cfg.train.seed)
     model = models.build(cfg.model)
-    leak = _leak_check(cfg, model, dataset.seq_len)
+    leak = _leak_check(cfg, task, model, dataset.seq_len)
     fabric = _fabric(cfg)
     if fresh and fabric.global_rank == 0:
-        save_config(cfg, run_dir / CONFIG)
+        save_config(cfg, rd.config)
         if dataset.tokenizer is not None:
-            dataset.tokenizer.save(run_dir / "tokenizer.json")
+            dataset.tokenizer.save(rd.tokenizer)
     if not fresh:
-        from attnlab.train.checkpoint import WEIGHTS, load_weights
+        from attnlab.train.checkpoint import load_weights
 
-        load_weights(model, run_dir / WEIGHTS)
+        load_weights(model, rd.weights)
     optimizer = make_optimizer(model, cfg.train)
     to_wrap = torch.compile(model) if cfg.train.compile else model
     wrapped, optimizer = fabric.setup(to_wrap, optimizer)
     trainer = Trainer(fabric, wrapped, model, optimizer, dataset, cfg.train, run_dir)
     trainer.leak_checks = {"initial": leak} if leak is not None else {}
-    if cfg.train.probe_every:
-        from attnlab.probes import TrainingProbe
-
-        trainer.probe_fn = TrainingProbe(model, cfg, dataset)
-    if isinstance(dataset.splits["train"], TranslationSplit):
-        trainer.task_eval = WordEval(model, dataset, fabric.device, cfg.train.beam_width)
+    task.attach(trainer, cfg, dataset)
     return cfg, trainer
 
 
-def _leak_check(cfg: RunConfig, model, seq_len: int) -> dict | None:
-    """`check_causal` on a causal model (not a classifier) unless switched off; raises
-    `LeakageError` on a leak."""
-    if not cfg.train.check_causal or cfg.model.arch == "classifier":
+def _leak_check(cfg: RunConfig, task, model, seq_len: int) -> dict | None:
+    """`check_causal` on a causal task's model unless switched off; raises `LeakageError`
+    on a leak."""
+    if not cfg.train.check_causal or not task.causal:
         return None
     return models.check_causal(
         model, cfg.model.vocab_size, seq_len, length=cfg.train.leak_check_len
     )
 
 
-def _translation(trainer: Trainer, val: dict, test: dict, cap: int | None) -> dict:
-    """Teacher-forced and word-level scores on train (as many words as validation), valid
-    and test; the errors by length and sample mistakes go to `translations.json`."""
-    ds = trainer.data
-    cap_words = None if cap is None else cap * ds.batch_size
-    n_val = min(ds.splits["validation"].num_sequences, cap_words or math.inf)
-    train = trainer.evaluate("train", -(-n_val // ds.batch_size))
-    forced = {"train": train, "validation": val, "test": test}
-    limit = {"train": n_val, "validation": cap_words, "test": cap_words}
-    table, details = {}, {}
-    for split, tf in forced.items():
-        sc = trainer.task_eval.scores(split, limit[split])
-        table[split] = {
-            "loss_per_char": tf["loss"],
-            "char_accuracy": tf["accuracy"],
-            "word_accuracy": sc["word_accuracy"],
-            "words": sc["words"],
-        }
-        details[split] = {k: sc[k] for k in ("errors_by_length", "errors_by_kind", "mistakes")}
-    if trainer.fabric.global_rank == 0:
-        out = {"scores": table, **details}
-        (trainer.run_dir / "translations.json").write_text(json.dumps(out, indent=2) + "\n")
-    return table
-
-
-def _classification(trainer: Trainer, val: dict, test: dict, cap: int | None) -> dict:
-    """Per-epoch accuracies, the best epoch by validation loss (the best checkpoint, and
-    the overfitting point: after it the validation loss no longer improves), and the
-    train / validation / test accuracy of the final weights and of the best checkpoint."""
-    from attnlab.run_dir import read_metrics
-    from attnlab.train.checkpoint import BEST, load_weights
-
-    recs = read_metrics(trainer.run_dir / METRICS)
-    vals = [r for r in recs if r["split"] == "validation" and not r.get("final")]
-    trains = {r["step"]: r for r in recs if r["split"] == "train_eval"}
-    epochs = [
-        {
-            "epoch": r.get("epoch", r["step"] / trainer.per_epoch),
-            "step": r["step"],
-            "val_loss": r["loss"],
-            "val_accuracy": r["accuracy"],
-            "train_loss": trains.get(r["step"], {}).get("loss"),
-            "train_accuracy": trains.get(r["step"], {}).get("accuracy"),
-        }
-        for r in vals
-    ]
-    train = trainer.evaluate("train", cap)
-    out = {
-        "epochs": epochs,
-        "final": {
-            "train": train["accuracy"],
-            "validation": val["accuracy"],
-            "test": test["accuracy"],
-        },
-    }
-    if epochs:
-        best = min(epochs, key=lambda e: e["val_loss"])
-        out.update(
-            best_epoch=best["epoch"],
-            best_val_accuracy=best["val_accuracy"],
-            best_val_loss=best["val_loss"],
-            overfit_after_epoch=best["epoch"] if best is not epochs[-1] else None,
-        )
-    best_path = trainer.run_dir / BEST
-    if best_path.is_file():  # the best checkpoint's figures, then the final weights back
-        final = {k: v.detach().clone() for k, v in trainer.raw_model.state_dict().items()}
-        load_weights(trainer.raw_model, best_path)
-        for split in ("train", "validation", "test"):
-            r = trainer.evaluate(split, cap)
-            out[f"{split}_accuracy" if split != "validation" else "val_accuracy"] = r["accuracy"]
-        trainer.raw_model.load_state_dict(final)
-    return out
-
-
-def _finish(cfg: RunConfig, trainer: Trainer, wall_s: float) -> dict:
+def _finish(cfg: RunConfig, trainer: Trainer, wall_s: float, task) -> dict:
     """Full validation and test evaluation with the final weights, then `summary.json`."""
     f, ds, s = trainer.fabric, trainer.data, trainer.state
     cap = cfg.train.final_eval_batches
@@ -298,19 +213,10 @@ def _finish(cfg: RunConfig, trainer: Trainer, wall_s: float) -> dict:
         "data": ds.describe(),
         "versions": _versions(),
     }
-    if trainer.task_eval is not None:
-        table = _translation(trainer, val, test, cap)
-        summary["translation"] = table
-        summary["final_val_word_accuracy"] = table["validation"]["word_accuracy"]
-        summary["test_word_accuracy"] = table["test"]["word_accuracy"]
-        summary["train_word_accuracy"] = table["train"]["word_accuracy"]
-        summary["train_accuracy"] = table["train"]["char_accuracy"]
-    if cfg.model.arch == "classifier":
-        summary["classification"] = _classification(trainer, val, test, cap)
-        summary["test_accuracy_best"] = summary["classification"]["test_accuracy"]
+    summary.update(task.summarise(trainer, val, test, cap))
     leak_error = None
     try:  # the trained weights get the same check the initial ones had
-        final = _leak_check(cfg, trainer.raw_model, ds.seq_len)
+        final = _leak_check(cfg, task, trainer.raw_model, ds.seq_len)
         if final is not None:
             trainer.leak_checks["final"] = final
     except LeakageError as e:
@@ -318,42 +224,37 @@ def _finish(cfg: RunConfig, trainer: Trainer, wall_s: float) -> dict:
         trainer.leak_checks["final"] = {"error": str(e)}
     summary["leak_check"] = trainer.leak_checks
     if f.global_rank == 0:
-        (trainer.run_dir / SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
+        RunDir(trainer.run_dir).write_summary(summary)
     if leak_error is not None:
         raise LeakageError(f"the trained model leaks: {leak_error}")
     return summary
 
 
-def _go(cfg: RunConfig, trainer: Trainer, stop_after: int | None, wall0: float) -> dict | None:
+def _go(cfg: RunConfig, trainer: Trainer, task, stop_after: int | None, wall0: float):
     t0 = time.perf_counter()
     done = trainer.fit(stop_after)
-    wall_file = trainer.run_dir / ".wall_s"
     wall = wall0 + time.perf_counter() - t0
     if trainer.fabric.global_rank == 0:
-        wall_file.write_text(f"{wall}\n")
-    return _finish(cfg, trainer, wall) if done else None
+        RunDir(trainer.run_dir).write_wall(wall)
+    return _finish(cfg, trainer, wall, task) if done else None
 
 
-def train(cfg: RunConfig, run_dir: str | Path, stop_after: int | None = None) -> dict | None:
-    """Train a fresh run into `run_dir`; returns the summary (None when stopped early).
-
-    `stop_after` ends the run after that many steps with a resumable checkpoint.
-    """
+def train(cfg: RunConfig, run_dir: str | Path, task, stop_after: int | None = None) -> dict | None:
+    """Train a fresh run of `task` into `run_dir`; returns the summary (None when stopped
+    early). `stop_after` ends the run after that many steps with a resumable checkpoint."""
     run_dir = Path(run_dir)
     if is_main_process():
         _prepare_dir(run_dir)
-    cfg, trainer = _setup(cfg, run_dir, fresh=True)
-    return _go(cfg, trainer, stop_after, 0.0)
+    cfg, trainer = _setup(cfg, run_dir, True, task)
+    return _go(cfg, trainer, task, stop_after, 0.0)
 
 
-def resume(run_dir: str | Path, stop_after: int | None = None) -> dict | None:
+def resume(run_dir: str | Path, task, stop_after: int | None = None) -> dict | None:
     """Continue the run in `run_dir` from its last checkpoint, exactly where it stopped."""
-    run_dir = Path(run_dir)
-    for name in (CONFIG, "state.pt", "model.safetensors"):
-        if not (run_dir / name).is_file():
-            raise UserError(f"cannot resume {run_dir}: {name} is missing (no checkpoint yet)")
-    cfg, trainer = _setup(load_config(run_dir / CONFIG), run_dir, fresh=False)
+    rd = RunDir(run_dir)
+    for path in (rd.config, rd.state, rd.weights):
+        if not path.is_file():
+            raise UserError(f"cannot resume {rd.path}: {path.name} is missing (no checkpoint yet)")
+    cfg, trainer = _setup(load_config(rd.config), rd.path, False, task)
     trainer.restore()
-    wall_file = run_dir / ".wall_s"
-    wall0 = float(wall_file.read_text()) if wall_file.is_file() else 0.0
-    return _go(cfg, trainer, stop_after, wall0)
+    return _go(cfg, trainer, task, stop_after, rd.read_wall())
