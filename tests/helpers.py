@@ -74,6 +74,18 @@ def tiny_file(tmp_path, name="tiny", **over):
     return path
 
 
+def grid_spec(tmp_path, configs: dict[str, dict], **fields) -> Path:
+    """A sweep spec over raw configs (name → raw config, each written as NAME.yaml)."""
+    paths = []
+    for name, raw in configs.items():
+        paths.append(tmp_path / f"{name}.yaml")
+        paths[-1].write_text(yaml.safe_dump({**raw, "name": name}))
+    spec = {"name": "t", "grid": {"config": [str(p) for p in paths]}, **fields}
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
 DROP = ("tokens_per_s", "data_share")
 
 

@@ -1,14 +1,14 @@
 """Mamba end to end: Pig Latin as a prefix LM (train, probes, report), the repeat task's
-probes, the discretisation study's table, and `attnlab bench scan`."""
+probes, the discretisation sweep's table, and `attnlab bench scan`."""
 
 from __future__ import annotations
 
 import json
 
 from attnlab.config import validate
-from attnlab.experiments.study import STUDIES, collect, write_translation_study
-from attnlab.runs import probe, train
-from tests.helpers import pig_raw, run_cli
+from attnlab.experiments.sweep import run_sweep
+from attnlab.runs import train
+from tests.helpers import grid_spec, pig_raw, run_cli
 
 
 def _mamba_pig(tmp_path, **mixer) -> dict:
@@ -65,20 +65,15 @@ def test_mamba_repeat_task_probes(tmp_path, monkeypatch, capsys):
     assert 0 <= probes["heads"]["repeat_accuracy"] <= 1
 
 
-def test_discretization_study_table(tmp_path):
-    """Three discretisations of one tiny model → one table with every row filled."""
-    study = STUDIES["mamba_discretization"]
-    runs = tmp_path / "runs"
-    for disc in study.models:
-        run = runs / f"{disc}-s1"
-        train(validate(_mamba_pig(tmp_path, discretization=disc)), run)
-        probe(run)
-    results = collect(tmp_path, study.models, 1, "translation")
-    path = write_translation_study(tmp_path, study, "mamba_discretization", results, 1.0, True)
-    text = path.read_text()
-    for disc in study.models:
-        assert f"| {disc} |" in text
-    assert json.loads((tmp_path / "results.json").read_text())
+def test_discretization_sweep_table(tmp_path):
+    """Three discretisations of one tiny model → one sweep table with every row filled."""
+    discs = ("zoh_approx", "zoh", "bilinear")
+    raws = {d: _mamba_pig(tmp_path, discretization=d) for d in discs}
+    spec = grid_spec(tmp_path, raws, metric="final_val_word_accuracy", direction="maximize")
+    text = (run_sweep(spec, tmp_path / "sw", echo=lambda *_: None) / "report.md").read_text()
+    for disc in discs:
+        assert f"| {disc} | 1 |" in text
+    assert "test word acc" in text
 
 
 def test_bench_scan_cli(tmp_path, monkeypatch, capsys):

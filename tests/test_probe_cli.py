@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import yaml
 
-from attnlab.experiments import study as study_mod
-from attnlab.run_dir import read_metrics
-from tests.helpers import run_cli, tiny_file
+from attnlab.experiments.study import run_study
+from attnlab.experiments.sweep import load_trials, run_sweep
+from attnlab.run_dir import RunDir, read_metrics
+from tests.helpers import grid_spec, run_cli, tiny_file, tiny_raw
 
 PNG = b"\x89PNG"
 
@@ -102,51 +102,44 @@ def test_probe_on_a_char_text_run(tmp_path, text_dir, monkeypatch, capsys):
 def test_probe_errors(tmp_path, monkeypatch, capsys):
     code, _, err = run_cli(["probe", str(tmp_path)], monkeypatch, capsys)
     assert code == 2 and "not a trained run directory" in err
+
+
+def test_study_is_a_sweep_with_a_head_probe_table(tmp_path):
+    spec = grid_spec(
+        tmp_path,
+        {
+            f"l{n}": tiny_raw(model__n_layers=n, train__max_steps=8, train__probe_every=4)
+            for n in (1, 2)
+        },
+        seeds=2,
+        quick=["l2"],
+    )
+    out = run_sweep(spec, tmp_path / "sw", echo=lambda *_: None)
+    text = (out / "report.md").read_text()
+    assert "| l1 | 2 |" in text and "| l2 | 2 |" in text and "## Head probes" in text
+    assert (out / "plots" / "induction_by_step.png").read_bytes()[:4] == PNG
+    quick = run_sweep(spec, tmp_path / "q", echo=lambda *_: None, quick=True)
+    _, trials = load_trials(quick)
+    assert {t["label"] for t in trials} == {"l2"}
+
+
+def test_unknown_study(tmp_path, monkeypatch, capsys):
     code, _, err = run_cli(["study", "nope", "--out", str(tmp_path / "s")], monkeypatch, capsys)
     assert code == 2 and "unknown study" in err
-
-
-def _tiny_study(tmp_path: Path, monkeypatch, steps: int = 8) -> str:
-    for name, layers in (("one", 1), ("two", 2)):
-        tiny_file(
-            tmp_path, name, model__n_layers=layers, train__max_steps=steps, train__probe_every=4
-        )
-    monkeypatch.setitem(
-        study_mod.STUDIES,
-        "tiny",
-        study_mod.Study(
-            folder=str(tmp_path), models=("one", "two"), quick=("two",), finding="tiny"
-        ),
-    )
-    return "tiny"
-
-
-def test_study_runs_tabulates_and_reuses_finished_runs(tmp_path, monkeypatch):
-    name = _tiny_study(tmp_path, monkeypatch)
-    out = tmp_path / "study"
-    path = study_mod.run_study(name, out, seeds=2, jobs=1, echo=lambda *_: None)
-    text = path.read_text()
-    assert "| one | 2 |" in text and "| two | 2 |" in text and "±" in text
-    res = json.loads((out / "results.json").read_text())
-    assert [r["steps"] for r in res["two"]] == [[0, 4, 8]] * 2
-    assert (out / "induction_by_step.png").read_bytes()[:4] == PNG
-    stamp = (out / "runs" / "one-s1" / "summary.json").stat().st_mtime_ns
-    (out / "runs" / "two-s2" / "probes.json").unlink()  # as if interrupted while probing
-    said = []
-    study_mod.run_study(name, out, seeds=2, jobs=1, echo=said.append)
-    assert "1 runs to train" in said[0]
-    assert (out / "runs" / "one-s1" / "summary.json").stat().st_mtime_ns == stamp
 
 
 @pytest.mark.slow
 def test_induction_study_quick_shows_the_two_layer_gap(tmp_path):
     """2 seeds of the 1- and 2-layer attention-only models (about 2 minutes on 2 cores)."""
-    out = tmp_path / "study"
-    study_mod.run_study("induction", out, seeds=2, quick=True, echo=print)
-    res = json.loads((out / "results.json").read_text())
-    one = [r["max_induction"] for r in res["attn_1layer"]]
-    two = [r["max_induction"] for r in res["attn_2layer"]]
-    assert min(two) > 0.3 > 0.1 > max(one)
-    acc1 = [r["repeat_accuracy"] for r in res["attn_1layer"]]
-    acc2 = [r["repeat_accuracy"] for r in res["attn_2layer"]]
-    assert min(acc2) > 0.7 and max(acc1) < 0.3
+    path = run_study("induction", tmp_path / "study", seeds=2, quick=True, echo=print)
+    _, trials = load_trials(path.parent)
+    figures = {}
+    for t in trials:
+        run = RunDir(path.parent / t["run_dirs"][0])
+        heads = run.read_probes()["heads"]
+        figures.setdefault(t["label"], []).append(
+            (heads["max_induction"]["score"], run.read_summary()["final_val_accuracy"])
+        )
+    one, two = figures["attn_1layer"], figures["attn_2layer"]
+    assert min(s for s, _ in two) > 0.3 > 0.1 > max(s for s, _ in one)
+    assert min(a for _, a in two) > 0.7 and max(a for _, a in one) < 0.3

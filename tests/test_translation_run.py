@@ -7,8 +7,9 @@ import json
 import pytest
 
 from attnlab.config import validate
+from attnlab.experiments.sweep import run_sweep
 from attnlab.runs import train
-from tests.helpers import pig_raw, run_cli
+from tests.helpers import grid_spec, pig_raw, run_cli
 
 
 @pytest.mark.parametrize("arch", ["seq2seq", "decoder"])
@@ -90,22 +91,13 @@ def test_quick_base_model_learns_pig_latin(tmp_path):
     assert summary["translation"]["test"]["words"] == 2000
 
 
-def test_translation_study_table(tmp_path):
-    """The ablation's table from run directories (what `attnlab study piglatin` writes)."""
-    from attnlab.experiments.study import STUDIES, collect, write_translation_study
-    from attnlab.runs import probe
-
-    for model, over in (("base", []), ("pos_none", ["none"])):
-        raw = pig_raw(tmp_path)
-        if over:
-            raw["model"]["pos"] = "none"
-        run = tmp_path / "study" / "runs" / f"{model}-s1"
-        train(validate(raw), run)
-        probe(run)
-    out = tmp_path / "study"
-    results = collect(out, ("base", "pos_none"), 1, "translation")
-    assert set(results["base"][0]) >= {"val_loss", "val_word_accuracy", "params", "max_alignment"}
-    path = write_translation_study(out, STUDIES["piglatin"], "piglatin", results, 1.0, True)
-    text = path.read_text()
+def test_translation_sweep_table(tmp_path):
+    """The ablation's table (what `attnlab study piglatin` writes): word accuracies and the
+    best alignment per configuration."""
+    base = pig_raw(tmp_path)
+    none = pig_raw(tmp_path)
+    none["model"]["pos"] = "none"
+    spec = grid_spec(tmp_path, {"base": base, "pos_none": none}, metric="final_val_word_accuracy")
+    text = (run_sweep(spec, tmp_path / "sw", echo=lambda *_: None) / "report.md").read_text()
     assert "| base | 1 |" in text and "| pos_none | 1 |" in text
-    assert (out / "results.json").is_file()
+    assert "best alignment" in text and "val word acc" in text

@@ -198,13 +198,15 @@ def sweep(
     ),
     workers: int = typer.Option(1, "--workers", help="Local worker processes."),
     sets: list[str] = typer.Option([], "--set", help="Override for every trial (repeatable)."),
+    seeds: int = typer.Option(None, "--seeds", help="Seeds per configuration (1..N)."),
+    quick: bool = typer.Option(False, "--quick", help="Only the spec's `quick` configurations."),
 ) -> None:
     """Run or resume a sweep: every trial a run directory, then the sweep's report."""
     from attnlab.experiments.sweep import run_sweep
 
     if not spec.is_file():
         spec = config_path(f"sweeps/{spec}")
-    run_sweep(spec, out, storage, workers, sets, echo=typer.echo)
+    run_sweep(spec, out, storage, workers, sets, echo=typer.echo, seeds=seeds, quick=quick)
 
 
 @app.command()
@@ -255,12 +257,14 @@ def study(
     name: str = typer.Argument(
         ..., help="Study name: induction, piglatin or mamba_discretization."
     ),
-    seeds: int = typer.Option(3, "--seeds", help="Seeds per model (train.seed = 1..N)."),
+    seeds: int = typer.Option(
+        None, "--seeds", help="Seeds per model (train.seed = 1..N; default: the study's)."
+    ),
     quick: bool = typer.Option(False, "--quick", help="Only the study's quick subset of models."),
     jobs: int = typer.Option(None, "--jobs", help="Runs at a time (default: CPU cores)."),
     out: Path = typer.Option(None, "--out", help="Study directory (default runs/study-NAME)."),
 ) -> None:
-    """Train and probe every model of a study over seeds; table with mean ± std and plots."""
+    """Run a named study (a packaged sweep: models x seeds, probed), then its report."""
     from attnlab.experiments.study import run_study
 
     path = run_study(name, out or Path("runs") / f"study-{name}", seeds, quick, jobs, typer.echo)

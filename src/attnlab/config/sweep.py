@@ -67,13 +67,22 @@ class SweepSpec(BaseModel):
     grid: dict[str, list[Any]] | None = None
     ablation: dict[str, list[Any]] | None = None
     search: Search | None = None
-    seeds: int = Field(1, gt=0, description="train.seed = 1..seeds for every configuration")
+    seeds: int | list[int] = Field(
+        1, description="train.seed = 1..seeds for every configuration, or the list of seeds"
+    )
+    description: str = Field("", description="what the sweep asks and what is known")
+    only: list[str] | None = Field(
+        None, description="run only these configurations (their labels); all when unset"
+    )
+    quick: list[str] | None = Field(None, description="the configurations `--quick` keeps (labels)")
     metric: str = Field("final_val_loss", description="summary.json key (dotted) to optimise")
     direction: Literal["minimize", "maximize"] = "minimize"
     probe: bool = Field(True, description="run `attnlab probe` on every finished trial")
 
     @model_validator(mode="after")
     def _one_kind(self) -> SweepSpec:
+        if (isinstance(self.seeds, int) and self.seeds < 1) or self.seeds == []:
+            raise ValueError(f"seeds: give a count >= 1 or a list of seeds (got {self.seeds})")
         kinds = [k for k in ("grid", "ablation", "search") if getattr(self, k) is not None]
         if len(kinds) != 1:
             raise ValueError(f"give exactly one of grid, ablation, search (got {kinds or 'none'})")
@@ -87,6 +96,11 @@ class SweepSpec(BaseModel):
         if self.ablation is not None and "config" in self.ablation:
             raise ValueError("an ablation changes keys of its base; vary `config` in a grid")
         return self
+
+    @property
+    def seed_list(self) -> list[int]:
+        """The `train.seed` of each run of a configuration."""
+        return list(range(1, self.seeds + 1)) if isinstance(self.seeds, int) else self.seeds
 
     @property
     def kind(self) -> str:

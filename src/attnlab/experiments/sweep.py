@@ -102,8 +102,10 @@ def jobs(spec: SweepSpec, spec_dir: Path) -> list[Job]:
     """Every configuration × seed of a grid or ablation, in table order."""
     out = []
     for label, point in configurations(spec):
+        if spec.only is not None and label not in spec.only:
+            continue
         cfg = str(config_path(point.get("config", spec.base), spec_dir))
-        for seed in range(1, spec.seeds + 1):
+        for seed in spec.seed_list:
             out.append(Job(f"{_slug(label)}-s{seed}", label, cfg, _overrides(point), seed))
     names = [j.name for j in out]
     if len(set(names)) != len(names):
@@ -165,7 +167,7 @@ def _trial_plan(trial, spec: SweepSpec, spec_dir: Path) -> tuple[str, str, list[
     }
     for k, v in plan.items():
         trial.set_user_attr(k, v)
-    return job, cfg, overrides, list(range(1, spec.seeds + 1))
+    return job, cfg, overrides, spec.seed_list
 
 
 # ---- running a trial -----------------------------------------------------------------
@@ -326,8 +328,13 @@ def run_sweep(
     sets: list[str] | None = None,
     report: bool = True,
     echo=print,
+    seeds: int | None = None,
+    quick: bool = False,
 ) -> Path:
-    """Run (or resume) a sweep with `workers` local processes; returns the sweep directory."""
+    """Run (or resume) a sweep with `workers` local processes; returns the sweep directory.
+
+    `seeds` replaces the spec's seeds (1..seeds); `quick` runs only its `quick` list.
+    """
     import yaml
 
     from attnlab.config.sweep import load_sweep_spec
@@ -336,6 +343,14 @@ def run_sweep(
     spec = load_sweep_spec(spec_path, sets)
     if workers < 1:
         raise UserError("--workers must be >= 1")
+    if seeds is not None:
+        if seeds < 1:
+            raise UserError("--seeds must be >= 1")
+        spec = spec.model_copy(update={"seeds": seeds})
+    if quick:
+        if spec.quick is None:
+            raise UserError(f"sweep {spec.name} has no quick list (`quick:` in its spec)")
+        spec = spec.model_copy(update={"only": spec.quick})
     sweep_dir = Path(out or Path("runs") / f"sweep-{spec.name}")
     sweep_dir.mkdir(parents=True, exist_ok=True)
     saved = sweep_dir / SPEC

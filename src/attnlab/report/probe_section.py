@@ -3,13 +3,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from attnlab.probes.explorer import example_patterns
 from attnlab.report import probe_plots as P
-from attnlab.report.plots import line_plot
+from attnlab.report.plots import line_plot, seed_lines_plot
 from attnlab.report.tables import fmt, markdown_table
 from attnlab.run_dir import RunDir, plot_link
+from attnlab.stats import format_pm
 
 DEFINITIONS = """\
 Scores are measured on a fixed, seeded probe set of repeated random token sequences
@@ -224,3 +227,58 @@ def _embeddings(rd: RunDir, e: dict) -> str:
                 f"{fmt(d[min(4, len(d) - 1)], 3)}.\n\n![positions]({link})\n"
             )
     return "".join(out)
+
+
+def sweep_probe_section(groups: dict, order: list[str], plots: Path) -> str:
+    """Head probes across a sweep's configurations: the copy-ahead score and its offset,
+    the chance levels, and (with `train.probe_every`) when the induction head forms, one
+    thin line per seed."""
+    probed = [g for g in order if all(r["probes"] and "heads" in r["probes"] for r in groups[g])]
+    if not probed:
+        return ""
+    rows = []
+    for g in probed:
+        heads = [r["probes"]["heads"] for r in groups[g]]
+        ahead = [h["max_copy_ahead"] for h in heads]
+        rows.append(
+            [
+                g,
+                format_pm([h["max_induction"]["score"] for h in heads], show_n=False),
+                format_pm([a["score"] for a in ahead], show_n=False),
+                ", ".join(f"+{a['offset']}" for a in ahead),
+            ]
+        )
+    first = groups[probed[0]][0]
+    vocab = first["summary"]["data"]["vocab_size"]
+    uniform = first["probes"]["heads"]["uniform"]["induction"]
+    text = (
+        "## Head probes\n\n"
+        + markdown_table(
+            ["configuration", "max induction", "max copy-ahead", "its offset (per seed)"], rows
+        )
+        + f"\nChance: next-token accuracy 1/{vocab} = {1 / vocab:.3f} on a uniform guess; "
+        f"induction score of a uniform causal head {uniform:.3f}. Max induction: the largest "
+        "induction score of any head on the fixed probe set. Max copy-ahead: the same for "
+        "the key j >= 1 tokens after the earlier copy, at the head and offset j where it is "
+        "largest (j = 1 is induction; a conv window lets a head read the next token from "
+        "j > 1).\n\n"
+    )
+    curves = {}
+    for g in probed:
+        runs = []
+        for r in groups[g]:
+            recs = [x for x in r["records"] if x["split"] == "probe"]
+            if recs:
+                runs.append(([x["step"] for x in recs], [x["max_induction"] for x in recs]))
+        if runs:
+            curves[g] = runs
+    if curves:
+        seed_lines_plot(
+            curves,
+            "step",
+            "max induction score",
+            "max induction score during training (thin: seeds)",
+            plots / "induction_by_step.png",
+        )
+        text += f"![max induction score by step]({plot_link('induction_by_step.png')})\n\n"
+    return text

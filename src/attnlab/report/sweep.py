@@ -32,7 +32,10 @@ COLUMNS = (
     ("classification.best_val_accuracy", "best val acc"),
     ("classification.best_epoch", "best epoch"),
     ("classification.test_accuracy", "test acc (best ckpt)"),
+    ("train_word_accuracy", "train word acc"),
     ("max_induction", "max induction"),
+    ("icl_score", "ICL score"),
+    ("max_alignment", "best alignment"),
     ("params", "params"),
     ("wall_s", "wall (s)"),
 )
@@ -41,16 +44,20 @@ COLUMNS = (
 def run_figures(run_dir: Path) -> dict:
     """The figures a sweep tabulates for one finished run: summary keys (dotted) and probes."""
     summary, records = load_run(run_dir)
-    out = {"summary": summary, "records": records}
     p = RunDir(run_dir).read_probes()
+    out = {"summary": summary, "records": records, "probes": p}
     if p is not None and "heads" in p:
         out["max_induction"] = p["heads"]["max_induction"]["score"]
+        out["icl_score"] = p.get("icl", {}).get("score")
+    if p is not None and "alignment" in p:
+        scores = p["alignment"]["scores"]
+        out["max_alignment"] = max((max(row) for row in scores), default=None)
     return out
 
 
 def figure(run: dict, key: str) -> float | None:
     """A (dotted) summary key or a probe figure of one run, as a float or None."""
-    if key in run and key not in ("summary", "records"):
+    if key in run and key not in ("summary", "records", "probes"):
         return run[key]
     return summary_value(run["summary"], key)
 
@@ -140,12 +147,16 @@ def _header(spec, trials: list[dict]) -> str:
         "search": f"{spec.search.sampler if spec.search else ''} search over "
         + ", ".join(f"`{k}`" for k in (spec.search.params if spec.search else {})),
     }[spec.kind]
+    seeds = spec.seed_list
+    shown = f"1..{len(seeds)}" if seeds == list(range(1, len(seeds) + 1)) else str(seeds)
     return (
         f"# Sweep: {spec.name}\n\n"
-        f"{'An' if spec.kind[0] in 'aeiou' else 'A'} {spec.kind}: {what}. "
+        + (f"{spec.description.strip()}\n\n" if spec.description else "")
+        + (f"Only: {', '.join(spec.only)}.\n\n" if spec.only is not None else "")
+        + f"{'An' if spec.kind[0] in 'aeiou' else 'A'} {spec.kind}: {what}. "
         + (f"Base config `{spec.base}`" if spec.base else "No base config")
         + (f", overrides {', '.join(f'`{s}`' for s in spec.set)}" if spec.set else "")
-        + f"; {spec.seeds} seed(s) per configuration (`train.seed` = 1..{spec.seeds}). "
+        + f"; {len(seeds)} seed(s) per configuration (`train.seed` = {shown}). "
         f"Objective: {spec.direction} `{spec.metric}`. Trials: "
         + ", ".join(f"{n} {_STATE_WORDS.get(s, s)}" for s, n in sorted(states.items()))
         + ".\n\n"
@@ -205,7 +216,7 @@ def _differences(spec, order: list[str], vals: dict[str, list[float]]) -> str:
         f"## Differences in `{spec.metric}`\n\n"
         + markdown_table(["configuration", "minus", "difference [95% CI]", "CI excludes 0"], rows)
         + f"\nDifference of means with a 95% Welch t interval over seeds ({better} is "
-        f"better). With {spec.seeds} seed(s) per configuration an interval is wide or "
+        f"better). With {len(spec.seed_list)} seed(s) per configuration an interval is wide or "
         "missing: a difference whose interval holds 0, or has none, is not established by "
         "this sweep.\n\n"
     )

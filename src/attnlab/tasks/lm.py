@@ -4,13 +4,15 @@ validation text in the attention grids and the embedding plot's token frequencie
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from torch import nn
 
 from attnlab import data as data_mod
 from attnlab.config.schema import RunConfig
 from attnlab.errors import UserError
 from attnlab.probes.run import TrainingProbe, lm_probes
-from attnlab.report.probe_section import probe_section
+from attnlab.report.probe_section import probe_section, sweep_probe_section
 from attnlab.run_dir import RunDir
 from attnlab.tasks.base import Task
 
@@ -37,6 +39,9 @@ class LanguageModelling(Task):
 
     def report_section(self, rd, summary, records, probes, attention) -> str:
         return "" if probes is None else "\n" + probe_section(rd, probes, attention)
+
+    def sweep_section(self, groups: dict, order: list[str], plots: Path) -> str:
+        return sweep_probe_section(groups, order, plots)
 
     def probe_lines(self, probes: dict) -> list[str]:
         out = []
