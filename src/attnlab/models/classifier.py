@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from attnlab.config.schema import ModelConfig
-from attnlab.models.positional import LearnedPositions
+from attnlab.models.init import init_weights
 from attnlab.models.seq2seq import EncoderBlock
 from attnlab.models.stack import count_params, make_norm, make_positions
 
@@ -42,23 +42,7 @@ class EncoderClassifier(nn.Module):
         self.encoder = nn.ModuleList(EncoderBlock(cfg, i) for i in range(n))
         self.norm = make_norm(cfg.norm, D)
         self.head = nn.Linear(D, n_classes)
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        """N(0, 0.02) linears (residual outputs / √(2 L)), N(0, 1/D) embeddings, biases 0."""
-        for name, module in self.named_modules():
-            if isinstance(module, nn.Linear):
-                small = name.endswith((".out", ".down"))
-                std = 0.02 / math.sqrt(2 * len(self.encoder)) if small else 0.02
-                nn.init.normal_(module.weight, 0.0, std)
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
-        nn.init.normal_(self.embed.weight, 0.0, self.cfg.d_model**-0.5)
-        if isinstance(self.pos, LearnedPositions):
-            if self.cfg.pos_init == "normal":
-                nn.init.normal_(self.pos.weight, 0.0, 0.01)
-            else:
-                self.pos.init_sinusoidal()
+        init_weights(self, len(self.encoder), cfg.pos_init, embed_std=D**-0.5)
 
     def num_params(self) -> int:
         """Trainable parameters."""

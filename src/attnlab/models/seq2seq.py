@@ -26,7 +26,7 @@ from torch import nn
 
 from attnlab.config.schema import ModelConfig
 from attnlab.models.attention import Attention
-from attnlab.models.positional import LearnedPositions
+from attnlab.models.init import init_weights
 from attnlab.models.stack import (
     MLP,
     count_params,
@@ -118,26 +118,9 @@ class Seq2Seq(nn.Module):
         self.unembed = nn.Linear(D, self.padded_vocab, bias=False)
         pad = vocab_pad_bias(vocab_size, self.padded_vocab)
         self.register_buffer("vocab_pad", pad, persistent=False)  # (Vp,) 0 or -inf
-        self._init_weights()
+        init_weights(self, n_enc + cfg.n_layers, cfg.pos_init, embed_std=D**-0.5)
         if cfg.tie_embeddings:
             self.unembed.weight = self.embed.weight
-
-    def _init_weights(self) -> None:
-        """N(0, 0.02) linears (residual outputs / √(2 L)), N(0, 1/D) embeddings, biases 0."""
-        n_layers = len(self.encoder) + len(self.decoder)
-        for name, module in self.named_modules():
-            if isinstance(module, nn.Linear):
-                std = 0.02 / math.sqrt(2 * n_layers) if name.endswith((".out", ".down")) else 0.02
-                nn.init.normal_(module.weight, 0.0, std)
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
-        nn.init.normal_(self.embed.weight, 0.0, self.cfg.d_model**-0.5)
-        for pos in (self.enc_pos, self.dec_pos):
-            if isinstance(pos, LearnedPositions):
-                if self.cfg.pos_init == "normal":
-                    nn.init.normal_(pos.weight, 0.0, 0.01)
-                else:
-                    pos.init_sinusoidal()
 
     def num_params(self) -> int:
         """Trainable parameters, each shared tensor counted once."""

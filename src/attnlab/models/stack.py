@@ -13,14 +13,13 @@ softmax, loss and argmax, and their gradients are exactly 0. Logits come back pa
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from attnlab.config.schema import ModelConfig
 from attnlab.models.attention import Attention
+from attnlab.models.init import init_weights
 from attnlab.models.mamba import Mamba
 from attnlab.models.positional import LearnedPositions, SinusoidalPositions
 
@@ -112,7 +111,7 @@ class DecoderLM(nn.Module):
         self.unembed = nn.Linear(D, self.padded_vocab, bias=False)
         pad = vocab_pad_bias(vocab_size, self.padded_vocab)
         self.register_buffer("vocab_pad", pad, persistent=False)  # (Vp,) 0 or -inf
-        init_weights(self)
+        init_weights(self, cfg.n_layers, cfg.pos_init)
         if cfg.tie_embeddings:
             self.unembed.weight = self.embed.weight
 
@@ -182,36 +181,3 @@ def output_head(model: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None] | 
         return None
     padded = model.padded_vocab != model.vocab_size
     return unembed.weight, model.vocab_pad if padded else None
-
-
-def init_weights(model: DecoderLM) -> None:
-    """Every initialisation in one place (GPT-2 / nanoGPT style).
-
-    - Linear and embedding weights: N(0, 0.02); biases 0.
-    - Residual output projections (`attn.out`, `mlp.down`): N(0, 0.02 / sqrt(2 L)), so the
-      residual stream's variance does not grow with depth L.
-    - Learned positions: N(0, 0.01) (a smaller start than tokens'), or the sinusoid
-      table with `pos_init: sinusoidal`.
-    - Depth-wise convs keep PyTorch's default (Kaiming-uniform), as in the write-ups'
-      `nn.Conv1d`; smear gates α = 0 (σ = 0.5); norms: weight 1, bias 0.
-    - Mamba's A_log, D and Δ projection: `Mamba.reset_ssm_parameters` (S4D / mamba.py);
-      its `out` projection is a residual output like attention's.
-    """
-    n_layers = len(model.blocks)
-    for name, module in model.named_modules():
-        if isinstance(module, nn.Linear):
-            std = 0.02
-            if name.endswith((".out", ".down")):
-                std = 0.02 / math.sqrt(2 * n_layers)
-            nn.init.normal_(module.weight, 0.0, std)
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.Embedding):
-            nn.init.normal_(module.weight, 0.0, 0.02)
-        elif isinstance(module, LearnedPositions):
-            nn.init.normal_(module.weight, 0.0, 0.01)
-    for module in model.modules():
-        if isinstance(module, Mamba):
-            module.reset_ssm_parameters()
-    if model.cfg.pos_init == "sinusoidal" and isinstance(model.pos, LearnedPositions):
-        model.pos.init_sinusoidal()
