@@ -2,7 +2,9 @@
 
 Train attention-only, convolution + attention and other small models, compare them
 honestly and look inside them. The public entry points are importable functions
-(`attnlab.train.train`, `attnlab.experiments.compare.compare`) with a thin CLI on top.
+(`attnlab.runs.train` / `probe` / `report`, `attnlab.experiments.sweep.run_sweep`,
+`attnlab.experiments.compare.compare`) with a thin CLI on top; `docs/architecture.md`
+describes the packages.
 """
 
 __version__ = "0.1.0"
