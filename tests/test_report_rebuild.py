@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 
 from attnlab.config.load import validate
@@ -26,43 +27,40 @@ def _rebuild(d: Path, figures: Path, monkeypatch, capsys) -> tuple[set[str], set
     return before, _pngs(figures)
 
 
-def test_a_probed_token_run(tmp_path, monkeypatch, capsys):
-    raw = tiny_raw(train__probe_every=4)
-    raw["model"]["mixer"]["conv_kernel"] = 3
+TOKEN_FIGURES = {
+    "loss.png",
+    "accuracy.png",
+    "head_scores.png",
+    "loss_by_position.png",
+    "kernel_profile.png",
+    "attention_repeat.png",
+    "embeddings_pca.png",
+    "position_cosine.png",
+    "induction_by_step.png",
+    "icl_by_step.png",
+}
+TRANSLATION_FIGURES = {
+    "errors_by_length.png",
+    "word_accuracy.png",
+    "embeddings_pca.png",
+    "attention_0_brown_cross.png",
+    "position_cosine_encoder.png",
+}
+
+
+@pytest.mark.parametrize("kind", ["token", "translation"])
+def test_a_probed_run(kind, tmp_path, monkeypatch, capsys):
+    if kind == "token":
+        raw, want = tiny_raw(train__probe_every=4), TOKEN_FIGURES
+        raw["model"]["mixer"]["conv_kernel"] = 3
+    else:
+        raw, want = pig_raw(tmp_path), TRANSLATION_FIGURES
     run = tmp_path / "run"
     train(validate(raw), run)
     probe(run)
     report(run)
     before, after = _rebuild(run, run / "plots", monkeypatch, capsys)
-    assert before == after
-    assert {
-        "loss.png",
-        "accuracy.png",
-        "head_scores.png",
-        "loss_by_position.png",
-        "kernel_profile.png",
-        "attention_repeat.png",
-        "embeddings_pca.png",
-        "position_cosine.png",
-        "induction_by_step.png",
-        "icl_by_step.png",
-    } <= before
-
-
-def test_a_probed_translation_run(tmp_path, monkeypatch, capsys):
-    run = tmp_path / "run"
-    train(validate(pig_raw(tmp_path)), run)
-    probe(run)
-    report(run)
-    before, after = _rebuild(run, run / "plots", monkeypatch, capsys)
-    assert before == after
-    assert {
-        "errors_by_length.png",
-        "word_accuracy.png",
-        "embeddings_pca.png",
-        "attention_0_brown_cross.png",
-        "position_cosine_encoder.png",
-    } <= before
+    assert before == after and want <= before
 
 
 def test_a_comparison(tmp_path, monkeypatch, capsys):
