@@ -8,7 +8,8 @@ import pytest
 import yaml
 
 from attnlab.experiments.study import run_study
-from attnlab.experiments.sweep import load_trials, run_sweep
+from attnlab.experiments.sweep import run_sweep
+from attnlab.experiments.sweep_results import load_trials
 from attnlab.run_dir import RunDir, read_metrics
 from tests.helpers import grid_spec, run_cli, tiny_file, tiny_raw
 

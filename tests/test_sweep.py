@@ -17,7 +17,8 @@ import yaml
 from attnlab import stats
 from attnlab.config.sweep import SweepSpec, load_sweep_spec
 from attnlab.errors import ConfigError, UserError
-from attnlab.experiments.sweep import configurations, jobs, load_trials, run_sweep
+from attnlab.experiments.sweep import configurations, jobs, run_sweep
+from attnlab.experiments.sweep_results import load_trials
 
 TINY = [
     "data.vocab_size=16",
@@ -216,6 +217,7 @@ def test_concurrent_search_workers_draw_different_points(tmp_path, sampler):
 
     from attnlab.config.sweep import load_sweep_spec
     from attnlab.experiments.sweep import _claim, _sampler, _trial_plan, open_study, storage_url
+    from attnlab.experiments.sweep_claim import open_storage
 
     search = {"sampler": sampler, "budget": 4, "params": {"train.lr": {"low": 1e-4, "high": 1e-2}}}
     path = _spec(tmp_path, search=search, metric="final_val_loss")
@@ -223,11 +225,14 @@ def test_concurrent_search_workers_draw_different_points(tmp_path, sampler):
     url = storage_url(tmp_path / "sw", None)
     (tmp_path / "sw").mkdir()
     open_study(tmp_path / "sw", spec, url, path.parent)
-    workers = [optuna.load_study(study_name=spec.name, storage=url, sampler=_sampler(spec))]
-    workers.append(optuna.load_study(study_name=spec.name, storage=url, sampler=_sampler(spec)))
+    storages = [open_storage(url), open_storage(url)]
+    workers = [
+        (optuna.load_study(study_name=spec.name, storage=st, sampler=_sampler(spec)), st)
+        for st in storages
+    ]
     lrs = []
-    for study in workers * 2:
-        trial = _claim(study, spec)
+    for study, storage in workers * 2:
+        trial = _claim(study, storage, spec)
         _trial_plan(trial, spec, path.parent)
         lrs.append(trial.params["train.lr"])
     assert len(set(lrs)) == 4, lrs

@@ -176,7 +176,7 @@ def report(
 
     d = Path(directory)
     if (d / SPEC).is_file():
-        from attnlab.experiments.sweep import report_sweep
+        from attnlab.experiments.sweep_results import report_sweep
 
         path = report_sweep(d, storage)
     elif (d / COMPARE).is_file():

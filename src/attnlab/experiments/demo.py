@@ -19,7 +19,8 @@ from pathlib import Path
 
 from attnlab.config.load import config_path
 from attnlab.errors import UserError
-from attnlab.experiments.sweep import load_trials, run_sweep
+from attnlab.experiments.sweep import run_sweep
+from attnlab.experiments.sweep_results import load_trials
 from attnlab.run_dir import PLOTS, REPORT, RunDir, atomic_write_text
 
 MARKER = ".attnlab-demo"

@@ -43,16 +43,16 @@ from attnlab.config.load import config_path
 from attnlab.config.sweep import Range, SweepSpec
 from attnlab.errors import UserError
 from attnlab.experiments.sweep_claim import (
-    JOB_ATTRS,
     claim_lock,
     heartbeat,
     open_storage,
     pop_waiting,
     reap_stale,
     storage_url,
+    trial_id,
 )
 from attnlab.report.tables import summary_value
-from attnlab.run_dir import SPEC, RunDir
+from attnlab.run_dir import SPEC
 
 
 @dataclass(frozen=True)
@@ -113,11 +113,11 @@ def jobs(spec: SweepSpec, spec_dir: Path) -> list[Job]:
     return out
 
 
-def _claim(study, spec: SweepSpec):
+def _claim(study, storage, spec: SweepSpec):
     """The next trial for this worker (queue first, then a new search trial), or None."""
     from optuna.trial import TrialState
 
-    trial = pop_waiting(study)
+    trial = pop_waiting(study, storage)
     if trial is not None or spec.search is None:
         return trial
     counted = (TrialState.COMPLETE, TrialState.RUNNING, TrialState.FAIL)
@@ -184,7 +184,7 @@ def train_one(config: str, sets: list[str], run_dir: Path, probe: bool) -> dict:
     return runs.run(cfg, run_dir, probes=probe)
 
 
-def run_trial(study, trial, spec: SweepSpec, sweep_dir: Path, spec_dir: Path) -> None:
+def run_trial(study, storage, trial, spec: SweepSpec, sweep_dir: Path, spec_dir: Path) -> None:
     """Train a claimed trial's seeds and tell Optuna the value, or the failure and why."""
     from optuna.trial import TrialState
 
@@ -192,7 +192,8 @@ def run_trial(study, trial, spec: SweepSpec, sweep_dir: Path, spec_dir: Path) ->
     trial.set_user_attr("pid", os.getpid())
     trial.set_user_attr("heartbeat", time.time())
     stop = threading.Event()
-    beat = threading.Thread(target=heartbeat, args=(study, trial._trial_id, stop), daemon=True)
+    tid = trial_id(storage, study, trial.number)
+    beat = threading.Thread(target=heartbeat, args=(storage, tid, stop), daemon=True)
     beat.start()
     try:
         job, cfg, overrides, seeds = _trial_plan(trial, spec, spec_dir)
@@ -297,24 +298,23 @@ def worker(
 
         torch.set_num_threads(threads)
     sweep_dir = Path(sweep_dir)
-    spec = _read_spec(sweep_dir)
+    spec = read_spec(sweep_dir)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.load_study(
-        study_name=spec.name, storage=open_storage(url), sampler=_sampler(spec)
-    )
+    storage = open_storage(url)
+    study = optuna.load_study(study_name=spec.name, storage=storage, sampler=_sampler(spec))
     ran = 0
     while max_trials is None or ran < max_trials:
         with claim_lock(sweep_dir, url):
-            reap_stale(study)
-            trial = _claim(study, spec)
+            reap_stale(study, storage)
+            trial = _claim(study, storage, spec)
         if trial is None:
             break
-        run_trial(study, trial, spec, sweep_dir, Path(spec_path).parent)
+        run_trial(study, storage, trial, spec, sweep_dir, Path(spec_path).parent)
         ran += 1
     return ran
 
 
-def _read_spec(sweep_dir: Path) -> SweepSpec:
+def read_spec(sweep_dir: Path) -> SweepSpec:
     from attnlab.config.sweep import load_sweep_spec
 
     return load_sweep_spec(Path(sweep_dir) / SPEC)
@@ -355,7 +355,7 @@ def run_sweep(
     sweep_dir.mkdir(parents=True, exist_ok=True)
     saved = sweep_dir / SPEC
     text = yaml.safe_dump(spec.model_dump(mode="json", by_alias=True), sort_keys=False)
-    if saved.is_file() and _read_spec(sweep_dir).fingerprint() != spec.fingerprint():
+    if saved.is_file() and read_spec(sweep_dir).fingerprint() != spec.fingerprint():
         raise UserError(f"{sweep_dir} holds another sweep's spec.yaml; choose another --out")
     saved.write_text(text, encoding="utf-8")
     url = storage_url(sweep_dir, storage)
@@ -381,28 +381,10 @@ def run_sweep(
     _progress(study, echo)
     echo(f"sweep {spec.name}: {(time.perf_counter() - t0) / 60:.1f} min")
     if report:
+        from attnlab.experiments.sweep_results import report_sweep
+
         echo(f"report: {report_sweep(sweep_dir, storage)}")
     return sweep_dir
-
-
-def report_sweep(sweep_dir: Path, storage: str | None = None) -> Path:
-    """(Re)write a sweep's `results.json`, `report.md`, `report.html` and figures from its
-    study and run directories, with its task's section."""
-    from attnlab.config import load_config
-    from attnlab.report.sweep import write_sweep_report
-    from attnlab.tasks import task_for
-
-    sweep_dir = Path(sweep_dir)
-    spec, trials = load_trials(sweep_dir, storage)
-    labels = [label for label, _ in configurations(spec)] if spec.search is None else []
-    section = None
-    for t in trials:  # the task of the first finished run
-        dirs = [RunDir(sweep_dir / d) for d in t.get("run_dirs") or []]
-        done = [d for d in dirs if d.is_finished()]
-        if t["state"] == "complete" and done:
-            section = task_for(load_config(done[0].config)).sweep_section
-            break
-    return write_sweep_report(sweep_dir, spec, trials, labels, section)
 
 
 def _progress(study, echo) -> None:
@@ -420,32 +402,3 @@ def _redact(url: str) -> str:
         user = cred.split(":", 1)[0]
         return f"{scheme}://{user}:***@{host}"
     return url
-
-
-def load_trials(sweep_dir: Path, storage: str | None = None) -> tuple[SweepSpec, list[dict]]:
-    """The spec and every trial of a sweep directory as plain dicts (state, value, attrs)."""
-    import optuna
-
-    sweep_dir = Path(sweep_dir)
-    if not (sweep_dir / SPEC).is_file():
-        raise UserError(f"{sweep_dir} is not a sweep directory (no spec.yaml)")
-    spec = _read_spec(sweep_dir)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    url = storage_url(sweep_dir, storage)
-    study = optuna.load_study(study_name=spec.name, storage=open_storage(url))
-    out = []
-    for t in study.get_trials(deepcopy=False):
-        out.append(
-            {
-                "number": t.number,
-                "state": t.state.name.lower(),
-                "value": t.value,
-                "params": dict(t.params),
-                **{
-                    k: t.user_attrs.get(k)
-                    for k in (*JOB_ATTRS, "run_dirs", "fail_reason", "retry_of")
-                },
-                "seconds": (t.duration.total_seconds() if t.duration is not None else None),
-            }
-        )
-    return spec, out

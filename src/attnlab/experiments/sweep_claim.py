@@ -7,8 +7,10 @@ a trial another worker moved first; with SQLite a file lock serialises the claim
 SQLite has no row locks. A RUNNING trial whose pid is gone on this host, or whose heartbeat
 is older than `GRACE_S`, is failed with the reason and enqueued again once.
 
-Optuna has no public accessor for a study's storage or a trial's id: `study._storage` and
-`FrozenTrial._trial_id` are read here, and pyproject caps Optuna below 6 for it.
+Only Optuna's public API is used: the storage is the one `open_storage` returned (the
+caller keeps it), a trial's storage id comes from `BaseStorage.get_study_id_from_name` and
+`get_trial_id_from_study_id_trial_number`, and a claimed trial is an `optuna.trial.Trial`.
+pyproject still caps Optuna below 6 (the storage API's next major version may change).
 """
 
 from __future__ import annotations
@@ -79,19 +81,27 @@ def _is_stale(trial, grace_s: float) -> str | None:
     return None
 
 
-def reap_stale(study, grace_s: float = GRACE_S) -> list[int]:
-    """Fail the RUNNING trials whose worker is gone and enqueue each again; their numbers."""
+def trial_id(storage, study, number: int) -> int:
+    """The storage's id of the study's trial `number`."""
+    study_id = storage.get_study_id_from_name(study.study_name)
+    return storage.get_trial_id_from_study_id_trial_number(study_id, number)
+
+
+def reap_stale(study, storage, grace_s: float = GRACE_S) -> list[int]:
+    """Fail the RUNNING trials whose worker is gone and enqueue each again; their numbers.
+    `storage` is the study's (`open_storage`)."""
     import optuna
     from optuna.trial import TrialState
 
-    storage, reaped = study._storage, []
+    reaped = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         reason = _is_stale(t, grace_s)
         if reason is None:
             continue
+        tid = trial_id(storage, study, t.number)
         try:
-            storage.set_trial_user_attr(t._trial_id, "fail_reason", reason)
-            if not storage.set_trial_state_values(t._trial_id, TrialState.FAIL):
+            storage.set_trial_user_attr(tid, "fail_reason", reason)
+            if not storage.set_trial_state_values(tid, TrialState.FAIL):
                 continue
         except optuna.exceptions.UpdateFinishedTrialError:
             continue  # another worker got there first
@@ -104,23 +114,24 @@ def reap_stale(study, grace_s: float = GRACE_S) -> list[int]:
 JOB_ATTRS = ("job", "label", "config", "overrides", "seed")
 
 
-def pop_waiting(study):
+def pop_waiting(study, storage):
     """Move one WAITING trial to RUNNING atomically; the optuna Trial, or None."""
     import optuna
     from optuna.trial import TrialState
 
     for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+        tid = trial_id(storage, study, t.number)
         try:
-            if study._storage.set_trial_state_values(t._trial_id, TrialState.RUNNING):
-                return optuna.Trial(study, t._trial_id)
+            if storage.set_trial_state_values(tid, TrialState.RUNNING):
+                return optuna.trial.Trial(study, tid)
         except optuna.exceptions.UpdateFinishedTrialError:
             continue
     return None
 
 
-def heartbeat(study, trial_id: int, stop: threading.Event) -> None:
+def heartbeat(storage, tid: int, stop: threading.Event) -> None:
     """Every `HEARTBEAT_S` until `stop`: the trial's heartbeat user attribute, now."""
     while not stop.wait(HEARTBEAT_S):
         # the database may be briefly locked; the next beat will do
         with contextlib.suppress(Exception):
-            study._storage.set_trial_user_attr(trial_id, "heartbeat", time.time())
+            storage.set_trial_user_attr(tid, "heartbeat", time.time())

@@ -35,6 +35,8 @@ defined for attention mixers; other mixers have no pattern and are skipped.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 import torch.nn.functional as F
 from einops import rearrange
@@ -193,71 +195,92 @@ def head_scores(
         model.train(was_training)
 
 
+_SCORED = (*PATTERN_SCORES, "copying")
+
+
+@dataclass
+class _Tally:
+    """Running sums of `_head_scores` over the probe set's batches (L layers, H heads)."""
+
+    sums: dict[str, torch.Tensor]  # score → (L, H) summed attention mass or copy hits
+    by_offset: torch.Tensor  # (L, len(OFFSETS), H) summed mass by key offset
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(_SCORED, 0))
+    uniform: dict[str, float] = field(default_factory=lambda: dict.fromkeys(PATTERN_SCORES, 0.0))
+    correct: int = 0  # next-token hits inside the repeat
+    loss: float = 0.0  # summed next-token loss inside the repeat
+    predicted: int = 0  # tokens predicted inside the repeat
+    offset_queries: int = 0  # queries the offset masses are summed over
+
+
 def _head_scores(model, probe: ProbeSet, batch_size: int, copying: bool, layers) -> dict:
     """`head_scores` with the model already in eval mode."""
     device = next(model.parameters()).device
     layers = attention_layers(model, layers)
     names = [f"blocks.{i}.attn.hook_pattern" for i in layers]
     names += [f"blocks.{i}.attn.hook_z" for i in layers] if copying else []
-    V = model.vocab_size
     gamma, centre = _final_norm(model)
-    W_U = model.unembed.weight.detach().float()[:V]  # (V, D)
+    W_U = model.unembed.weight.detach().float()[: model.vocab_size]  # (V, D)
     unembed = _centre(W_U * gamma.to(device), centre)  # (V, D): logits = (C γ W_U^T)^T w
     H = model.blocks[layers[0]].mixer.n_heads if layers else 0
-    sums = {k: torch.zeros(len(layers), H, device=device) for k in (*PATTERN_SCORES, "copying")}
-    by_offset = torch.zeros(len(layers), len(OFFSETS), H, device=device)
-    counts = dict.fromkeys((*PATTERN_SCORES, "copying"), 0)
-    uni_sums, correct, loss_sum = dict.fromkeys(PATTERN_SCORES, 0.0), 0, 0.0
-    n_pred = n_offset = 0
+    tally = _Tally(
+        sums={k: torch.zeros(len(layers), H, device=device) for k in _SCORED},
+        by_offset=torch.zeros(len(layers), len(OFFSETS), H, device=device),
+    )
     for i in range(0, len(probe.tokens), batch_size):
         part = probe[i : i + batch_size].to(device)
         x = part.tokens  # (B, T)
         queries, pred = part.repeat_queries(), part.repeat_queries(drop_last=True)
         # the first COPY_QUERIES scored queries of the probe set also score copying
-        room = max(0, COPY_QUERIES - counts["copying"])
+        room = max(0, COPY_QUERIES - tally.counts["copying"])
         copy_queries = queries & (queries.flatten().cumsum(0) <= room).view_as(queries)
         with capture(model, names, to_cpu=False) as cache:
             h = model(x, hidden=True)  # (B, T, D)
         y = torch.roll(x, -1, dims=1)  # (B, T) next tokens (the wrapped last is never scored)
         scored = F.linear(h[pred], *output_head(model)).float()  # (Q, Vp) logits where scored
-        correct += int((scored.argmax(-1) == y[pred]).sum())
-        loss_sum += float(torch.nn.functional.cross_entropy(scored, y[pred], reduction="sum"))
-        n_pred += int(pred.sum())
+        tally.correct += int((scored.argmax(-1) == y[pred]).sum())
+        tally.loss += float(F.cross_entropy(scored, y[pred], reduction="sum"))
+        tally.predicted += int(pred.sum())
         masks = target_masks(x)
         uniform = uniform_pattern(len(x), x.shape[1], device)
         for name in PATTERN_SCORES:  # the baseline and the query count need no attention
             u, n = pattern_score(uniform, masks[name], queries)
-            uni_sums[name] += float(u[0])
-            counts[name] += n
+            tally.uniform[name] += float(u[0])
+            tally.counts[name] += n
         for li, layer in enumerate(layers):
             pattern = cache[f"blocks.{layer}.attn.hook_pattern"].float()  # (B, H, T, S)
-            by_offset[li] += offset_mass(pattern, part)
+            tally.by_offset[li] += offset_mass(pattern, part)
             for name in PATTERN_SCORES:
-                sums[name][li] += pattern_score(pattern, masks[name], queries)[0]
+                tally.sums[name][li] += pattern_score(pattern, masks[name], queries)[0]
             if copying and copy_queries.any():
                 z = cache[f"blocks.{layer}.attn.hook_z"]  # (B, T, H, E)
                 attn = model.blocks[layer].mixer
-                sums["copying"][li] += _copy_hits(attn, z, pattern, x, copy_queries, unembed)
-        counts["copying"] += int(copy_queries.sum())
-        n_offset += int(queries.sum())
-    sums, by_offset = {k: v.cpu() for k, v in sums.items()}, by_offset.cpu()
+                tally.sums["copying"][li] += _copy_hits(attn, z, pattern, x, copy_queries, unembed)
+        tally.counts["copying"] += int(copy_queries.sum())
+        tally.offset_queries += int(queries.sum())
+    return _scores_of(model, layers, H, tally, copying)
+
+
+def _scores_of(model, layers: list[int], H: int, tally: _Tally, copying: bool) -> dict:
+    """The `head_scores` result from the summed tallies."""
+    V, counts = model.vocab_size, tally.counts
+    sums, by_offset = {k: v.cpu() for k, v in tally.sums.items()}, tally.by_offset.cpu()
     scores = {k: (sums[k] / max(counts[k], 1)).tolist() for k in PATTERN_SCORES}
     if copying:
         scores["copying"] = (sums["copying"] / max(counts["copying"], 1)).tolist()
     scores["ov_copying"] = ov_copying(model, layers)
-    n_q = max(n_offset, 1)
+    n_q = max(tally.offset_queries, 1)
     offsets = {j: (by_offset[:, i] / n_q).tolist() for i, j in enumerate(OFFSETS)}
     result = {
         "layers": layers,
         "heads": H,
         "scores": scores,
         "uniform": {
-            **{k: uni_sums[k] / max(counts[k], 1) for k in PATTERN_SCORES},
+            **{k: tally.uniform[k] / max(counts[k], 1) for k in PATTERN_SCORES},
             "copying": min(TOP_K, V) / V,
         },
         "scored_queries": counts,
-        "repeat_accuracy": correct / max(n_pred, 1),
-        "repeat_loss": loss_sum / max(n_pred, 1),
+        "repeat_accuracy": tally.correct / max(tally.predicted, 1),
+        "repeat_loss": tally.loss / max(tally.predicted, 1),
     }
     result["max_induction"] = max_head(scores["induction"], layers)
     result["by_offset"] = {str(j): v for j, v in offsets.items()}

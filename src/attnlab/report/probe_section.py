@@ -39,84 +39,15 @@ evenly over the keys it can see.
 
 def probe_section(rd: RunDir, p: dict, attention: dict | None) -> str:
     """Markdown for the probes of one run (definitions, tables), drawing its figures."""
-    h = p["heads"]
     parts = ["## Probes\n", DEFINITIONS]
-    if h["layers"]:
-        P.score_maps(h["scores"], h["layers"], rd.plot("head_scores.png"))
-        names = list(h["scores"])
-        rows = [
-            [f"L{layer}", head, *(h["scores"][n][li][head] for n in names)]
-            for li, layer in enumerate(h["layers"])
-            for head in range(h["heads"])
-        ]
-        rows.append(["uniform", "–", *(h["uniform"].get(n) for n in names)])
-        parts.append(markdown_table(["layer", "head", *names], rows))
-        best, ahead = h["max_induction"], h["max_copy_ahead"]
-        offs = list(h["by_offset"])
-        rows = [
-            [f"L{layer}", head, *(h["by_offset"][j][li][head] for j in offs)]
-            for li, layer in enumerate(h["layers"])
-            for head in range(h["heads"])
-        ]
-        parts.append(
-            "\nAttention mass by key offset from the earlier copy of the query's token "
-            "(0: duplicate-token, +1: induction, > 1: a look-ahead that a convolution "
-            "window can turn into copying):\n\n"
-            + markdown_table(["layer", "head", *(f"{int(j):+d}" for j in offs)], rows)
-        )
-        parts.append(
-            f"\nMax induction score **{best['score']:.3f}** (layer {best['layer']}, head "
-            f"{best['head']}); largest mass at or after +1: {ahead['score']:.3f} at offset "
-            f"+{ahead['offset']} (layer {ahead['layer']}, head {ahead['head']}); next-token "
-            "accuracy inside the repeat "
-            f"{h['repeat_accuracy']:.3f}, loss {h['repeat_loss']:.3f}.\n\n"
-            f"![head scores]({plot_link('head_scores.png')})\n\n"
-        )
-    icl = p.get("icl", {})
-    if "score" in icl:
-        curve = icl["loss_by_position"]
-        line_plot(
-            {"validation": (list(range(len(curve))), curve)},
-            "position",
-            "mean next-token loss (nats)",
-            f"loss by position (ICL score {icl['score']:+.3f} ± {icl['stderr']:.3f})",
-            rd.plot("loss_by_position.png"),
-        )
-        parts.append(
-            f"ICL score **{icl['score']:+.3f} ± {icl['stderr']:.3f}** nats (positions "
-            f"{icl['late_position']} minus {icl['early_position']}, each ± {icl['window']}, "
-            f"{icl['sequences']} "
-            "validation sequences, ± standard error).\n\n"
-            f"![loss by position]({plot_link('loss_by_position.png')})\n\n"
-        )
-    elif "skipped" in icl:
-        parts.append(f"ICL score not measured: {icl['skipped']}\n\n")
+    if p["heads"]["layers"]:
+        parts.append(_heads(rd, p["heads"]))
+    parts.append(_icl(rd, p.get("icl", {})))
     during = training_probe_figures(rd)
     if during:
         parts.append("During training (`train.probe_every`):\n\n" + during)
     if p["conv"]:
-        P.kernel_profiles(p["conv"], rd.plot("kernel_profile.png"))
-        rows = [
-            [name, prof["where"], o, m, a, s, share]
-            for name, prof in p["conv"].items()
-            for o, m, a, s, share in zip(
-                prof["offsets"],
-                prof["mean"],
-                prof["mean_abs"],
-                prof["std"],
-                prof["peak_share"],
-                strict=True,
-            )
-        ]
-        parts.append(
-            "### Convolution kernels\n\nOffset 0 is the current token, −1 the one before. "
-            "`peak share`: channels whose largest |weight| is at that offset.\n\n"
-            + markdown_table(
-                ["conv", "on", "offset", "mean w", "mean |w|", "std over channels", "peak share"],
-                rows,
-            )
-            + f"\n![kernel profile]({plot_link('kernel_profile.png')})\n\n"
-        )
+        parts.append(_kernels(rd, p["conv"]))
     for name, gates in p.get("smear_gates", {}).items():
         parts.append(
             f"Smear gates σ(α) of `{name}` (weight of a key's own token, 1 − σ on the "
@@ -125,6 +56,86 @@ def probe_section(rd: RunDir, p: dict, attention: dict | None) -> str:
     parts.append(_grids(rd, p, attention))
     parts.append(_embeddings(rd, p.get("embeddings", {})))
     return "".join(parts)
+
+
+def _heads(rd: RunDir, h: dict) -> str:
+    """Head scores per layer and head, attention mass by offset, the best heads."""
+    P.score_maps(h["scores"], h["layers"], rd.plot("head_scores.png"))
+    names = list(h["scores"])
+    rows = [
+        [f"L{layer}", head, *(h["scores"][n][li][head] for n in names)]
+        for li, layer in enumerate(h["layers"])
+        for head in range(h["heads"])
+    ]
+    rows.append(["uniform", "–", *(h["uniform"].get(n) for n in names)])
+    best, ahead = h["max_induction"], h["max_copy_ahead"]
+    offs = list(h["by_offset"])
+    by_offset = [
+        [f"L{layer}", head, *(h["by_offset"][j][li][head] for j in offs)]
+        for li, layer in enumerate(h["layers"])
+        for head in range(h["heads"])
+    ]
+    return (
+        markdown_table(["layer", "head", *names], rows)
+        + "\nAttention mass by key offset from the earlier copy of the query's token "
+        "(0: duplicate-token, +1: induction, > 1: a look-ahead that a convolution "
+        "window can turn into copying):\n\n"
+        + markdown_table(["layer", "head", *(f"{int(j):+d}" for j in offs)], by_offset)
+        + f"\nMax induction score **{best['score']:.3f}** (layer {best['layer']}, head "
+        f"{best['head']}); largest mass at or after +1: {ahead['score']:.3f} at offset "
+        f"+{ahead['offset']} (layer {ahead['layer']}, head {ahead['head']}); next-token "
+        "accuracy inside the repeat "
+        f"{h['repeat_accuracy']:.3f}, loss {h['repeat_loss']:.3f}.\n\n"
+        f"![head scores]({plot_link('head_scores.png')})\n\n"
+    )
+
+
+def _icl(rd: RunDir, icl: dict) -> str:
+    """The ICL score and the loss-by-position curve it is read from."""
+    if "skipped" in icl:
+        return f"ICL score not measured: {icl['skipped']}\n\n"
+    if "score" not in icl:
+        return ""
+    curve = icl["loss_by_position"]
+    line_plot(
+        {"validation": (list(range(len(curve))), curve)},
+        "position",
+        "mean next-token loss (nats)",
+        f"loss by position (ICL score {icl['score']:+.3f} ± {icl['stderr']:.3f})",
+        rd.plot("loss_by_position.png"),
+    )
+    return (
+        f"ICL score **{icl['score']:+.3f} ± {icl['stderr']:.3f}** nats (positions "
+        f"{icl['late_position']} minus {icl['early_position']}, each ± {icl['window']}, "
+        f"{icl['sequences']} validation sequences, ± standard error).\n\n"
+        f"![loss by position]({plot_link('loss_by_position.png')})\n\n"
+    )
+
+
+def _kernels(rd: RunDir, conv: dict) -> str:
+    """Convolution kernel profiles by offset, table and figure."""
+    P.kernel_profiles(conv, rd.plot("kernel_profile.png"))
+    rows = [
+        [name, prof["where"], o, m, a, s, share]
+        for name, prof in conv.items()
+        for o, m, a, s, share in zip(
+            prof["offsets"],
+            prof["mean"],
+            prof["mean_abs"],
+            prof["std"],
+            prof["peak_share"],
+            strict=True,
+        )
+    ]
+    return (
+        "### Convolution kernels\n\nOffset 0 is the current token, −1 the one before. "
+        "`peak share`: channels whose largest |weight| is at that offset.\n\n"
+        + markdown_table(
+            ["conv", "on", "offset", "mean w", "mean |w|", "std over channels", "peak share"],
+            rows,
+        )
+        + f"\n![kernel profile]({plot_link('kernel_profile.png')})\n\n"
+    )
 
 
 def training_probe_figures(rd: RunDir) -> str:

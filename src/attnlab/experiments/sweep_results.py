@@ -1,0 +1,61 @@
+"""A sweep's results: its trials read back from the Optuna study (`load_trials`) and its
+report (`report_sweep`), drawn by `report.sweep` with the task's own section."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from attnlab.config.sweep import SweepSpec
+from attnlab.errors import UserError
+from attnlab.experiments.sweep import configurations, read_spec
+from attnlab.experiments.sweep_claim import JOB_ATTRS, open_storage, storage_url
+from attnlab.run_dir import SPEC, RunDir
+
+
+def load_trials(sweep_dir: Path, storage: str | None = None) -> tuple[SweepSpec, list[dict]]:
+    """The spec and every trial of a sweep directory as plain dicts (state, value, attrs)."""
+    import optuna
+
+    sweep_dir = Path(sweep_dir)
+    if not (sweep_dir / SPEC).is_file():
+        raise UserError(f"{sweep_dir} is not a sweep directory (no spec.yaml)")
+    spec = read_spec(sweep_dir)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    url = storage_url(sweep_dir, storage)
+    study = optuna.load_study(study_name=spec.name, storage=open_storage(url))
+    out = []
+    for t in study.get_trials(deepcopy=False):
+        out.append(
+            {
+                "number": t.number,
+                "state": t.state.name.lower(),
+                "value": t.value,
+                "params": dict(t.params),
+                **{
+                    k: t.user_attrs.get(k)
+                    for k in (*JOB_ATTRS, "run_dirs", "fail_reason", "retry_of")
+                },
+                "seconds": (t.duration.total_seconds() if t.duration is not None else None),
+            }
+        )
+    return spec, out
+
+
+def report_sweep(sweep_dir: Path, storage: str | None = None) -> Path:
+    """(Re)write a sweep's `results.json`, `report.md`, `report.html` and figures from its
+    study and run directories, with its task's section."""
+    from attnlab.config import load_config
+    from attnlab.report.sweep import write_sweep_report
+    from attnlab.tasks import task_for
+
+    sweep_dir = Path(sweep_dir)
+    spec, trials = load_trials(sweep_dir, storage)
+    labels = [label for label, _ in configurations(spec)] if spec.search is None else []
+    section = None
+    for t in trials:  # the task of the first finished run
+        dirs = [RunDir(sweep_dir / d) for d in t.get("run_dirs") or []]
+        done = [d for d in dirs if d.is_finished()]
+        if t["state"] == "complete" and done:
+            section = task_for(load_config(done[0].config)).sweep_section
+            break
+    return write_sweep_report(sweep_dir, spec, trials, labels, section)
