@@ -170,8 +170,10 @@ def report(
     directory: Path = typer.Argument(..., help="A run, comparison or sweep directory."),
     storage: str = typer.Option(None, "--storage", help="A sweep's database URL, if not its own."),
 ) -> None:
-    """(Re)write report.md and the self-contained report.html of a run, a comparison or a
-    sweep from its directory alone."""
+    """Redraw report.md, report.html and every figure of a run, comparison or sweep.
+
+    Everything is read from the directory's files alone.
+    """
     from attnlab import runs
 
     d = Path(directory)
@@ -282,7 +284,7 @@ def demo(
     ),
     out: Path = typer.Option(Path("runs/demo"), "--out", help="Where the demo's runs go."),
 ) -> None:
-    """Train quick Attn-Attn, Conv-Attn and 1-layer baselines offline and compare them."""
+    """Train, probe and compare the demo's three quick models offline (a packaged sweep)."""
     from attnlab.experiments.demo import run_demo
 
     report_path = run_demo(out, data_dir, tokenizer_dir, echo=typer.echo)
@@ -293,8 +295,10 @@ def demo(
 def playground(
     out: Path = typer.Option(Path("runs/playground"), "--out", help="Where plots go."),
 ) -> None:
-    """Attention by hand: copying, averaging and changing one key, on the models' own
-    attention function; prints the numbers and draws the plots."""
+    """Attention by hand: copying, averaging and changing one key; numbers and plots.
+
+    Runs on the models' own attention function.
+    """
     from attnlab.experiments.playground import run_playground
 
     run_playground(out, echo=typer.echo)
@@ -316,8 +320,10 @@ def bench_scan_cmd(
     threads: int = typer.Option(None, "--threads", help="torch threads (default: torch's)."),
     out: Path = typer.Option(Path("runs/bench-scan"), "--out", help="Output directory."),
 ) -> None:
-    """Forward+backward time and error vs float64 of the sequential, parallel and log scans
-    (and mambapy's pscan when installed), as JSON and two plots."""
+    """Time and float64 error of the sequential, parallel and log scans (forward+backward).
+
+    Adds mambapy's pscan when installed; writes JSON and two plots.
+    """
     import torch
 
     from attnlab.bench.scan import bench_scan
@@ -358,8 +364,11 @@ def bench_train_cmd(
     threads: int = typer.Option(None, "--threads", help="torch threads (default: torch's)."),
     out: Path = typer.Option(Path("runs/bench-train"), "--out", help="Output directory."),
 ) -> None:
-    """Tokens/s, FLOP/s against this machine's matmul peak, peak memory, data-loader share
-    and probe time of one config, beside the naive write-up-style model; JSON + a table."""
+    """Tokens/s, FLOP/s, peak memory and data share of a config beside the naive model.
+
+    FLOP/s are a share of this machine's measured matmul peak; the probe time is timed
+    too. Writes JSON and a Markdown table.
+    """
     import os
 
     from attnlab.bench.train import bench_train
