@@ -11,7 +11,7 @@ from attnlab.config import validate
 from attnlab.probes import capture, hook_points, pattern_score, repeated_sequences, target_masks
 from attnlab.probes.heads import head_scores, ov_copying, uniform_pattern
 from attnlab.probes.icl import icl_positions, icl_score
-from attnlab.probes.weights import kernel_profile
+from attnlab.probes.static import kernel_profile
 from tests.helpers import tiny_raw
 
 V, T = 100, 32

@@ -3,7 +3,7 @@
 - `capture(model)`: TransformerLens-style named activations (`blocks.0.attn.hook_pattern`).
 - `head_scores`: previous-token, duplicate-token, induction and copying scores per head.
 - `icl_score`: late-token minus early-token loss (Olsson et al. 2022).
-- `weights`: convolution kernel profiles, smear gates, embedding geometry.
+- `static`: convolution kernel profiles, smear gates, embedding geometry (parameters only).
 - `lm_probes`: all of it for a token model, as data (`attnlab.runs.probe(run_dir)` writes
   it to `probes.json`; the report draws the figures).
 - `translation`: word translation, alignment and embedding probes of Pig Latin models.

@@ -22,7 +22,7 @@ from attnlab.config import load_config
 from attnlab.config.schema import RunConfig
 from attnlab.data.piglatin import VOWELS
 from attnlab.errors import UserError
-from attnlab.probes import weights as W
+from attnlab.probes import static
 from attnlab.probes.capture import capture
 from attnlab.probes.explorer import ExplorerLog, layer_patterns
 from attnlab.probes.heads import PATTERN_SCORES, attention_layers, head_scores
@@ -162,10 +162,10 @@ def _embeddings(model, cfg, tok, text: np.ndarray | None) -> dict:
     else:
         ids = list(range(min(V, EMBED_TOKENS)))
     emb = model.embed.weight.detach().float().cpu()[:V]  # (V, D)
-    points, var = W.pca_2d(emb[ids])
+    points, var = static.pca_2d(emb[ids])
     k = cfg.probes.label_tokens
     labels = [_label(tok, i) for i in ids]
-    near = W.nearest_neighbours(emb, ids[: min(10, len(ids))])
+    near = static.nearest_neighbours(emb, ids[: min(10, len(ids))])
     out = {
         "pca_tokens": len(ids),
         "pca_variance": var,
@@ -177,10 +177,10 @@ def _embeddings(model, cfg, tok, text: np.ndarray | None) -> dict:
             for i, nn_list in near.items()
         },
     }
-    cos = W.position_cosine(model)
+    cos = static.position_cosine(model)
     if cos is not None:
         L = min(cos.shape[0], cfg.data.seq_len)
-        out["position_cosine_by_distance"] = W.cosine_by_distance(cos[:L, :L])
+        out["position_cosine_by_distance"] = static.cosine_by_distance(cos[:L, :L])
         out["position_cosine"] = np.round(cos[:L, :L].numpy(), 4).tolist()  # (L, L)
     return out
 
@@ -205,8 +205,8 @@ def lm_probes(
         result["icl"] = {"skipped": f"validation data unavailable: {no_val}"}
     else:
         result["icl"] = icl_score(model, val, cfg.data.batch_size, p.icl_batches)
-    result["conv"] = W.conv_profiles(model)
-    result["smear_gates"] = W.smear_gates(model)
+    result["conv"] = static.conv_profiles(model)
+    result["smear_gates"] = static.smear_gates(model)
     text = getattr(val, "tokens", None)  # a text task's validation stream
     log = ExplorerLog()
     result["grids"] = _grids(model, cfg, tok, text, log)

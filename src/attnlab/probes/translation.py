@@ -26,7 +26,7 @@ from torch import nn
 from attnlab.data.piglatin import VOWELS, CharVocab, TranslationSplit
 from attnlab.errors import UserError
 from attnlab.models.generate import beam_search, greedy
-from attnlab.probes import weights as W
+from attnlab.probes import static
 from attnlab.probes.capture import capture
 from attnlab.probes.explorer import ExplorerLog, layer_patterns
 from attnlab.probes.ssm import ssm_data
@@ -172,14 +172,14 @@ def embeddings(model: nn.Module, vocab: CharVocab) -> dict:
     """PCA of the character embeddings (vowels and consonants coloured), and neighbours."""
     ids = list(range(1, vocab.vocab_size))  # all but [PAD]
     emb = model.embed.weight.detach().float().cpu()[: vocab.vocab_size]  # (V, D)
-    points, var = W.pca_2d(emb[ids])
+    points, var = static.pca_2d(emb[ids])
     labels = _labels(vocab, ids)
     letters = [i for i in ids if vocab.tokens[i].isalpha()]
     pts = points.numpy()
     vowel = np.array([vocab.tokens[i] in VOWELS for i in letters])
     xy = pts[[ids.index(i) for i in letters]]
     gap = float(np.linalg.norm(xy[vowel].mean(0) - xy[~vowel].mean(0)) / xy.std(0).mean())
-    near = W.nearest_neighbours(emb, [vocab.index[c] for c in "aeiou" if c in vocab.index])
+    near = static.nearest_neighbours(emb, [vocab.index[c] for c in "aeiou" if c in vocab.index])
     return {
         "pca_variance": var,
         "pca_points": np.round(pts, 5).tolist(),  # (V - 1, 2)
@@ -207,10 +207,10 @@ def positions(model: nn.Module, lengths: dict[str, int]) -> dict:
         weight = getattr(module, "weight", None)
         table = weight if weight is not None else module.table
         L = min(lengths[name], table.shape[0])
-        cos = W.cosine_matrix(table[:L].detach())
+        cos = static.cosine_matrix(table[:L].detach())
         out[name] = {
             "kind": "learned" if weight is not None else "fixed sinusoidal",
-            "cosine_by_distance": W.cosine_by_distance(cos),
+            "cosine_by_distance": static.cosine_by_distance(cos),
             "cosine": np.round(cos.numpy(), 4).tolist(),  # (L, L)
         }
     return out

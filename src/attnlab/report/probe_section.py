@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from attnlab.probes.explorer import example_patterns
-from attnlab.report import probe_plots as P
+from attnlab.report import probe_plots
 from attnlab.report.plots import line_plot, seed_lines_plot
 from attnlab.report.tables import fmt, markdown_table
 from attnlab.run_dir import RunDir, plot_link
@@ -60,7 +60,7 @@ def probe_section(rd: RunDir, p: dict, attention: dict | None) -> str:
 
 def _heads(rd: RunDir, h: dict) -> str:
     """Head scores per layer and head, attention mass by offset, the best heads."""
-    P.score_maps(h["scores"], h["layers"], rd.plot("head_scores.png"))
+    probe_plots.score_maps(h["scores"], h["layers"], rd.plot("head_scores.png"))
     names = list(h["scores"])
     rows = [
         [f"L{layer}", head, *(h["scores"][n][li][head] for n in names)]
@@ -114,7 +114,7 @@ def _icl(rd: RunDir, icl: dict) -> str:
 
 def _kernels(rd: RunDir, conv: dict) -> str:
     """Convolution kernel profiles by offset, table and figure."""
-    P.kernel_profiles(conv, rd.plot("kernel_profile.png"))
+    probe_plots.kernel_profiles(conv, rd.plot("kernel_profile.png"))
     rows = [
         [name, prof["where"], o, m, a, s, share]
         for name, prof in conv.items()
@@ -170,13 +170,13 @@ def training_probe_figures(rd: RunDir) -> str:
 
 def ssm_figure(rd: RunDir, ssm: dict, title: str, name: str) -> str:
     """Draw a Mamba Δ profile (`probes.ssm.ssm_data`) as `name`; its Markdown link."""
-    P.ssm_profile(ssm["layers"], ssm["labels"], title, rd.plot(name))
+    probe_plots.ssm_profile(ssm["layers"], ssm["labels"], title, rd.plot(name))
     return plot_link(name)
 
 
 def explorer_figure(rd: RunDir, example: dict, title: str, name: str) -> str:
     """Draw every layer and head of one `attention.json` example as `name`; its link."""
-    P.attention_grid(
+    probe_plots.attention_grid(
         example_patterns(example), example["keys"], title, rd.plot(name), example["queries"]
     )
     return plot_link(name)
@@ -184,7 +184,7 @@ def explorer_figure(rd: RunDir, example: dict, title: str, name: str) -> str:
 
 def embedding_figure(rd: RunDir, e: dict, name: str = "embeddings_pca.png") -> str:
     """Draw the embedding PCA of `e` (points, labels, groups, variance); its link."""
-    P.embedding_scatter(
+    probe_plots.embedding_scatter(
         np.asarray(e["pca_points"]), e["pca_labels"], e["pca_groups"], e["pca_variance"],
         rd.plot(name),
     )  # fmt: skip
@@ -193,7 +193,7 @@ def embedding_figure(rd: RunDir, e: dict, name: str = "embeddings_pca.png") -> s
 
 def position_figure(rd: RunDir, cosine: list, title: str, name: str) -> str:
     """Draw a positional cosine-similarity matrix as `name`; its link."""
-    P.heatmap(np.asarray(cosine), title, "position", "position", rd.plot(name))
+    probe_plots.heatmap(np.asarray(cosine), title, "position", "position", rd.plot(name))
     return plot_link(name)
 
 

@@ -1,4 +1,5 @@
-"""Probes that read weights only: convolution kernel profiles, smear gates, embeddings.
+"""Static probes: they read the parameters only (no forward pass) — convolution kernel
+profiles, smear gates, embedding and positional geometry.
 
 Legend: C channels, K kernel size, V vocabulary, D model width, L positions.
 
