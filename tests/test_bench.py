@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from attnlab import models
 from attnlab.bench.train import bench_train, flops_per_token, naive_fits
 from attnlab.config import validate
@@ -29,6 +31,7 @@ def test_naive_reference_only_for_the_models_it_implements():
     assert "MLP" in naive_fits(validate(mlp, "t"))
 
 
+@pytest.mark.slow  # starts several processes
 def test_bench_train_measures_each_variant(tmp_path):
     cfg = validate(tiny_raw(), "tiny")
     variants = ["naive", "32-true", "chunked", "16-mixed"]

@@ -116,6 +116,7 @@ def _assert_each_job_once(trials: list[dict], want_jobs: set[str]) -> None:
     assert not [t for t in trials if t["state"] in ("running", "waiting")]
 
 
+@pytest.mark.slow  # starts several processes
 def test_two_workers_share_one_sqlite_study(tmp_path):
     """A 6-trial grid with 2 local worker processes: each trial runs exactly once."""
     spec = _spec(tmp_path, grid={"train.lr": [0.001, 0.003], "model.pos": ["learned"]}, seeds=3)
@@ -135,6 +136,7 @@ def test_two_workers_share_one_sqlite_study(tmp_path):
     assert len(load_trials(out)[1]) == 6
 
 
+@pytest.mark.slow  # starts several processes
 def test_killed_worker_is_rerun_without_loss_or_duplicate(tmp_path):
     """Kill the sweep's process mid-trial; the same command completes every job once."""
     slow = [*TINY, "train.max_steps=1500", "train.eval_every=1000", "train.log_every=1"]

@@ -242,6 +242,7 @@ def test_bf16_mixed_precision_trains_close_to_float32(tiny_cfg, tmp_path):
     assert bf16["final_val_loss"] == pytest.approx(f32["final_val_loss"], rel=0.05)
 
 
+@pytest.mark.slow  # starts several processes
 def test_two_process_ddp_equals_one_process(tmp_path):
     """`--devices 2` on CPU (gloo): same global batch, so the same gradient norm before
     clipping at every logged step, and the same losses (the 2-process run also takes the
