@@ -82,7 +82,7 @@ def test_cli_config_show_prints_resolved(monkeypatch, capsys):
 
 
 def test_shipped_configs_all_validate():
-    files = sorted(f for f in CONFIGS.rglob("*.yaml") if f.parent.name != "sweeps")
+    files = sorted(f for f in CONFIGS.rglob("*.yaml") if "sweeps" not in f.parts)
     assert len(files) >= 7
     for f in files:
         load_config(f)
@@ -92,7 +92,7 @@ def test_shipped_sweep_specs_validate_and_name_real_configs():
     from attnlab.config.sweep import load_sweep_spec
     from attnlab.experiments.sweep import configurations, jobs
 
-    specs = sorted((CONFIGS / "sweeps").glob("*.yaml"))
+    specs = sorted((CONFIGS / "sweeps").rglob("*.yaml"))
     assert len(specs) >= 3
     for f in specs:
         spec = load_sweep_spec(f)

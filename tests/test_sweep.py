@@ -19,6 +19,7 @@ from attnlab.config.sweep import SweepSpec, load_sweep_spec
 from attnlab.errors import ConfigError, UserError
 from attnlab.experiments.sweep import configurations, jobs, run_sweep
 from attnlab.experiments.sweep_results import load_trials
+from attnlab.run_dir import RunDir
 
 TINY = [
     "data.vocab_size=16",
@@ -238,3 +239,31 @@ def test_concurrent_search_workers_draw_different_points(tmp_path, sampler):
         _trial_plan(trial, spec, path.parent)
         lrs.append(trial.params["train.lr"])
     assert len(set(lrs)) == 4, lrs
+
+
+def test_a_sweep_without_its_database_takes_finished_runs_back(tmp_path):
+    """Committed results (run directories without weights or sweep.db) resume, not rerun."""
+    spec = _spec(tmp_path, grid={"model.n_layers": [1, 2]})
+    out = run_sweep(spec, tmp_path / "sw", echo=_quiet)
+    run = out / "trials" / "n_layers-1-s1"
+    stamp = (run / "summary.json").stat().st_mtime_ns
+    (out / "sweep.db").unlink()
+    for p in run.glob("*.safetensors"):
+        p.unlink()
+    run_sweep(spec, tmp_path / "sw", echo=_quiet)
+    _, trials = load_trials(out)
+    assert sorted(t["state"] for t in trials) == ["complete", "complete"]
+    assert (run / "summary.json").stat().st_mtime_ns == stamp
+
+
+def test_a_run_with_another_config_is_trained_again(tmp_path):
+    spec = _spec(tmp_path, grid={"model.n_layers": [1]})
+    out = run_sweep(spec, tmp_path / "sw", echo=_quiet)
+    run = out / "trials" / "n_layers-1-s1"
+    stamp = (run / "summary.json").stat().st_mtime_ns
+    (out / "sweep.db").unlink()
+    spec.write_text(spec.read_text().replace("train.max_steps=4", "train.max_steps=6"))
+    (out / "spec.yaml").unlink()
+    run_sweep(spec, tmp_path / "sw", echo=_quiet)
+    assert (run / "summary.json").stat().st_mtime_ns != stamp
+    assert RunDir(run).read_summary()["steps"] == 6

@@ -91,6 +91,12 @@ class TrainConfig(Section):
         description="cross-entropy over the vocabulary this many tokens at a time (memory)",
     )
     eval_every: int = Field(200, gt=0)
+    task_eval_every: int | None = Field(
+        None,
+        gt=0,
+        description="the task's extra evaluation (word accuracy) at the periodic evaluations "
+        "of steps divisible by this; unset: at every one (the final one always)",
+    )
     eval_batches: int | None = Field(50, gt=0, description="cap for periodic evals")
     final_eval_batches: int | None = Field(
         None, gt=0, description="cap for the final val/test evals (unset: whole splits)"

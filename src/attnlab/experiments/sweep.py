@@ -52,7 +52,7 @@ from attnlab.experiments.sweep_claim import (
     trial_id,
 )
 from attnlab.report.tables import summary_value
-from attnlab.run_dir import SPEC
+from attnlab.run_dir import SPEC, RunDir
 
 
 @dataclass(frozen=True)
@@ -174,14 +174,38 @@ def _trial_plan(trial, spec: SweepSpec, spec_dir: Path) -> tuple[str, str, list[
 
 
 def train_one(config: str, sets: list[str], run_dir: Path, probe: bool) -> dict:
-    """Train (and probe, and report) one run directory; returns its summary."""
+    """Train (and probe, and report) one run directory; returns its summary.
+
+    A run directory that already finished with this config (and was probed when the sweep
+    probes) is kept as it is: a sweep whose database is gone (a fresh clone of committed
+    results) takes its finished runs back instead of training them again.
+    """
     from attnlab import runs
     from attnlab.config import load_config
 
+    cfg = load_config(config, [*sets, "train.progress=false"])
+    rd = RunDir(run_dir)
+    if rd.is_finished() and (rd.is_probed() or not probe) and _same_run(rd, cfg):
+        return rd.read_summary()
     if run_dir.exists():
         shutil.rmtree(run_dir)  # what a killed worker left: rerun from scratch
-    cfg = load_config(config, [*sets, "train.progress=false"])
     return runs.run(cfg, run_dir, probes=probe)
+
+
+def _same_run(rd: RunDir, cfg) -> bool:
+    """Whether the run directory's saved config is `cfg` (fields `cfg` leaves unset, which
+    training fills from the data, and `train.progress` aside)."""
+    from attnlab.config import load_config
+
+    def fits(want, have) -> bool:
+        if isinstance(want, dict):
+            return isinstance(have, dict) and all(
+                fits(v, have.get(k)) for k, v in want.items() if k != "progress"
+            )
+        return want is None or want == have
+
+    saved = load_config(rd.config).model_dump(mode="json")
+    return fits(cfg.model_dump(mode="json"), saved)
 
 
 def run_trial(study, storage, trial, spec: SweepSpec, sweep_dir: Path, spec_dir: Path) -> None:

@@ -188,7 +188,8 @@ class Trainer:
     def run_eval(self, step: int, max_batches: int | None, final: bool = False) -> dict:
         """Evaluate on validation, log it, and keep the best weights."""
         res = self.evaluate("validation", max_batches)
-        if self.task_eval is not None:
+        every = self.cfg.task_eval_every
+        if self.task_eval is not None and (final or every is None or step % every == 0):
             res.update(self.task_eval("validation", max_batches))
         rec = {"step": step, "split": "validation", **res}
         if self.cfg.eval_per_epoch:
