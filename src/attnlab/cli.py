@@ -37,6 +37,14 @@ class Weights(str, Enum):
     best = "best"
 
 
+class Scale(str, Enum):
+    """`attnlab reproduce --scale`: the write-up's settings, a 2-core CPU's hour, minutes."""
+
+    full = "full"
+    cpu = "cpu"
+    quick = "quick"
+
+
 class Precision(str, Enum):
     """`train.precision` choices."""
 
@@ -271,6 +279,29 @@ def study(
 
     path = run_study(name, out or Path("runs") / f"study-{name}", seeds, quick, jobs, typer.echo)
     typer.echo(path.read_text(encoding="utf-8"))
+    typer.echo(f"written: {path}")
+
+
+@app.command()
+def reproduce(
+    name: str = typer.Argument(None, help="A write-up's reproduction (see --list)."),
+    list_them: bool = typer.Option(False, "--list", help="List the reproductions."),
+    scale: Scale = typer.Option(Scale.full, "--scale", help="full | cpu | quick."),
+    seeds: int = typer.Option(None, "--seeds", help="Seeds per configuration (1..N)."),
+    jobs: int = typer.Option(None, "--jobs", help="Runs at a time (default: CPU cores)."),
+    out: Path = typer.Option(
+        None, "--out", help="Where its sweeps go (default runs/reproduce-NAME-SCALE)."
+    ),
+) -> None:
+    """Rerun a write-up's studies; its numbers beside ours, with intervals and verdicts."""
+    from attnlab.experiments.reproduce import list_reproductions, run_reproduction
+
+    if list_them or name is None:
+        for n, line in list_reproductions():
+            typer.echo(f"  {n:<18} {line}")
+        return
+    out = out or Path("runs") / f"reproduce-{name}-{scale.value}"
+    path = run_reproduction(name, out, scale.value, seeds, jobs, echo=typer.echo)
     typer.echo(f"written: {path}")
 
 

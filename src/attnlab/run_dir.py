@@ -24,11 +24,12 @@ REPORT, REPORT_HTML, PLOTS = "report.md", "report.html", "plots"
 # a comparison (its run list and report), a sweep (its spec; its report is REPORT), a study
 COMPARE, COMPARE_REPORT = "compare.json", "compare.md"
 SPEC, RESULTS, STUDY_REPORT = "spec.yaml", "results.json", "study.md"
+REPRODUCTION = "reproduction.md"  # a reproduction directory's report (its parts: sweeps)
 
 FILE_NAMES = (
     CONFIG, METRICS, SUMMARY, WEIGHTS, BEST, STATE, WALL, TOKENIZER, TRANSLATIONS,
     PROBES, ATTENTION, REPORT, REPORT_HTML, PLOTS, COMPARE, COMPARE_REPORT, SPEC, RESULTS,
-    STUDY_REPORT,
+    STUDY_REPORT, REPRODUCTION,
 )  # fmt: skip
 
 

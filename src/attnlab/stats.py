@@ -130,3 +130,12 @@ def welch_interval(a: list[float], b: list[float], level: float = 0.95) -> Diffe
     df = (va + vb) ** 2 / (va * va / (len(a) - 1) + vb * vb / (len(b) - 1))
     half = t_quantile(0.5 + level / 2.0, df) * se
     return Difference(diff, diff - half, diff + half, df, len(a), len(b), level)
+
+
+def mean_interval(values: list[float], level: float = 0.95) -> tuple[float, float, float]:
+    """(mean, low, high): a Student t interval for the mean; (m, m, m) with < 2 values."""
+    m, s = mean_std(values)
+    if len(values) < 2:
+        return m, m, m
+    half = t_quantile(0.5 + level / 2.0, len(values) - 1) * s / math.sqrt(len(values))
+    return m, m - half, m + half

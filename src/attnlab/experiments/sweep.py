@@ -85,9 +85,13 @@ def _overrides(point: dict[str, Any]) -> tuple[str, ...]:
 def configurations(spec: SweepSpec) -> list[tuple[str, dict[str, Any]]]:
     """(label, point) of a grid (every combination) or ablation (base, then one change)."""
     if spec.grid is not None:
-        keys = list(spec.grid)
-        points = [dict(zip(keys, vals, strict=True)) for vals in product(*spec.grid.values())]
-        return [(", ".join(_short(k, v) for k, v in p.items()), p) for p in points]
+        out = []
+        for vals in product(*spec.grid.values()):
+            point: dict[str, Any] = {}
+            for k, v in zip(spec.grid, vals, strict=True):  # a mapping sets several keys
+                point.update(v if isinstance(v, dict) else {k: v})
+            out.append((", ".join(_short(k, v) for k, v in point.items()), point))
+        return out
     if spec.ablation is not None:
         out: list[tuple[str, dict[str, Any]]] = [("base", {})]
         for k, vals in spec.ablation.items():

@@ -16,7 +16,7 @@ from attnlab.report.plots import curves, interval_plot, line_plot, seed_lines_pl
 from attnlab.report.run import load_run
 from attnlab.report.tables import markdown_table, summary_value
 from attnlab.run_dir import PLOTS, REPORT, RESULTS, RunDir, atomic_write_text, plot_link, write_json
-from attnlab.stats import format_pm, mean_std, t_quantile, welch_interval
+from attnlab.stats import format_pm, mean_interval, mean_std, welch_interval
 
 # (configuration label → runs, labels best first, plots folder) → Markdown: a task's figures
 SweepSection = Callable[[dict, list[str], Path], str]
@@ -73,14 +73,6 @@ def group_runs(sweep_dir: Path, trials: list[dict]) -> dict[str, list[dict]]:
             if RunDir(d).is_finished():
                 groups.setdefault(t["label"], []).append({"dir": d, **run_figures(d)})
     return groups
-
-
-def _interval(values: list[float]) -> tuple[float, float, float]:
-    m, s = mean_std(values)
-    if len(values) < 2:
-        return m, m, m
-    half = t_quantile(0.975, len(values) - 1) * s / math.sqrt(len(values))
-    return m, m - half, m + half
 
 
 def write_sweep_report(
@@ -224,7 +216,7 @@ def _differences(spec, order: list[str], vals: dict[str, list[float]]) -> str:
 
 def _figures(spec, groups, order, metric_vals, trials, plots: Path) -> str:
     text = "## Figures\n\n"
-    means, lows, highs = zip(*(_interval(metric_vals[g]) for g in order), strict=True)
+    means, lows, highs = zip(*(mean_interval(metric_vals[g]) for g in order), strict=True)
     interval_plot(
         order,
         list(means),

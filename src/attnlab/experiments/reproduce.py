@@ -1,0 +1,395 @@
+"""`attnlab reproduce NAME`: rerun a write-up's studies and set its numbers beside ours.
+
+A reproduction is a few packaged sweeps (`configs/sweeps/reproduce/`), its parts, run on
+the sweep machinery (resumable, failures recorded, 95% intervals) into `OUT/PART/`, and
+`reproduction.md` / `.html`: for every number the write-up reports (its `claims`), the
+write-up's value beside our mean ± std (n), our 95% t interval and a verdict; each part's
+configuration table; the figures the write-up shows, drawn from our runs; and the
+settings the write-up leaves open with what we chose.
+
+Verdicts, by the interval and never by eye:
+- a value: `reproduced` when the write-up's value lies in our 95% interval (for an exact
+  count, when ours rounds to it), `not reproduced` otherwise, with how far; with one seed
+  there is no interval, and the verdict says so;
+- a threshold ("at least"): `reproduced` when our interval's low end reaches it,
+  `not reproduced` when its high end stays below, else `not established`.
+
+Scales: `full` is the write-up's own settings; `cpu` the largest version a 2-core CPU
+finishes in about an hour per study (each reproduction states what it changes); `quick`
+a minutes-long smoke version for tests.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from attnlab.config.load import config_path
+from attnlab.errors import UserError
+from attnlab.experiments.sweep import run_sweep
+from attnlab.experiments.sweep_results import load_trials
+from attnlab.report.html import write_html
+from attnlab.report.sweep import figure, group_runs
+from attnlab.report.tables import fmt, markdown_table
+from attnlab.run_dir import REPORT, REPRODUCTION, RunDir, atomic_write_text
+from attnlab.stats import format_pm, mean_interval
+
+SCALES = ("full", "cpu", "quick")
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A number a write-up reports: where our runs have it, and how to judge it."""
+
+    part: str  # the reproduction's part (a sweep)
+    label: str  # the configuration in that sweep
+    metric: str  # summary key (dotted) or probe figure
+    value: float  # the write-up's
+    what: str
+    kind: str = "value"  # value | at_least | count (an exact count, rounded as reported)
+    rounding: float = 0.0  # count: the write-up's rounding (1000 for "143K")
+
+
+@dataclass(frozen=True)
+class Reproduction:
+    """One write-up: its parts, its numbers, what it leaves open, and its scales."""
+
+    name: str
+    writeup: str
+    question: str
+    parts: dict[str, str]  # part → packaged sweep spec
+    claims: tuple[Claim, ...] = ()
+    setup: tuple[str, ...] = ()
+    figures: tuple[str, ...] = ()  # per-run figures the write-up shows (plot names)
+    scales: dict[str, list[str]] = field(default_factory=dict)  # scale → --set for all
+    scale_notes: dict[str, str] = field(default_factory=dict)
+    ready: str | None = None  # None, or why it cannot run yet
+
+
+PIG_QUICK = [
+    "data.num_train=256",
+    "data.num_val=32",
+    "data.num_test=32",
+    "train.epochs=null",
+    "train.max_steps=6",
+    "train.eval_every=3",
+    "train.task_eval_every=null",
+    "train.warmup_steps=0",
+]
+
+REPRODUCTIONS = {
+    r.name: r
+    for r in (
+        Reproduction(
+            name="piglatin",
+            writeup="write-up 004: a Pig Latin transformer",
+            question="How well does a small encoder-decoder learn Pig Latin from ~5,100 "
+            "words, and which of positions, heads, width and depth matter?",
+            parts={
+                "beast": "reproduce/piglatin_beast",
+                "base": "reproduce/piglatin_base",
+                "ablation": "reproduce/piglatin_ablation",
+            },
+            claims=(
+                Claim(
+                    "beast",
+                    "beast_small",
+                    "test_word_accuracy",
+                    0.97,
+                    "Beast Small: test word accuracy",
+                    "at_least",
+                ),
+                Claim(
+                    "beast",
+                    "beast_small",
+                    "params",
+                    143_000,
+                    "Beast Small: parameters",
+                    "count",
+                    1000,
+                ),
+                Claim(
+                    "beast",
+                    "beast_large",
+                    "params",
+                    276_000,
+                    "Beast Large: parameters",
+                    "count",
+                    1000,
+                ),
+            ),
+            setup=(
+                "Data: the english-words GCIDE list, 5,120 training words (the write-up's "
+                "40 steps × 128 a epoch), 2,000 validation and 2,000 test words, split by "
+                "word (no test word trained on); the write-up's own word list is not named.",
+                "Feed-forward width = hidden (64): it fits both Beast parameter counts.",
+                "Base: cosine schedule, weight decay 0.01, dropout 0.1, 100 warmup steps "
+                "(the write-up states these for the Beasts only).",
+                "Batches of 128 words padded to the longest in the batch (the write-up's "
+                "equal-length batches with accumulation are not implemented).",
+                "Word accuracy: exact match of the greedy translation; every 10 epochs.",
+                "The ablation's decoder-positions table (disabled vs trained) is not run: "
+                "attnlab has one positions setting for both sides.",
+            ),
+            figures=(
+                "word_accuracy.png",
+                "errors_by_length.png",
+                "attention_0_brown_cross.png",
+                "embeddings_pca.png",
+                "position_cosine_encoder.png",
+            ),
+            scales={"full": [], "cpu": ["train.epochs=50"], "quick": PIG_QUICK},
+            scale_notes={"cpu": "50 epochs instead of 100 (about an hour on 2 cores)"},
+        ),
+        Reproduction(
+            name="mamba_piglatin",
+            writeup="write-up 004: a Mamba model on Pig Latin",
+            question="Does a small Mamba prefix LM learn Pig Latin as well as the "
+            "transformer, and which discretisation works?",
+            parts={
+                "sizes": "reproduce/mamba_piglatin_sizes",
+                "discretization": "reproduce/mamba_piglatin_discretization",
+            },
+            claims=(
+                Claim(
+                    "sizes",
+                    "piglatin_large",
+                    "test_word_accuracy",
+                    0.983,
+                    "Mamba large: test word accuracy",
+                    "at_least",
+                ),
+                Claim(
+                    "sizes",
+                    "piglatin_small",
+                    "params",
+                    162_000,
+                    "Mamba small: parameters",
+                    "count",
+                    1000,
+                ),
+                Claim(
+                    "sizes",
+                    "piglatin_large",
+                    "params",
+                    276_000,
+                    "Mamba large: parameters",
+                    "count",
+                    1000,
+                ),
+            ),
+            setup=(
+                "Data as the Pig Latin reproduction: 5,120 training words, 2,000 "
+                "validation and 2,000 test words.",
+                "Hidden 64, d_state 16, expand 2, conv 4, no positions, RMSNorm: the "
+                "write-up's parameter counts (162K, 276K) cannot both come from 2 and 4 "
+                "layers of one width (see configs/mamba/piglatin_small.yaml).",
+                "Plateau schedule: halve the lr after 2 epochs without a new best "
+                "validation loss (on a fixed subset of 1,024 validation words).",
+                "The A/Δ table (A trained / frozen, Δ learned / constant / positional) is "
+                "not run yet.",
+            ),
+            figures=(
+                "word_accuracy.png",
+                "errors_by_length.png",
+                "ssm_0_brown.png",
+                "embeddings_pca.png",
+            ),
+            scales={"full": [], "cpu": ["train.epochs=20"], "quick": PIG_QUICK},
+            scale_notes={"cpu": "20 epochs instead of 100 (about an hour on 2 cores)"},
+        ),
+        Reproduction(
+            name="classifier",
+            writeup="write-up 003: attention exercises and a classifier search",
+            question="Which of three hand-picked batch / learning-rate settings trains the "
+            "classifier best, and when does it start to overfit?",
+            parts={"handpicked": "reproduce/classifier_handpicked"},
+            setup=(
+                "Data: the built-in synthetic sentiment task with negation (offline; the "
+                "write-up used SST-2: `--set data.dataset=glue` online).",
+                "The write-up's numbers are not in this repository; the table gives ours.",
+                "Best epoch by validation loss (train.select_by is not implemented yet).",
+            ),
+            figures=("accuracy_by_epoch.png",),
+            scales={
+                "full": [],
+                "cpu": [],
+                "quick": [
+                    "train.epochs=2",
+                    "data.num_train=400",
+                    "data.num_val=100",
+                    "data.num_test=100",
+                ],
+            },
+        ),
+        Reproduction(
+            name="smeared_keys",
+            writeup="write-up 000: Conv-Attn vs Attn-Attn on WikiText-2",
+            question="Does a causal conv before one attention layer beat two attention "
+            "layers, and does an induction head form on text?",
+            parts={},
+            ready="the CPU-scale text study is not built yet (issue 17); run "
+            "`attnlab sweep smeared_keys_quick` meanwhile",
+        ),
+        Reproduction(
+            name="smeared_keys_k3",
+            writeup="write-up 001: the k = 3 variant (its 99.8% accuracy)",
+            question="What does the k = 3, 2-layer variant reach when it cannot see the "
+            "future, and what does a centred conv reach?",
+            parts={},
+            ready="the centred-conv (leaky) variant is not built yet (issue 17)",
+        ),
+    )
+}
+
+
+def list_reproductions() -> list[tuple[str, str]]:
+    """(name, one line) of every reproduction."""
+    out = []
+    for r in REPRODUCTIONS.values():
+        note = f" [not runnable yet: {r.ready}]" if r.ready else ""
+        out.append((r.name, f"{r.writeup}: {r.question}{note}"))
+    return out
+
+
+def run_reproduction(
+    name: str,
+    out: Path,
+    scale: str = "full",
+    seeds: int | None = None,
+    jobs: int | None = None,
+    echo=print,
+) -> Path:
+    """Run (or resume) every part of a reproduction and write `reproduction.md`."""
+    if name not in REPRODUCTIONS:
+        raise UserError(f"unknown reproduction {name!r}; known: {', '.join(REPRODUCTIONS)}")
+    if scale not in SCALES:
+        raise UserError(f"--scale {scale!r}: choose {', '.join(SCALES)}")
+    rep = REPRODUCTIONS[name]
+    if rep.ready is not None:
+        raise UserError(f"reproduce {name}: {rep.ready}")
+    out = Path(out)
+    cpus = os.cpu_count() or 1
+    workers = max(1, min(jobs or cpus, cpus))
+    if scale == "quick" and seeds is None:
+        seeds = 1
+    for part, spec in rep.parts.items():
+        echo(f"[{name}/{part}] {scale} scale")
+        run_sweep(
+            config_path(f"sweeps/{spec}"),
+            out / part,
+            workers=workers,
+            sets=rep.scales.get(scale, []),
+            seeds=seeds,
+            echo=echo,
+        )
+    return write_reproduction(rep, out, scale)
+
+
+def _values(out: Path, part: str) -> dict[str, list[dict]]:
+    """Configuration label → its finished runs in one part's sweep directory."""
+    _, trials = load_trials(out / part)
+    return group_runs(out / part, trials)
+
+
+def verdict(claim: Claim, values: list[float]) -> tuple[str, str]:
+    """(our interval as text, the verdict) of one claim; see the module docstring."""
+    if not values:
+        return "–", "no finished run"
+    m, lo, hi = mean_interval(values)
+    n = len(values)
+    shown = f"[{fmt(lo, 4)}, {fmt(hi, 4)}]" if n > 1 else "none (n = 1)"
+    if claim.kind == "count":
+        ours = round(m / claim.rounding) * claim.rounding
+        if ours == claim.value:
+            return shown, "reproduced"
+        return shown, f"not reproduced (ours {m:,.0f}: {m - claim.value:+,.0f})"
+    if n < 2:
+        gap = m - claim.value
+        return shown, f"not tested (one seed; ours {gap:+.4f} from it)"
+    if claim.kind == "at_least":
+        if lo >= claim.value:
+            return shown, "reproduced"
+        if hi < claim.value:
+            return shown, f"not reproduced (mean {m - claim.value:+.4f} below it)"
+        return shown, "not established (the interval holds it)"
+    if lo <= claim.value <= hi:
+        return shown, "reproduced"
+    side = "above" if lo > claim.value else "below"
+    return shown, f"not reproduced (ours {side} it: {m - claim.value:+.4f})"
+
+
+def _claims_table(rep: Reproduction, groups: dict[str, dict]) -> str:
+    rows = []
+    for c in rep.claims:
+        runs = groups.get(c.part, {}).get(c.label, [])
+        vals = [v for r in runs if (v := figure(r, c.metric)) is not None]
+        interval, word = verdict(c, vals)
+        shown = f"≥ {c.value:g}" if c.kind == "at_least" else f"{c.value:,g}"
+        ours = format_pm(vals, 4) if vals else "–"
+        rows.append([c.what, shown, ours, interval, word])
+    if not rows:
+        return "The write-up's numbers are not in this repository: the tables below give ours.\n\n"
+    return (
+        markdown_table(
+            ["what", "write-up", "attnlab mean ± std (n)", "95% interval", "verdict"], rows
+        )
+        + "\n"
+    )
+
+
+def _part_section(out: Path, part: str) -> str:
+    """A part's configuration table, lifted from its sweep report, and a link to it."""
+    report = out / part / REPORT
+    if not report.is_file():
+        return f"### {part}\n\nNo report yet.\n\n"
+    text = report.read_text(encoding="utf-8")
+    start = text.find("## Configurations")
+    table = ""
+    if start >= 0:
+        end = text.find("\n## ", start + 3)
+        table = text[start : end if end >= 0 else None].replace("## Configurations\n\n", "")
+    link = f"{part}/{REPORT}"
+    return f"### {part}\n\n{table.strip()}\n\nThe sweep's report: [{link}]({link}).\n\n"
+
+
+def _figures(rep: Reproduction, out: Path, groups: dict[str, dict]) -> str:
+    """The write-up's figures from the first run of each configuration (redrawn)."""
+    from attnlab import runs
+
+    lines = []
+    for part, by_label in groups.items():
+        for label, rs in by_label.items():
+            rd = RunDir(rs[0]["dir"])
+            runs.report(rd.path)  # draws every figure from the run's files
+            for name in rep.figures:
+                if rd.plot(name).is_file():
+                    rel = rd.plot(name).relative_to(out)
+                    lines.append(f"![{part} / {label}: {name}]({rel})\n")
+    if not lines:
+        return ""
+    return "## Figures (first seed of each configuration)\n\n" + "\n".join(lines) + "\n"
+
+
+def write_reproduction(rep: Reproduction, out: Path, scale: str) -> Path:
+    """`reproduction.md` and `.html` from the parts' sweep directories."""
+    out = Path(out)
+    groups = {p: _values(out, p) for p in rep.parts if (out / p).is_dir()}
+    note = rep.scale_notes.get(scale, "the write-up's own settings" if scale == "full" else "")
+    text = (
+        f"# Reproduction: {rep.name} ({rep.writeup})\n\n"
+        f"{rep.question}\n\n"
+        f"Scale: **{scale}**{f' ({note})' if note else ''}. Verdicts by our 95% t interval "
+        "over seeds (see `attnlab.experiments.reproduce`).\n\n"
+        "## The write-up's numbers beside ours\n\n"
+        + _claims_table(rep, groups)
+        + "\n## Parts\n\n"
+        + "".join(_part_section(out, p) for p in rep.parts)
+        + _figures(rep, out, groups)
+        + "## Differences in setup\n\n"
+        + "".join(f"- {s}\n" for s in rep.setup)
+    )
+    path = atomic_write_text(out / REPRODUCTION, text)
+    write_html(path)
+    return path

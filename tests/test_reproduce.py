@@ -1,0 +1,50 @@
+"""`attnlab reproduce`: the list, the verdicts, and each runnable study at --scale quick."""
+
+from __future__ import annotations
+
+import pytest
+
+from attnlab.experiments.reproduce import REPRODUCTIONS, Claim, run_reproduction, verdict
+from tests.helpers import run_cli
+
+
+def test_list_names_every_write_up(monkeypatch, capsys):
+    code, text, err = run_cli(["reproduce", "--list"], monkeypatch, capsys)
+    assert code == 0, err
+    for name in ("smeared_keys", "smeared_keys_k3", "piglatin", "mamba_piglatin", "classifier"):
+        assert f"  {name} " in text
+
+
+def test_an_unbuilt_reproduction_says_so(tmp_path, monkeypatch, capsys):
+    code, _, err = run_cli(
+        ["reproduce", "smeared_keys_k3", "--out", str(tmp_path)], monkeypatch, capsys
+    )
+    assert code == 2 and "not built yet" in err
+
+
+def test_verdicts_follow_the_interval():
+    at_least = Claim("p", "c", "m", 0.97, "x", "at_least")
+    assert verdict(at_least, [0.98, 0.985, 0.99])[1] == "reproduced"
+    assert verdict(at_least, [0.90, 0.91, 0.92])[1].startswith("not reproduced")
+    assert verdict(at_least, [0.95, 0.99, 0.97])[1].startswith("not established")
+    value = Claim("p", "c", "m", 0.5, "x")
+    assert verdict(value, [0.49, 0.51, 0.50])[1] == "reproduced"
+    assert "above" in verdict(value, [0.60, 0.61, 0.62])[1]
+    assert verdict(value, [0.6])[1].startswith("not tested (one seed")
+    count = Claim("p", "c", "params", 143_000, "x", "count", 1000)
+    assert verdict(count, [142_600])[1] == "reproduced"
+    assert verdict(count, [140_416])[1].startswith("not reproduced (ours 140,416: -2,584")
+    assert verdict(value, []) == ("–", "no finished run")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [n for n, r in REPRODUCTIONS.items() if r.ready is None])
+def test_each_reproduction_runs_at_quick_scale(name, tmp_path):
+    path = run_reproduction(name, tmp_path / name, "quick", jobs=1, echo=lambda *_: None)
+    text = path.read_text()
+    assert text.startswith(f"# Reproduction: {name}") and "## Differences in setup" in text
+    for part in REPRODUCTIONS[name].parts:
+        assert (tmp_path / name / part / "report.md").is_file()
+    assert path.with_suffix(".html").is_file()
+    if REPRODUCTIONS[name].claims:
+        assert "| write-up |" in text or "write-up" in text
