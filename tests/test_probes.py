@@ -222,3 +222,21 @@ def test_icl_score_has_the_known_value_and_sign():
         assert got["sequences"] == 6 and got["stderr"] == pytest.approx(0.0, abs=1e-9)
         assert got["score"] == pytest.approx(float(want), rel=1e-5)
         assert np.sign(got["score"]) == sign and abs(got["score"]) > 1.0
+
+
+def test_pattern_stats_of_known_patterns():
+    from attnlab.probes.patterns import pattern_stats, uniform_stats
+
+    T = 6
+    uniform = np.tril(np.ones((T, T))) / np.arange(1, T + 1)[:, None]  # (T, T)
+    sink = np.zeros((T, T))
+    sink[:, 0] = 1.0
+    prev = np.zeros((T, T))
+    prev[0, 0] = 1.0
+    prev[np.arange(1, T), np.arange(T - 1)] = 1.0
+    s = pattern_stats(np.stack([uniform, sink, prev]))  # (3, T, T)
+    want = uniform_stats(T)
+    assert s["entropy"][0] == pytest.approx(1.0)
+    assert s["sink"][0] == pytest.approx(want["sink"])
+    assert s["entropy"][1] == pytest.approx(0.0) and s["sink"][1] == pytest.approx(1.0)
+    assert s["previous"][2] == pytest.approx(1.0) and s["diagonal"][2] == pytest.approx(0.0)

@@ -27,6 +27,7 @@ from attnlab.probes.capture import capture
 from attnlab.probes.explorer import ExplorerLog, layer_patterns
 from attnlab.probes.heads import PATTERN_SCORES, attention_layers, head_scores
 from attnlab.probes.icl import icl_score
+from attnlab.probes.patterns import pattern_stats, uniform_stats
 from attnlab.probes.sequences import ProbeSet, repeated_sequences
 from attnlab.probes.ssm import ssm_data
 from attnlab.run_dir import RunDir
@@ -148,7 +149,14 @@ def _grids(model, cfg, tok, text: np.ndarray | None, log: ExplorerLog) -> dict:
             continue
         what = "repeated random tokens" if name == "repeat" else "a validation snippet, twice"
         index = log.add(what, labels, labels, layers)
-        out[name] = {"tokens": x.tolist(), "labels": labels, "what": what, "explorer": index}
+        out[name] = {
+            "tokens": x.tolist(),
+            "labels": labels,
+            "what": what,
+            "explorer": index,
+            "stats": {layer: pattern_stats(p) for layer, p in layers},
+            "uniform": uniform_stats(len(labels)),
+        }
     return out
 
 

@@ -211,7 +211,28 @@ def _grids(rd: RunDir, p: dict, attention: dict | None) -> str:
         else:
             continue
         out.append(f"![{what}]({link})\n\n")
+        if "stats" in g:
+            out.append(_pattern_stats(g))
     return "".join(out)
+
+
+def _pattern_stats(g: dict) -> str:
+    """Per head: entropy (1: even, 0: one key), mass on the first token, on itself and on
+    the token before (`probes.patterns`)."""
+    rows = [
+        [layer, h, *(st[k][h] for k in ("entropy", "sink", "diagonal", "previous"))]
+        for layer, st in g["stats"].items()
+        for h in range(len(st["entropy"]))
+    ]
+    u = g["uniform"]
+    rows.append(["uniform head", "–", u["entropy"], u["sink"], u["diagonal"], u["previous"]])
+    return (
+        f"Per head on {g['what']}: normalised entropy (1: spread evenly, 0: one key, "
+        "attention collapse), mass on the first token (a sink: a vertical stripe), on the "
+        "query's own position and on the token before, averaged over the queries:\n\n"
+        + markdown_table(["layer", "head", "entropy", "first token", "self", "previous"], rows)
+        + "\n"
+    )
 
 
 def _embeddings(rd: RunDir, e: dict) -> str:

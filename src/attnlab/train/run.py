@@ -206,6 +206,7 @@ def _finish(cfg: RunConfig, trainer: Trainer, wall_s: float, task) -> dict:
         "compile_s": trainer.compile_s,
         "wall_s": wall_s,
         "seed": cfg.train.seed,
+        "grad_clip": cfg.train.grad_clip,
         "device": str(f.device),
         "precision": _precision(cfg),
         "keep_freed_memory": memory.active(),
