@@ -222,3 +222,25 @@ def test_param_counts_of_the_two_architectures():
     embed = 2 * vp * d + 2 * d  # embed, unembed, final norm
     assert aa.num_params() == embed + 4 * (4 * d * d + 2 * d)
     assert ca.num_params() == embed + (4 * d * d + 2 * d) + (5 * d + d)
+
+
+def test_a_centred_conv_is_rejected_naming_its_future_offsets():
+    """`conv_padding: same` (write-up 001's centred Conv1d) reads t+1 and t+2 at k = 5."""
+    mixer = {"name": "attention", "n_heads": 2, "conv_kernel": 5, "conv_padding": "same"}
+    cfg = ModelConfig(d_model=16, n_layers=1, mixer=mixer, vocab_size=20, max_seq_len=12)
+    torch.manual_seed(0)
+    model = build(cfg)
+    with pytest.raises(LeakageError, match=r"blocks\.0\.attn\.conv reads offsets \+1, \+2"):
+        check_causal(model, 20, 12)
+
+
+def test_the_centred_conv_matches_its_reference_and_a_centred_conv1d():
+    torch.manual_seed(0)
+    conv = CausalDepthwiseConv(3, 5, padding="same").double()
+    x = torch.randn(2, 7, 3, dtype=torch.float64)  # (B, T, C)
+    ref = torch.nn.functional.conv1d(
+        x.transpose(1, 2), conv.conv.weight, conv.conv.bias, padding=2, groups=3
+    ).transpose(1, 2)
+    torch.testing.assert_close(conv(x), ref)
+    torch.testing.assert_close(conv.forward_ref(x), ref)
+    assert conv.offsets == [-2, -1, 0, 1, 2] and conv.future_offsets == [1, 2]

@@ -332,3 +332,24 @@ def test_leak_check_runs_again_on_the_trained_weights(tiny_cfg, tmp_path, monkey
         train(tiny_cfg(), tmp_path / "bad")
     saved = json.loads((tmp_path / "bad" / "summary.json").read_text())
     assert "sees the future" in saved["leak_check"]["final"]["error"]
+
+
+def test_allow_leak_trains_a_leaky_model_and_says_so(tmp_path, tiny_cfg):
+    from attnlab.runs import report
+
+    cfg = tiny_cfg(train__max_steps=4, train__allow_leak=True)
+    cfg.model.mixer.conv_kernel, cfg.model.mixer.conv_padding = 3, "same"
+    with pytest.warns(UserWarning, match="sees the future"):
+        summary = train(cfg, tmp_path / "run")
+    assert summary["allow_leak"] and summary["leak_check"]["initial"]["allowed"]
+    assert "reads offsets +1" in summary["leak_check"]["final"]["error"]
+    assert "**This model sees the future**" in report(tmp_path / "run").read_text()
+
+
+def test_a_leaky_model_does_not_train_without_allow_leak(tmp_path, tiny_cfg):
+    from attnlab.errors import LeakageError
+
+    cfg = tiny_cfg(train__max_steps=4)
+    cfg.model.mixer.conv_kernel, cfg.model.mixer.conv_padding = 3, "same"
+    with pytest.raises(LeakageError, match="conv_padding: same"):
+        train(cfg, tmp_path / "run")

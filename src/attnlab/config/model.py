@@ -16,6 +16,11 @@ class AttentionMixer(Section):
     n_heads: PositiveInt = 8
     conv_kernel: int | None = Field(None, description="depth-wise causal conv kernel (>= 1)")
     conv_where: Literal["input", "qkv", "k"] = "input"
+    conv_padding: Literal["causal", "same"] = Field(
+        "causal",
+        description="same: a centred conv that reads the next K//2 tokens (not causal: "
+        "the leak check rejects it; train only with train.allow_leak)",
+    )
     smear_keys: bool = False
     bias: bool = False
 

@@ -103,6 +103,11 @@ class TrainConfig(Section):
     )
     log_every: int = Field(10, gt=0)
     checkpoint_every: int | None = Field(None, gt=0, description="default: eval_every")
+    allow_leak: bool = Field(
+        False,
+        description="train a model the leak check rejects (e.g. conv_padding: same), loudly "
+        "warned and recorded in the summary and report; its figures are not predictions",
+    )
     check_causal: bool = Field(
         True, description="the leak check before the first step and on the trained weights"
     )

@@ -51,6 +51,7 @@ class Attention(nn.Module):
         causal: bool = True,
         conv_kernel: int | None = None,
         conv_where: str = "input",
+        conv_padding: str = "causal",
         smear_keys: bool = False,
         bias: bool = False,
         rope: bool = False,
@@ -66,7 +67,9 @@ class Attention(nn.Module):
         self.conv_where = conv_where if conv_kernel else None
         conv_channels = {"input": d_model, "qkv": 3 * d_model, "k": d_model}
         self.conv = (
-            CausalDepthwiseConv(conv_channels[conv_where], conv_kernel) if conv_kernel else None
+            CausalDepthwiseConv(conv_channels[conv_where], conv_kernel, padding=conv_padding)
+            if conv_kernel
+            else None
         )
         self.qkv = nn.Linear(d_model, 3 * d_model, bias=bias)
         self.out = nn.Linear(d_model, d_model, bias=bias)

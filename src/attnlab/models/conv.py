@@ -6,6 +6,11 @@ Output at t mixes inputs t-K+1 … t of the same channel: the input is padded wi
 zeros on the left only, so nothing after t is read (causal). The write-ups' Conv-Attn uses
 `nn.Conv1d(groups=C)` on the embeddings; this module is the same operation on (B, T, C)
 tensors without the two transposes' copies in the caller.
+
+`padding="same"` is the centred convolution (`nn.Conv1d(padding=K // 2)`): (K-1)//2 zeros
+on the left and K//2 on the right, so the output at t reads t + 1 … t + K//2 too. It sees
+the future: the leak check rejects it (naming `future_offsets`), and a run trains it only
+with `train.allow_leak`. It is here to show what write-up 001's 99.8% accuracy was.
 """
 
 from __future__ import annotations
@@ -17,16 +22,30 @@ from torch import nn
 
 
 class CausalDepthwiseConv(nn.Module):
-    """`y[b, t, c] = bias[c] + sum_j weight[c, j] * x[b, t - (K-1) + j, c]` (zeros before 0)."""
+    """`y[b, t, c] = bias[c] + sum_j weight[c, j] * x[b, t - left + j, c]` (zeros outside),
+    `left` = K-1 (causal, the default) or (K-1)//2 (`padding="same"`, centred)."""
 
-    def __init__(self, channels: int, kernel_size: int, bias: bool = True):
+    def __init__(self, channels: int, kernel_size: int, bias: bool = True, padding="causal"):
         super().__init__()
-        self.kernel_size = kernel_size
+        if padding not in ("causal", "same"):
+            raise ValueError(f"padding {padding!r}: choose causal or same")
+        self.kernel_size, self.padding = kernel_size, padding
+        self.left = kernel_size - 1 if padding == "causal" else (kernel_size - 1) // 2
         self.conv = nn.Conv1d(channels, channels, kernel_size, groups=channels, bias=bias)
+
+    @property
+    def offsets(self) -> list[int]:
+        """The input offset each weight index reads, from the oldest: -left … K-1-left."""
+        return list(range(-self.left, self.kernel_size - self.left))
+
+    @property
+    def future_offsets(self) -> list[int]:
+        """Offsets after the current token that the output reads ([] when causal)."""
+        return [o for o in self.offsets if o > 0]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = rearrange(x, "b t c -> b c t")  # (B, C, T)
-        h = F.pad(h, (self.kernel_size - 1, 0))  # (B, C, T+K-1)
+        h = F.pad(h, (self.left, self.kernel_size - 1 - self.left))  # (B, C, T+K-1)
         return rearrange(self.conv(h), "b c t -> b t c")  # (B, T, C)
 
     def forward_ref(self, x: torch.Tensor) -> torch.Tensor:
@@ -36,8 +55,8 @@ class CausalDepthwiseConv(nn.Module):
         T, K = x.shape[1], self.kernel_size
         for t in range(T):
             for j in range(K):
-                src = t - (K - 1) + j
-                if src >= 0:
+                src = t - self.left + j
+                if 0 <= src < T:
                     out[:, t] += w[:, j] * x[:, src]
         if self.conv.bias is not None:
             out = out + self.conv.bias

@@ -67,6 +67,19 @@ def auto_length(model: nn.Module, seq_len: int) -> int:
     return min(seq_len, max(MIN_AUTO_LEN, fit))
 
 
+def future_reads(model: nn.Module) -> str:
+    """The modules that read tokens after the current one by construction (a centred
+    conv's `future_offsets`), as one sentence; "" when none does."""
+    parts = [
+        f"{name} reads offsets {', '.join(f'+{o}' for o in m.future_offsets)}"
+        for name, m in model.named_modules()
+        if getattr(m, "future_offsets", None)
+    ]
+    if not parts:
+        return ""
+    return "by construction: " + "; ".join(parts) + " (conv_padding: same)"
+
+
 def check_causal(
     model: nn.Module,
     vocab_size: int,
@@ -111,6 +124,9 @@ def check_causal(
             for mode in ("eval", "train"):
                 m.train(mode == "train")
                 worst = max(worst, _check(m, x, variants, src, tol, seed, f"{mode} mode, {which}"))
+    except LeakageError as e:
+        reads = future_reads(model)
+        raise LeakageError(f"{e}; {reads}" if reads else str(e)) from None
     finally:
         model.train(was_training)
         torch.set_rng_state(cpu_rng)

@@ -6,7 +6,8 @@ Legend: C channels, K kernel size, V vocabulary, D model width, L positions.
 Kernel offsets. `CausalDepthwiseConv` computes `y[t] = Σ_j w[c, j] x[t - (K-1) + j]`, a
 cross-correlation as in `nn.Conv1d` (no flip): weight index j reads the input at offset
 j - (K-1) from the current token. So `w[:, K-1]` weighs the current token (offset 0) and
-`w[:, 0]` the one K-1 steps back. A profile lists offsets -K+1 … 0 in that order.
+`w[:, 0]` the one K-1 steps back. A profile lists offsets -K+1 … 0 in that order (a
+centred conv, `conv_padding: same`, reads -(K-1)//2 … K//2: the future too).
 """
 
 from __future__ import annotations
@@ -18,25 +19,27 @@ from torch import nn
 from attnlab.models.conv import CausalDepthwiseConv
 
 
-def kernel_profile(weight: torch.Tensor) -> dict:
+def kernel_profile(weight: torch.Tensor, left: int | None = None) -> dict:
     """Per-offset statistics of a depth-wise kernel (C, K) over its channels (JSON-ready).
 
     `mean` and `mean_abs` are averages over channels, `std` their spread; `argmax_offset`
     is the offset of the largest mean |weight|; `peak_share[i]` the share of channels
     whose largest |weight| sits at offset i. `init_mean_abs` is the mean |weight| of
     PyTorch's default initialisation, U(-1/√K, 1/√K): offsets still near it have not
-    been trained away from the start.
+    been trained away from the start. `left`: how many of the K offsets lie before the
+    current token (K - 1 for a causal conv, the default; (K - 1) // 2 for a centred one).
     """
     w = weight.detach().float().cpu()  # (C, K)
     K = w.shape[1]
+    left = K - 1 if left is None else left
     mean_abs = w.abs().mean(0)  # (K,)
     peaks = torch.bincount(w.abs().argmax(1), minlength=K).float() / w.shape[0]  # (K,)
     return {
-        "offsets": list(range(-(K - 1), 1)),
+        "offsets": list(range(-left, K - left)),
         "mean": w.mean(0).tolist(),
         "mean_abs": mean_abs.tolist(),
         "std": w.std(0, correction=0).tolist(),
-        "argmax_offset": int(mean_abs.argmax()) - (K - 1),
+        "argmax_offset": int(mean_abs.argmax()) - left,
         "peak_share": peaks.tolist(),
         "channels": w.shape[0],
         "init_mean_abs": 0.5 / K**0.5,
@@ -56,9 +59,9 @@ def conv_profiles(model: nn.Module) -> dict[str, dict]:
         prefix = f"blocks.{i}.{getattr(mixer, 'alias', 'mixer')}.conv"
         if where == "qkv":
             for part, chunk in zip("qkv", w.chunk(3, dim=0), strict=True):
-                out[f"{prefix}.{part}"] = {"where": where, **kernel_profile(chunk)}
+                out[f"{prefix}.{part}"] = {"where": where, **kernel_profile(chunk, conv.left)}
         else:
-            out[prefix] = {"where": where, **kernel_profile(w)}
+            out[prefix] = {"where": where, **kernel_profile(w, conv.left)}
     return out
 
 

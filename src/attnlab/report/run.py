@@ -44,6 +44,18 @@ SUMMARY_KEYS = [
 ]
 
 
+def _leak_banner(summary: dict) -> str:
+    """A warning at the top of the report of a run trained with `train.allow_leak`."""
+    checks = summary.get("leak_check", {})
+    errors = [c["error"] for c in checks.values() if isinstance(c, dict) and "error" in c]
+    if not summary.get("allow_leak") or not errors:
+        return ""
+    return (
+        "> **This model sees the future** (`train.allow_leak`): the leak check found "
+        f"{errors[0]} Its accuracy and loss are not next-token predictions.\n\n"
+    )
+
+
 def eval_sets_note(summary: dict) -> str:
     """One sentence on what the final and the periodic figures were measured on."""
     sets = summary.get("eval_sets")
@@ -95,7 +107,8 @@ def write_run_report(run_dir: str | Path, section: Section | None = None) -> Pat
     rows = [[label, summary.get(key)] for key, label in SUMMARY_KEYS]
     text = (
         f"# Run report: {summary['name']}\n\n"
-        f"Device `{summary['device']}`, precision `{summary['precision']}`, "
+        + _leak_banner(summary)
+        + f"Device `{summary['device']}`, precision `{summary['precision']}`, "
         f"attnlab {summary['versions']['attnlab']}, torch {summary['versions']['torch']}.\n\n"
         + markdown_table(["metric", "value"], rows)
         + "\n"
