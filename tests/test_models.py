@@ -230,7 +230,7 @@ def test_a_centred_conv_is_rejected_naming_its_future_offsets():
     cfg = ModelConfig(d_model=16, n_layers=1, mixer=mixer, vocab_size=20, max_seq_len=12)
     torch.manual_seed(0)
     model = build(cfg)
-    with pytest.raises(LeakageError, match=r"blocks\.0\.attn\.conv reads offsets \+1, \+2"):
+    with pytest.raises(LeakageError, match=r"blocks\.0\.mixer\.conv reads offsets \+1, \+2"):
         check_causal(model, 20, 12)
 
 
