@@ -292,6 +292,7 @@ def reproduce(
     out: Path = typer.Option(
         None, "--out", help="Where its sweeps go (default runs/reproduce-NAME-SCALE)."
     ),
+    sets: list[str] = typer.Option([], "--set", help="Override for every run (repeatable)."),
 ) -> None:
     """Rerun a write-up's studies; its numbers beside ours, with intervals and verdicts."""
     from attnlab.experiments.reproduce import list_reproductions, run_reproduction
@@ -301,7 +302,7 @@ def reproduce(
             typer.echo(f"  {n:<18} {line}")
         return
     out = out or Path("runs") / f"reproduce-{name}-{scale.value}"
-    path = run_reproduction(name, out, scale.value, seeds, jobs, echo=typer.echo)
+    path = run_reproduction(name, out, scale.value, seeds, jobs, typer.echo, sets)
     typer.echo(f"written: {path}")
 
 

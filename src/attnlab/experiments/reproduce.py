@@ -236,9 +236,63 @@ REPRODUCTIONS = {
             name="smeared_keys_k3",
             writeup="write-up 001: the k = 3 variant (its 99.8% accuracy)",
             question="What does the k = 3, 2-layer variant reach when it cannot see the "
-            "future, and what does a centred conv reach?",
-            parts={},
-            ready="the centred-conv (leaky) variant is not built yet (issue 17)",
+            "future, and does a centred conv reach the write-up's 99.8%?",
+            parts={"k3": "reproduce/smeared_keys_k3"},
+            claims=(
+                Claim(
+                    "k3",
+                    "conv_attn_k3_leaky",
+                    "final_val_accuracy",
+                    0.998,
+                    "Conv-Attn k = 3 with a centred conv: next-token accuracy",
+                ),
+                Claim(
+                    "k3",
+                    "conv_attn_k3",
+                    "final_val_accuracy",
+                    0.998,
+                    "Conv-Attn k = 3, causal: next-token accuracy",
+                ),
+            ),
+            setup=(
+                "The write-up's Conv1d padding is not stated; its 99.8% next-token "
+                "accuracy on WikiText is out of reach of any causal model (chance-level "
+                "models reach ~0.2 here), and write-up 000's kernel profile shows weight at "
+                "offset +2, which a causal kernel cannot have: we take it as centred.",
+                "Data: WikiText-2 (raw) as a token stream cut into sequences of 128; the "
+                "write-up's one example per row, padded, is not built yet.",
+            ),
+            figures=("kernel_profile.png", "attention_text.png", "loss.png"),
+            scales={
+                "full": [],
+                "cpu": [
+                    "data.tokenizer=bpe",
+                    "data.bpe_vocab_size=8192",
+                    "data.batch_size=16",
+                    "model.d_model=128",
+                    "train.epochs=null",
+                    "train.max_steps=1500",
+                    "train.warmup_steps=100",
+                    "train.eval_every=250",
+                    "train.eval_batches=20",
+                    "train.final_eval_batches=50",
+                ],
+                "quick": [
+                    "data.tokenizer=char",
+                    "data.batch_size=4",
+                    "model.d_model=32",
+                    "train.epochs=null",
+                    "train.max_steps=6",
+                    "train.warmup_steps=0",
+                    "train.eval_every=3",
+                    "train.eval_batches=2",
+                    "train.final_eval_batches=2",
+                ],
+            },
+            scale_notes={
+                "cpu": "d_model 128 instead of 512, a trained 8,192-token BPE instead of "
+                "GPT-2's, batch 16, 1,500 steps (2.5M tokens) instead of 25 epochs",
+            },
         ),
     )
 }
@@ -260,8 +314,10 @@ def run_reproduction(
     seeds: int | None = None,
     jobs: int | None = None,
     echo=print,
+    sets: list[str] | None = None,
 ) -> Path:
-    """Run (or resume) every part of a reproduction and write `reproduction.md`."""
+    """Run (or resume) every part of a reproduction and write `reproduction.md`; `sets`
+    are overrides for every run (e.g. `data.path=DIR` offline)."""
     if name not in REPRODUCTIONS:
         raise UserError(f"unknown reproduction {name!r}; known: {', '.join(REPRODUCTIONS)}")
     if scale not in SCALES:
@@ -280,7 +336,7 @@ def run_reproduction(
             config_path(f"sweeps/{spec}"),
             out / part,
             workers=workers,
-            sets=rep.scales.get(scale, []),
+            sets=[*rep.scales.get(scale, []), *(sets or [])],
             seeds=seeds,
             echo=echo,
         )
@@ -354,6 +410,30 @@ def _part_section(out: Path, part: str) -> str:
     return f"### {part}\n\n{table.strip()}\n\nThe sweep's report: [{link}]({link}).\n\n"
 
 
+def _leak_checks(groups: dict[str, dict]) -> str:
+    """The leak check's verdict on every configuration's trained weights."""
+    rows = []
+    for part, by_label in groups.items():
+        for label, rs in by_label.items():
+            found = [r["summary"].get("leak_check", {}).get("final") for r in rs]
+            errors = [f["error"] for f in found if f and "error" in f]
+            checked = [f for f in found if f and "error" not in f]
+            if errors:
+                word = f"leaks ({len(errors)} of {len(rs)} runs): {errors[0]}"
+            elif checked:
+                word = f"causal ({checked[0]['positions']} positions, every pair)"
+            else:
+                word = "not checked (not a causal task)"
+            rows.append([part, label, word])
+    if not rows:
+        return ""
+    return (
+        "## Leak checks (trained weights)\n\n"
+        + markdown_table(["part", "configuration", "verdict"], rows)
+        + "\n"
+    )
+
+
 def _figures(rep: Reproduction, out: Path, groups: dict[str, dict]) -> str:
     """The write-up's figures from the first run of each configuration (redrawn)."""
     from attnlab import runs
@@ -386,6 +466,7 @@ def write_reproduction(rep: Reproduction, out: Path, scale: str) -> Path:
         + _claims_table(rep, groups)
         + "\n## Parts\n\n"
         + "".join(_part_section(out, p) for p in rep.parts)
+        + _leak_checks(groups)
         + _figures(rep, out, groups)
         + "## Differences in setup\n\n"
         + "".join(f"- {s}\n" for s in rep.setup)
