@@ -141,3 +141,13 @@ def test_evaluating_an_empty_split_is_an_error():
 
     with pytest.raises(DataError, match="no sequences"):
         list(splits_mod.eval_batches(Empty(), 8))
+
+
+def test_select_by_validation_accuracy_picks_the_most_accurate_epoch(tmp_path):
+    cfg = _cfg()
+    cfg.train.select_by = "val_accuracy"
+    s = train(cfg, tmp_path / "run")
+    c = s["classification"]
+    assert c["selected_by"] == "val_accuracy"
+    best = max(c["epochs"], key=lambda e: e["val_accuracy"])
+    assert c["best_epoch"] == best["epoch"] and c["best_val_accuracy"] == best["val_accuracy"]

@@ -91,6 +91,11 @@ class TrainConfig(Section):
         description="cross-entropy over the vocabulary this many tokens at a time (memory)",
     )
     eval_every: int = Field(200, gt=0)
+    select_by: Literal["val_loss", "val_accuracy"] = Field(
+        "val_loss",
+        description="which periodic evaluation keeps best.safetensors (and a classifier's "
+        "best epoch): the lowest validation loss or the highest validation accuracy",
+    )
     task_eval_every: int | None = Field(
         None,
         gt=0,

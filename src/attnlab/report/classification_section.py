@@ -45,14 +45,14 @@ def classification_section(rd: RunDir, summary: dict) -> str:
         "the weights of that epoch's end (dropout off).\n\n"
     )
     if "best_epoch" in c:
+        by = "validation accuracy" if c.get("selected_by") == "val_accuracy" else "validation loss"
         text += (
-            f"Best epoch by validation loss: **{c['best_epoch']:g}** (val accuracy "
+            f"Best epoch by {by}: **{c['best_epoch']:g}** (val accuracy "
             f"{c['best_val_accuracy']:.4f}); the best checkpoint is saved from it. "
             + (
-                f"Overfitting point: after epoch {over:g} the validation loss no longer "
-                "improves.\n\n"
+                f"Overfitting point: after epoch {over:g} the {by} no longer improves.\n\n"
                 if over is not None
-                else "The validation loss still improved at the last epoch: no overfitting "
+                else f"The {by} still improved at the last epoch: no overfitting "
                 "point within this run.\n\n"
             )
         )

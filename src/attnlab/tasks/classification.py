@@ -82,9 +82,10 @@ class Classification(Task):
 
 
 def _classification(trainer, val: dict, test: dict, cap: int | None) -> dict:
-    """Per-epoch accuracies, the best epoch by validation loss (the best checkpoint, and
-    the overfitting point: after it the validation loss no longer improves), and the
-    train / validation / test accuracy of the final weights and of the best checkpoint."""
+    """Per-epoch accuracies, the best epoch by `train.select_by` (validation loss or
+    accuracy: the best checkpoint, and the overfitting point, after which it no longer
+    improves), and the train / validation / test accuracy of the final weights and of the
+    best checkpoint."""
     rd = RunDir(trainer.run_dir)
     recs = rd.read_metrics()
     vals = [r for r in recs if r["split"] == "validation" and not r.get("final")]
@@ -110,8 +111,12 @@ def _classification(trainer, val: dict, test: dict, cap: int | None) -> dict:
         },
     }
     if epochs:
-        best = min(epochs, key=lambda e: e["val_loss"])
+        if trainer.cfg.select_by == "val_accuracy":
+            best = max(epochs, key=lambda e: e["val_accuracy"])  # the first of equals
+        else:
+            best = min(epochs, key=lambda e: e["val_loss"])
         out.update(
+            selected_by=trainer.cfg.select_by,
             best_epoch=best["epoch"],
             best_val_accuracy=best["val_accuracy"],
             best_val_loss=best["val_loss"],

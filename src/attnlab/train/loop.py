@@ -34,7 +34,8 @@ class LoopState:
 
     step: int = 0
     best_val_loss: float = math.inf
-    best_step: int = -1
+    best_val_accuracy: float = -math.inf
+    best_step: int = -1  # the evaluation that best.safetensors holds (`train.select_by`)
     train_tokens: int = 0
     train_seconds: float = 0.0
     data_seconds: float = 0.0  # of train_seconds, building batches
@@ -203,8 +204,12 @@ class Trainer:
             rec["subset_batches"] = max_batches
             s = self.state
             improved = res["loss"] < s.best_val_loss
-            if improved:
-                s.best_val_loss, s.best_step = res["loss"], step
+            more_accurate = res["accuracy"] > s.best_val_accuracy
+            best = more_accurate if self.cfg.select_by == "val_accuracy" else improved
+            s.best_val_loss = min(s.best_val_loss, res["loss"])
+            s.best_val_accuracy = max(s.best_val_accuracy, res["accuracy"])
+            if best:
+                s.best_step = step
                 if self.fabric.global_rank == 0:
                     ckpt.save_weights(self.raw_model, self.files.best)
             if self.cfg.schedule == "plateau":
@@ -233,6 +238,7 @@ class Trainer:
             precision=self.fabric.strategy.precision.state_dict(),  # fp16: the loss scaler
             step=step,
             best_val_loss=s.best_val_loss,
+            best_val_accuracy=s.best_val_accuracy,
             best_step=s.best_step,
             train_tokens=s.train_tokens,
             train_seconds=s.train_seconds,
@@ -249,6 +255,7 @@ class Trainer:
         self.state = LoopState(
             step=extra["step"],
             best_val_loss=extra["best_val_loss"],
+            best_val_accuracy=extra.get("best_val_accuracy", -math.inf),
             best_step=extra["best_step"],
             train_tokens=extra["train_tokens"],
             train_seconds=extra["train_seconds"],
