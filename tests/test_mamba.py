@@ -18,7 +18,10 @@ from attnlab.probes.capture import capture
 DISCRETIZATIONS = ["zoh_approx", "zoh", "bilinear"]
 CASES = [
     *itertools.product(
-        DISCRETIZATIONS, ["sequential", "parallel", "log"], ["learned", "constant"], [True]
+        DISCRETIZATIONS,
+        ["sequential", "parallel", "log"],
+        ["learned", "constant", "positional"],
+        [True],
     ),
     *itertools.product(DISCRETIZATIONS, ["parallel"], ["learned", "constant"], [False]),
 ]
@@ -43,7 +46,7 @@ def test_mixer_equals_reference_loop(disc, method, dt, selective):
     y, y_ref = m(u), m.forward_ref(u)
     torch.testing.assert_close(y, y_ref, rtol=0, atol=1e-12)
     w = torch.randn_like(y)
-    params = [u, *m.parameters()]
+    params = [u, *(p for p in m.parameters() if p.requires_grad)]
     got = torch.autograd.grad((y * w).sum(), params)
     want = torch.autograd.grad((y_ref * w).sum(), params)
     for g, r in zip(got, want, strict=True):
@@ -160,11 +163,17 @@ def _cfg(**mixer) -> RunConfig:
 
 
 @pytest.mark.parametrize(
-    ("method", "selective"),
-    [("sequential", True), ("parallel", True), ("log", True), ("parallel", False)],
+    ("method", "selective", "dt"),
+    [
+        ("sequential", True, "learned"),
+        ("parallel", True, "learned"),
+        ("log", True, "learned"),
+        ("parallel", False, "learned"),
+        ("parallel", True, "positional"),
+    ],
 )
-def test_mamba_stack_is_causal(method, selective):
-    cfg = _cfg(scan=method, d_state=4, selective=selective)
+def test_mamba_stack_is_causal(method, selective, dt):
+    cfg = _cfg(scan=method, d_state=4, selective=selective, dt=dt)
     model = models.build(cfg.model, 32)
     report = models.check_causal(model, 32, 48)
     assert report["max_change"] <= 1e-5 and report["positions"] == 48
@@ -253,3 +262,21 @@ def test_mamba_trains_under_bf16_autocast(disc):
     ref = m(u)
     assert torch.isfinite(m.A_log.grad).all() and m.A_log.grad.dtype == torch.float32
     torch.testing.assert_close(y.float(), ref, rtol=0.05, atol=0.05)
+
+
+def test_positional_delta_and_frozen_a():
+    """dt: positional gives every input the same Δ at a position (learned per position);
+    a_trained: false leaves A at its start while the rest trains."""
+    torch.manual_seed(0)
+    m = Mamba(8, d_state=4, dt="positional", a_init="neg_identity", a_trained=False)
+    assert not m.A_log.requires_grad and m.dt_pos.shape == (1024, 16)
+    with capture(m, ["hook_dt"]) as cache:
+        m(torch.randn(3, 6, 8))
+    dt = cache["hook_dt"]  # (B, T, E)
+    torch.testing.assert_close(dt[0], dt[2])  # the same for every input
+    m.dt_pos.data[2] += 1.0
+    with capture(m, ["hook_dt"]) as cache:
+        m(torch.randn(1, 6, 8))
+    assert not torch.allclose(cache["hook_dt"][0, 2], dt[0, 2])  # per position
+    with pytest.raises(ValueError, match="needs selective"):
+        Mamba(8, dt="positional", selective=False)

@@ -42,10 +42,14 @@ class MambaMixer(Section):
     dt_rank: int | None = Field(None, gt=0, description="rank of the Δ projection; unset: D/16")
     dt_min: float = Field(0.001, gt=0, description="initial Δ: log-uniform in [dt_min, dt_max]")
     dt_max: float = Field(0.1, gt=0)
-    dt: Literal["learned", "constant"] = Field(
+    dt: Literal["learned", "constant", "positional"] = Field(
         "learned",
         description="constant: Δ fixed at its initial draw and not trained (B and C still "
-        "depend on the input, so the model still selects)",
+        "depend on the input, so the model still selects); positional: a learned Δ per "
+        "position and channel, the same for every input",
+    )
+    a_trained: bool = Field(
+        True, description="false: A stays at its a_init start (neg_identity: A = -I frozen)"
     )
     selective: bool = Field(
         True,
@@ -64,6 +68,8 @@ class MambaMixer(Section):
     def _dt_range(self) -> MambaMixer:
         if self.dt_min > self.dt_max:
             raise ValueError(f"dt_min ({self.dt_min}) > dt_max ({self.dt_max})")
+        if self.dt == "positional" and not self.selective:
+            raise ValueError("dt: positional varies with time, so it needs selective: true")
         return self
 
 

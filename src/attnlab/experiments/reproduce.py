@@ -149,6 +149,7 @@ REPRODUCTIONS = {
             "transformer, and which discretisation works?",
             parts={
                 "sizes": "reproduce/mamba_piglatin_sizes",
+                "a_dt": "reproduce/mamba_piglatin_a_dt",
                 "discretization": "reproduce/mamba_piglatin_discretization",
             },
             claims=(
@@ -187,8 +188,9 @@ REPRODUCTIONS = {
                 "layers of one width (see configs/mamba/piglatin_small.yaml).",
                 "Plateau schedule: halve the lr after 2 epochs without a new best "
                 "validation loss (on a fixed subset of 1,024 validation words).",
-                "The A/Δ table (A trained / frozen, Δ learned / constant / positional) is "
-                "not run yet.",
+                "The A/Δ table: A frozen at −I is `a_init: neg_identity` with `a_trained: "
+                "false`; Δ as a positional embedding is `dt: positional` (softplus of a "
+                "learned (position, channel) table, started at the learned Δ's start).",
             ),
             figures=(
                 "word_accuracy.png",

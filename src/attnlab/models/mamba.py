@@ -8,6 +8,9 @@ R rank of the Δ projection.
     Δ     = softplus(dt_proj(x_proj_Δ(x)))  (B, T, E)   [dt: learned]
           = the initial per-channel Δ      (E,)        [dt: constant: fixed, not trained;
                                                          B and C still depend on x]
+          = softplus(dt_pos[t])            (T, E)      [dt: positional: a learned Δ per
+                                                         position and channel, the same
+                                                         for every input]
           (÷ √D with dt_scale)
     B, C  = x_proj_B(x), x_proj_C(x)        (B, T, N) each
     A     = −exp(A_log)                     (E, N)
@@ -29,9 +32,11 @@ simplification and mamba.py's); `zoh` Ā = exp(ΔA), B̄ = (exp(ΔA) − 1)/A ·
 zero-order hold); `bilinear` Ā = (1 + ΔA/2)/(1 − ΔA/2), B̄ = ΔB/(1 − ΔA/2). Bilinear Ā
 turns negative when ΔA < −2; the sequential and parallel scans do not mind, and the log scan
 carries the sign. `a_init: s4d` sets A_log = log(1..N) per channel (S4D-real), `neg_identity`
-A_log = 0 (A = −1 everywhere). Δ's bias starts at softplus⁻¹ of a log-uniform draw in
-[dt_min, dt_max] and its projection weight uniform in ±R^−½ (as mamba.py; `init_weights`
-of the stack leaves them alone through `reset_ssm_parameters`).
+A_log = 0 (A = −1 everywhere); `a_trained: false` keeps A at that start (the write-up's
+"A = −I frozen" with `neg_identity`). Δ's bias (and every position's `dt_pos`) starts at
+softplus⁻¹ of a log-uniform draw in [dt_min, dt_max] and its projection weight uniform in
+±R^−½ (as mamba.py; `init_weights` of the stack leaves them alone through
+`reset_ssm_parameters`).
 
 Differences from the paper's CUDA kernel: the state (B, T, E, N) is materialised for the
 scan (the kernel keeps it in SRAM), so memory is O(B·T·E·N).
@@ -80,6 +85,7 @@ class Mamba(nn.Module):
         dt_max: float = 0.1,
         dt: str = "learned",
         selective: bool = True,
+        a_trained: bool = True,
         dt_scale: bool = False,
         discretization: str = "zoh_approx",
         a_init: str = "s4d",
@@ -103,7 +109,12 @@ class Mamba(nn.Module):
         self.in_proj = nn.Linear(d_model, 2 * E, bias=bias)
         self.conv = CausalDepthwiseConv(E, d_conv)
         learned = dt == "learned"
+        if dt == "positional" and not selective:
+            raise ValueError("dt: positional varies with time, so it needs selective: true")
         self.x_proj = self.dt_proj = self.dt_bias = self.B_lti = self.C_lti = None
+        self.dt_pos = None
+        if dt == "positional":  # (L, E) one learned Δ per position and channel
+            self.dt_pos = _no_decay(nn.Parameter(torch.zeros(max_seq_len, E)))
         if selective:
             self.x_proj = nn.Linear(E, (R if learned else 0) + 2 * N, bias=False)
             self.dt_proj = nn.Linear(R, E, bias=True) if learned else None
@@ -112,8 +123,9 @@ class Mamba(nn.Module):
             self.C_lti = nn.Parameter(torch.zeros(E, N))  # (E, N)
             self.dt_bias = _no_decay(nn.Parameter(torch.zeros(E))) if learned else None
         # a constant Δ is a random draw, so saved with the weights
-        self.register_buffer("dt_const", None if learned else torch.zeros(E))  # (E,)
-        self.A_log = _no_decay(nn.Parameter(torch.zeros(E, N)))
+        const = dt == "constant"
+        self.register_buffer("dt_const", torch.zeros(E) if const else None)  # (E,)
+        self.A_log = _no_decay(nn.Parameter(torch.zeros(E, N), requires_grad=a_trained))
         self.D = _no_decay(nn.Parameter(torch.ones(E)))
         self.out = nn.Linear(E, d_model, bias=bias)
         self.hook_ssm_in = HookPoint()  # (B, T, E) the SSM's input x
@@ -138,6 +150,8 @@ class Mamba(nn.Module):
             inv_dt = dt + torch.log(-torch.expm1(-dt))  # softplus⁻¹(dt)
             if self.dt_const is not None:
                 self.dt_const.copy_(dt)
+            elif self.dt_pos is not None:
+                self.dt_pos.copy_(inv_dt.expand_as(self.dt_pos))
             elif self.dt_proj is not None:
                 std = self.dt_rank**-0.5
                 nn.init.uniform_(self.dt_proj.weight, -std, std)
@@ -157,6 +171,8 @@ class Mamba(nn.Module):
         (`dt_bias` or the constant) expanded."""
         if self.dt_proj is not None:
             dt = F.softplus(self.dt_proj(dt_in))  # (B, T, E)
+        elif self.dt_pos is not None:  # shape (B, T)
+            dt = F.softplus(self.dt_pos[: shape[-1]]).expand(*shape, self.d_inner)  # (B, T, E)
         elif self.dt_bias is not None:
             dt = F.softplus(self.dt_bias).expand(*shape, self.d_inner)  # (..., E)
         else:
@@ -245,6 +261,8 @@ class Mamba(nn.Module):
                 B_t, C_t = self.B_lti[None], self.C_lti[None]  # (1, E, N) each
             if self.dt_proj is not None:
                 dt = F.softplus(dbc[:, : self.dt_rank] @ self.dt_proj.weight.T + self.dt_proj.bias)
+            elif self.dt_pos is not None:
+                dt = F.softplus(self.dt_pos[t]).expand(Bsz, E)  # (B, E)
             elif self.dt_bias is not None:
                 dt = F.softplus(self.dt_bias).expand(Bsz, E)  # (B, E)
             else:
