@@ -142,3 +142,18 @@ def test_translation_is_a_rotation_plus_suffix(word):
         head = pig[:n]
         assert head in word + word  # a rotation of the word
         assert head[0] in "aeiou" or not set(word) & set("aeiou")  # starts at the first vowel
+
+
+def test_word_scores_break_mistakes_down_by_first_letter_and_repeats():
+    from attnlab.train.translate import repeats_last, word_scores
+
+    words = ["is", "brown", "apple", "cat"]
+    refs = ["isway", "ownbray", "appleway", "atcay"]
+    hyps = ["isssway", "ownbray", "appleway", "actay"]
+    sc = word_scores(words, refs, hyps)
+    assert sc["errors_by_start"] == {
+        "consonant": {"words": 2, "errors": 1},
+        "vowel": {"words": 2, "errors": 1},
+    }
+    assert sc["mistakes_repeating_last"] == 1
+    assert repeats_last("is", "isway", "isssway") and not repeats_last("cat", "atcay", "actay")

@@ -48,6 +48,15 @@ def test_train_probe_report_translate(tmp_path, arch, monkeypatch, capsys):
             assert (run / "plots" / f"attention_{i}_{w['word']}_{kind}.png").is_file()
     a = probes["alignment"]
     assert len(a["scores"]) == 1 and all(0 <= s <= 1 for s in a["scores"][0])
+    specials = probes["embeddings"]["special_cosines"]
+    assert {"[SOS]", "[EOS]", "letters (mean)"} <= set(specials)
+    assert -1 <= specials["[SOS]"]["[EOS]"] <= 1
+    enc = probes["encoder_heads"]
+    if arch == "seq2seq":
+        (layer,) = enc["layers"].values()
+        assert all(0 <= v <= 1 for v in layer["identity"] + layer["previous"])
+    else:
+        assert enc is None
     assert (run / "plots" / "embeddings_pca.png").is_file()
     assert set(probes["positions"]) == (
         {"encoder", "decoder"} if arch == "seq2seq" else {"decoder"}

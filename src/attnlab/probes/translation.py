@@ -186,11 +186,58 @@ def embeddings(model: nn.Module, vocab: CharVocab) -> dict:
         "pca_labels": labels,
         "pca_groups": [_group(lab) for lab in labels],
         "vowel_consonant_separation": gap,
+        "special_cosines": special_cosines(emb, vocab),
         "neighbours": {
             vocab.tokens[i]: [[vocab.tokens[j], round(c, 4)] for j, c in lst]
             for i, lst in near.items()
         },
     }
+
+
+SPECIAL_MARKS = ("[SOS]", "[EOS]", "[SEP]", "-", "'")
+
+
+def special_cosines(emb: torch.Tensor, vocab: CharVocab) -> dict:
+    """Cosine similarity between the special tokens' embeddings ([SOS], [EOS], [SEP], "-",
+    "'" where the vocabulary has them), and of each with the mean letter embedding."""
+    present = [t for t in SPECIAL_MARKS if t in vocab.tokens]
+    letters = [i for i, t in enumerate(vocab.tokens) if t.isalpha() and len(t) == 1]
+    rows = torch.stack([*(emb[vocab.tokens.index(t)] for t in present), emb[letters].mean(0)])
+    cos = static.cosine_matrix(rows)  # (S + 1, S + 1)
+    names = [*present, "letters (mean)"]
+    return {
+        a: {b: round(float(cos[i, j]), 4) for j, b in enumerate(names) if j != i}
+        for i, a in enumerate(names)
+    }
+
+
+@torch.no_grad()
+def encoder_heads(model: nn.Module, split: TranslationSplit, max_words: int = ALIGN_WORDS):
+    """Per encoder layer and head: mean attention on the character itself (identity) and
+    on the one before (previous), over the characters t >= 1 of validation words (an
+    encoder-decoder's encoder; None for other models)."""
+    if not _is_seq2seq(model):
+        return None
+    dev = next(model.parameters()).device
+    n = min(max_words, len(split.words))
+    src = torch.as_tensor(split.src[:n], device=dev)  # (B, S)
+    lengths = torch.tensor([len(w) for w in split.words[:n]], device=dev)  # (B,)
+    S = src.shape[1]
+    t = torch.arange(1, S, device=dev)  # (S-1,)
+    valid = (t[None, :] < lengths[:, None]).float()  # (B, S-1): real characters t >= 1
+    with capture(model, lambda name: name.startswith("encoder.") and "pattern" in name) as c:
+        model.encode(src)
+    out = {}
+    for name in c.layer_names("hook_pattern"):
+        p = c[name].double()  # (B, H, S, S)
+        ident = p[:, :, t, t]  # (B, H, S-1)
+        prev = p[:, :, t, t - 1]  # (B, H, S-1)
+        w = valid[:, None, :]
+        out[name.removesuffix(".hook_pattern")] = {
+            "identity": ((ident * w).sum((0, 2)) / w.sum((0, 2))).tolist(),
+            "previous": ((prev * w).sum((0, 2)) / w.sum((0, 2))).tolist(),
+        }
+    return {"layers": out, "words": n, "uniform": float((1 / lengths.double()).mean())}
 
 
 def positions(model: nn.Module, lengths: dict[str, int]) -> dict:
@@ -232,6 +279,7 @@ def translation_probes(rd: RunDir, cfg, model: nn.Module, vocab: CharVocab, val)
         "arch": "seq2seq" if _is_seq2seq(model) else "prefix_lm",
         "attention": attention,
         "alignment": alignment(model, val),
+        "encoder_heads": encoder_heads(model, val),
         "embeddings": embeddings(model, vocab),
         "positions": positions(model, lengths),
     }

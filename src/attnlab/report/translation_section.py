@@ -70,13 +70,21 @@ def scores_section(rd: RunDir, summary: dict, records: list[dict]) -> str:
         "given the true ones before it); word accuracy is exact match of the generated "
         "translation. Train is scored on as many of its words as validation.\n\n",
     ]
-    kinds = details.get("test", {}).get("errors_by_kind", {})
-    if kinds:
-        parts = [
-            f"{k} {1 - v['errors'] / v['words']:.4f} ({v['words']:,} words)"
-            for k, v in kinds.items()
-        ]
-        out.append("Test word accuracy by kind: " + "; ".join(parts) + ".\n\n")
+    test = details.get("test", {})
+    for key, what in (("errors_by_kind", "kind"), ("errors_by_start", "first letter")):
+        groups = test.get(key, {})
+        if groups:
+            parts = [
+                f"{k} {1 - v['errors'] / v['words']:.4f} ({v['words']:,} words)"
+                for k, v in groups.items()
+            ]
+            out.append(f"Test word accuracy by {what}: " + "; ".join(parts) + ".\n\n")
+    if "mistakes_repeating_last" in test:
+        n_wrong = sum(v["errors"] for v in test.get("errors_by_kind", {}).values())
+        out.append(
+            f"Test mistakes that repeat the word's last character (`is` → `isssway`): "
+            f"{test['mistakes_repeating_last']} of {n_wrong}.\n\n"
+        )
     mistakes = details.get("test", {}).get("mistakes", [])[:MISTAKES_SHOWN]
     if mistakes:
         out.append("Sample test mistakes:\n\n")
@@ -127,6 +135,20 @@ def probe_section(rd: RunDir, p: dict, attention: dict | None) -> str:
             + markdown_table(["layer", *(f"H{h}" for h in range(H))], rows)
             + "\n"
         )
+    enc = p.get("encoder_heads")
+    if enc and enc["layers"]:
+        rows = [
+            [name, h, scores["identity"][h], scores["previous"][h]]
+            for name, scores in enc["layers"].items()
+            for h in range(len(scores["identity"]))
+        ]
+        out.append(
+            f"### Encoder heads ({enc['words']} validation words)\n\nMean attention of each "
+            "character on itself and on the character before (a uniform head: "
+            f"{fmt(enc['uniform'], 3)} on each):\n\n"
+            + markdown_table(["layer", "head", "identity", "previous"], rows)
+            + "\n"
+        )
     out.append("### Chosen words\n\n")
     if any("ssm" in w for w in p["attention"]):
         out.append(SSM_DEFINITIONS + "\n")
@@ -155,6 +177,14 @@ def probe_section(rd: RunDir, p: dict, attention: dict | None) -> str:
     )
     rows = [[c, ", ".join(f"{n} ({s:.2f})" for n, s in nb)] for c, nb in e["neighbours"].items()]
     out.append(markdown_table(["vowel", "nearest characters"], rows) + "\n")
+    specials = e.get("special_cosines")
+    if specials:
+        names = list(specials)
+        rows = [[a, *(specials[a].get(b, "–") for b in names)] for a in names]
+        out.append(
+            "Cosine similarity of the special tokens' embeddings with each other and with "
+            "the mean letter:\n\n" + markdown_table(["", *names], rows) + "\n"
+        )
     if p["positions"]:
         out.append("### Positions\n\n")
         for name, pos in p["positions"].items():

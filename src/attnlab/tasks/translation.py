@@ -19,6 +19,13 @@ from attnlab.tasks.base import Task
 from attnlab.train.translate import WordEval
 
 SPLITS = ("train", "validation", "test")
+DETAILS = (  # word_scores' parts kept in translations.json
+    "errors_by_length",
+    "errors_by_kind",
+    "errors_by_start",
+    "mistakes_repeating_last",
+    "mistakes",
+)
 
 
 class Translation(Task):

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from attnlab.data.piglatin import CharVocab, TranslationSplit
+from attnlab.data.piglatin import VOWELS, CharVocab, TranslationSplit
 from attnlab.models.generate import beam_search, greedy
 
 GEN_BATCH = 512  # words decoded at once
@@ -45,11 +45,21 @@ def translate(
     return hyps
 
 
+def repeats_last(word: str, target: str, predicted: str) -> bool:
+    """Whether a wrong translation doubles the word's last character more often than the
+    right one does (`is` → `isssway`): the "repeats its last character" mistake."""
+    twice = word[-1:] * 2
+    return bool(twice) and predicted.count(twice) > target.count(twice)
+
+
 def word_scores(words: list[str], refs: list[str], hyps: list[str]) -> dict:
-    """Word accuracy, errors by source-word length and by kind (plain or hyphenated), and
-    the first mistakes (word, true, predicted)."""
+    """Word accuracy; errors by source-word length, by kind (plain or hyphenated), by the
+    first letter (vowel or consonant) and, among the mistakes, by whether the prediction
+    repeats the word's last character; and the first mistakes (word, true, predicted)."""
     by_len = defaultdict(lambda: [0, 0])  # length → [words, errors]
     by_kind = defaultdict(lambda: [0, 0])  # plain | hyphenated → [words, errors]
+    by_start = defaultdict(lambda: [0, 0])  # vowel | consonant → [words, errors]
+    repeats = 0  # mistakes that repeat the word's last character
     mistakes = []
     for w, r, h in zip(words, refs, hyps, strict=True):
         wrong = r != h
@@ -58,6 +68,10 @@ def word_scores(words: list[str], refs: list[str], hyps: list[str]) -> dict:
         kind = "hyphenated" if "-" in w else "plain"
         by_kind[kind][0] += 1
         by_kind[kind][1] += wrong
+        start = "vowel" if w[:1] in VOWELS else "consonant"
+        by_start[start][0] += 1
+        by_start[start][1] += wrong
+        repeats += wrong and repeats_last(w, r, h)
         if wrong and len(mistakes) < MISTAKES_KEPT:
             mistakes.append({"word": w, "target": r, "predicted": h})
     errors = sum(e for _, e in by_len.values())
@@ -68,6 +82,8 @@ def word_scores(words: list[str], refs: list[str], hyps: list[str]) -> dict:
             str(k): {"words": n, "errors": e} for k, (n, e) in sorted(by_len.items())
         },
         "errors_by_kind": {k: {"words": n, "errors": e} for k, (n, e) in sorted(by_kind.items())},
+        "errors_by_start": {k: {"words": n, "errors": e} for k, (n, e) in sorted(by_start.items())},
+        "mistakes_repeating_last": repeats,
         "mistakes": mistakes,
     }
 
