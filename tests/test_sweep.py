@@ -267,3 +267,21 @@ def test_a_run_with_another_config_is_trained_again(tmp_path):
     run_sweep(spec, tmp_path / "sw", echo=_quiet)
     assert (run / "summary.json").stat().st_mtime_ns != stamp
     assert RunDir(run).read_summary()["steps"] == 6
+
+
+def test_a_trial_stopped_mid_way_continues_from_its_checkpoint(tmp_path):
+    from attnlab.config import load_config
+    from attnlab.config.load import config_path
+    from attnlab.experiments.sweep import train_one
+    from attnlab.runs import train
+
+    config = str(tmp_path / "x.yaml")
+    base = load_config(config_path("synthetic/repeat_tokens"), [*TINY, "train.progress=false"])
+    Path(config).write_text(yaml.safe_dump(base.model_dump(mode="json")))
+    run = tmp_path / "run"
+    assert train(load_config(config, ["train.progress=false"]), run, stop_after=2) is None
+    stamp = (run / "config.yaml").stat().st_mtime_ns
+    summary = train_one(config, [], run, probe=False)
+    assert summary["steps"] == 4 and (run / "config.yaml").stat().st_mtime_ns == stamp
+    steps = [r["step"] for r in RunDir(run).read_metrics() if r["split"] == "validation"]
+    assert steps[0] == 2  # the first part's evaluation is kept

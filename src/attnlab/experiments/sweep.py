@@ -180,19 +180,27 @@ def _trial_plan(trial, spec: SweepSpec, spec_dir: Path) -> tuple[str, str, list[
 def train_one(config: str, sets: list[str], run_dir: Path, probe: bool) -> dict:
     """Train (and probe, and report) one run directory; returns its summary.
 
-    A run directory that already finished with this config (and was probed when the sweep
-    probes) is kept as it is: a sweep whose database is gone (a fresh clone of committed
-    results) takes its finished runs back instead of training them again.
+    A run directory already made with this config is not thrown away: a finished one is
+    kept (probed first if the sweep probes and its weights are there), and one that was
+    stopped mid-way continues from its checkpoint. So a sweep whose database is gone (a
+    fresh clone of committed results) takes its runs back instead of training them again.
     """
     from attnlab import runs
     from attnlab.config import load_config
 
     cfg = load_config(config, [*sets, "train.progress=false"])
     rd = RunDir(run_dir)
-    if rd.is_finished() and (rd.is_probed() or not probe) and _same_run(rd, cfg):
+    same = rd.config.is_file() and _same_run(rd, cfg)
+    if same and rd.is_finished() and (rd.is_probed() or not probe):
         return rd.read_summary()
+    if same and rd.weights.is_file() and (rd.is_finished() or rd.state.is_file()):
+        summary = rd.read_summary() if rd.is_finished() else runs.resume(run_dir)
+        if probe:
+            runs.probe(run_dir)
+        runs.report(run_dir)
+        return summary
     if run_dir.exists():
-        shutil.rmtree(run_dir)  # what a killed worker left: rerun from scratch
+        shutil.rmtree(run_dir)  # another config's, or nothing to continue from
     return runs.run(cfg, run_dir, probes=probe)
 
 
