@@ -98,6 +98,10 @@ def test_probe_on_a_char_text_run(tmp_path, text_dir, monkeypatch, capsys):
     assert (run / "plots" / "attention_text.png").read_bytes()[:4] == PNG
     assert len(p["grids"]["text"]["labels"]) == 32
     assert "a" in p["embeddings"]["neighbours"] or "e" in p["embeddings"]["neighbours"]
+    freq = p["loss_by_frequency"]
+    assert list(freq) == ["head", "body", "long tail", "tail", "unseen"]
+    assert sum(b["targets"] for b in freq.values()) > 0
+    assert (run / "plots" / "loss_by_frequency.png").is_file()
 
 
 def test_probe_errors(tmp_path, monkeypatch, capsys):

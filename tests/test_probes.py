@@ -240,3 +240,10 @@ def test_pattern_stats_of_known_patterns():
     assert s["sink"][0] == pytest.approx(want["sink"])
     assert s["entropy"][1] == pytest.approx(0.0) and s["sink"][1] == pytest.approx(1.0)
     assert s["previous"][2] == pytest.approx(1.0) and s["diagonal"][2] == pytest.approx(0.0)
+
+
+def test_frequency_buckets_cut_at_cumulative_shares():
+    from attnlab.probes.frequency import frequency_buckets
+
+    tokens = np.array([0] * 50 + [1] * 40 + [2] * 9 + [3] * 1)
+    assert frequency_buckets(tokens, 5).tolist() == [0, 1, 2, 3, 4]  # 4: unseen

@@ -180,3 +180,14 @@ def ssm_profile(layers: list[dict], labels: list[str], title: str, path: Path) -
             ax.grid(alpha=0.3)
     fig.suptitle(title, fontsize=9)
     return _save(fig, path)
+
+
+def bars(names: list[str], values: list[float], ylabel: str, title: str, path: Path) -> Path:
+    """One bar per name."""
+    fig, ax = plt.subplots(figsize=(5.6, 3.6), dpi=120)
+    ax.bar(range(len(names)), values)
+    ax.set_xticks(range(len(names)), names)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3, axis="y")
+    return _save(fig, path)

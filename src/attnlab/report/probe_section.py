@@ -43,6 +43,8 @@ def probe_section(rd: RunDir, p: dict, attention: dict | None) -> str:
     if p["heads"]["layers"]:
         parts.append(_heads(rd, p["heads"]))
     parts.append(_icl(rd, p.get("icl", {})))
+    if p.get("loss_by_frequency"):
+        parts.append(_frequency(rd, p["loss_by_frequency"]))
     during = training_probe_figures(rd)
     if during:
         parts.append("During training (`train.probe_every`):\n\n" + during)
@@ -109,6 +111,27 @@ def _icl(rd: RunDir, icl: dict) -> str:
         f"{icl['late_position']} minus {icl['early_position']}, each ± {icl['window']}, "
         f"{icl['sequences']} validation sequences, ± standard error).\n\n"
         f"![loss by position]({plot_link('loss_by_position.png')})\n\n"
+    )
+
+
+def _frequency(rd: RunDir, buckets: dict) -> str:
+    """Loss and accuracy on frequent and rare tokens (`probes.frequency`)."""
+    shown = {k: v for k, v in buckets.items() if v["targets"]}
+    names = list(shown)
+    probe_plots.bars(
+        names,
+        [shown[k]["loss"] for k in names],
+        "validation loss (nats)",
+        "loss by the target's training frequency",
+        rd.plot("loss_by_frequency.png"),
+    )
+    rows = [[k, v["targets"], v["loss"], v["accuracy"]] for k, v in shown.items()]
+    return (
+        "Loss by how frequent the target token is in training (head: the tokens making "
+        "the first 50% of the training text; body: to 90%; long tail: to 99%; tail: the "
+        "last 1%; unseen: never in training):\n\n"
+        + markdown_table(["bucket", "targets", "loss", "accuracy"], rows)
+        + f"\n![loss by frequency]({plot_link('loss_by_frequency.png')})\n\n"
     )
 
 

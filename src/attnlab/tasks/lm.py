@@ -11,6 +11,7 @@ from torch import nn
 from attnlab import data as data_mod
 from attnlab.config.schema import RunConfig
 from attnlab.errors import UserError
+from attnlab.probes.frequency import loss_by_frequency
 from attnlab.probes.run import TrainingProbe, lm_probes
 from attnlab.report.probe_section import probe_section, sweep_probe_section
 from attnlab.run_dir import RunDir
@@ -22,6 +23,7 @@ class LanguageModelling(Task):
 
     name = "lm_text"
     description = "language modelling on text (WikiText, a local file)"
+    text = True  # a token stream: loss by token frequency is measured
 
     def matches(self, cfg: RunConfig) -> bool:
         return cfg.data.task == self.name
@@ -32,10 +34,17 @@ class LanguageModelling(Task):
 
     def probe(self, rd: RunDir, cfg: RunConfig, model: nn.Module, tok) -> dict:
         try:
-            val, why = data_mod.build(cfg.data).splits["validation"], None
+            data, why = data_mod.build(cfg.data), None
         except UserError as e:  # e.g. a text corpus no longer on this machine
-            val, why = None, str(e)
-        return lm_probes(rd, cfg, model, tok, val, why)
+            data, why = None, str(e)
+        val = None if data is None else data.splits["validation"]
+        out = lm_probes(rd, cfg, model, tok, val, why)
+        if self.text and data is not None:
+            train = data.splits["train"].tokens
+            out["loss_by_frequency"] = loss_by_frequency(
+                model, val, train, cfg.data.batch_size, cfg.probes.icl_batches
+            )
+        return out
 
     def report_section(self, rd, summary, records, probes, attention) -> str:
         return "" if probes is None else "\n" + probe_section(rd, probes, attention)

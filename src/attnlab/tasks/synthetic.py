@@ -14,6 +14,7 @@ class SyntheticTask(LanguageModelling):
 
     name = "synthetic"
     description = "synthetic token tasks: " + ", ".join(GENERATORS)
+    text = False  # uniform random tokens: no frequency tail to measure
 
     def matches(self, cfg: RunConfig) -> bool:
         return cfg.data.task in GENERATORS
