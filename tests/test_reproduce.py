@@ -15,11 +15,20 @@ def test_list_names_every_write_up(monkeypatch, capsys):
         assert f"  {name} " in text
 
 
-def test_an_unbuilt_reproduction_says_so(tmp_path, monkeypatch, capsys):
-    code, _, err = run_cli(
-        ["reproduce", "smeared_keys", "--out", str(tmp_path)], monkeypatch, capsys
-    )
-    assert code == 2 and "not built yet" in err
+def test_unknown_reproduction_and_scale(tmp_path, monkeypatch, capsys):
+    code, _, err = run_cli(["reproduce", "nope", "--out", str(tmp_path)], monkeypatch, capsys)
+    assert code == 2 and "unknown reproduction" in err
+    code, _, err = run_cli(["reproduce", "piglatin", "--scale", "huge"], monkeypatch, capsys)
+    assert code == 2
+
+
+def test_comparison_verdicts():
+    from attnlab.experiments.reproduce import comparison_verdict
+
+    assert comparison_verdict([5.0, 5.1, 5.05], [6.0, 6.1, 6.05])[1] == "reproduced"
+    assert comparison_verdict([6.0, 6.1, 6.05], [5.0, 5.1, 5.05])[1].startswith("contradicted")
+    assert comparison_verdict([5.0, 6.0, 5.5], [5.4, 5.6, 5.5])[1].startswith("not established")
+    assert comparison_verdict([5.0], [6.0, 6.1])[1].startswith("not tested")
 
 
 def test_verdicts_follow_the_interval():
