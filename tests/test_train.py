@@ -353,3 +353,10 @@ def test_a_leaky_model_does_not_train_without_allow_leak(tmp_path, tiny_cfg):
     cfg.model.mixer.conv_kernel, cfg.model.mixer.conv_padding = 3, "same"
     with pytest.raises(LeakageError, match="conv_padding: same"):
         train(cfg, tmp_path / "run")
+
+
+def test_logged_training_steps_record_their_batch_accuracy(tmp_path, tiny_cfg):
+    train(tiny_cfg(train__max_steps=6, train__log_every=2), tmp_path / "run")
+    recs = [r for r in read_metrics(tmp_path / "run" / "metrics.jsonl") if r["split"] == "train"]
+    assert [r["step"] for r in recs] == [2, 4, 6]
+    assert all(0.0 <= r["accuracy"] <= 1.0 for r in recs)

@@ -88,8 +88,12 @@ def _curves(rd: RunDir, summary: dict, records: list[dict]) -> str:
         f"{summary['name']}: loss",
         rd.plot("loss.png"),
     )
+    accuracy = {"validation": curves(records, "validation", "accuracy")}
+    train_acc = curves(records, "train", "accuracy")
+    if train_acc[0]:
+        accuracy["train (its batches, before each update)"] = train_acc
     line_plot(
-        {"validation": curves(records, "validation", "accuracy")},
+        accuracy,
         "step",
         "next-token accuracy",
         f"{summary['name']}: accuracy",

@@ -111,6 +111,7 @@ class Trainer:
         self.task_eval = None  # (split, max_batches) → extra eval metrics, e.g. word accuracy
         self.step_tokens = 0  # input tokens of the last step
         self.step_data_s = 0.0  # seconds of the last step spent building batches
+        self.step_accuracy: float | None = None  # the last step's batch accuracy, if asked
         self.grad_norm = torch.zeros(())  # the last step's gradient norm before clipping
         self.stats = LossStats(raw_model, cfg.loss_chunk)
         self.compile_s = None  # seconds torch.compile took (train.compile), else None
@@ -127,11 +128,13 @@ class Trainer:
         if data.splits["train"].num_sequences < data.batch_size:
             raise ConfigError("the training split holds fewer sequences than one batch")
 
-    def step(self, step: int) -> float:
+    def step(self, step: int, accuracy: bool = False) -> float:
         """One optimizer step; returns the mean training loss over the global batch.
 
         `self.step_tokens` is left at the input tokens the step ran (this process's times
-        the process count: batches of word tasks are cut to their longest word).
+        the process count: batches of word tasks are cut to their longest word); with
+        `accuracy`, `self.step_accuracy` at the share of the batch's targets the model
+        predicted right before the update (train mode), else None.
         """
         split, cfg, f = self.data.splits["train"], self.cfg, self.fabric
         t_data = time.perf_counter()
@@ -141,6 +144,7 @@ class Trainer:
         for group in self.opt.param_groups:
             group["lr"] = lr
         loss_total = torch.zeros((), device=f.device)
+        correct_total = torch.zeros((), device=f.device)
         self.step_tokens, self.step_data_s = 0, time.perf_counter() - t_data
         for m in range(cfg.grad_accum):
             t_data = time.perf_counter()
@@ -149,10 +153,12 @@ class Trainer:
             self.step_tokens += batch.x.numel() * f.world_size
             last = m == cfg.grad_accum - 1
             with f.no_backward_sync(self.model, enabled=not last):
-                loss_sum, _, _ = self.stats(self.model, batch, accuracy=False)
+                loss_sum, _, correct = self.stats(self.model, batch, accuracy=accuracy)
                 # DDP averages gradients over processes: scale back to a global-batch mean
                 f.backward(loss_sum * (f.world_size / n_total))
             loss_total += loss_sum.detach()
+            if correct is not None:
+                correct_total += correct.detach()
         # the global gradient norm before clipping (unscaled under fp16; inf clips nothing);
         # a non-finite norm is fp16's overflow, which the loss scaler skips, not an error
         clip = cfg.grad_clip if cfg.grad_clip is not None else math.inf
@@ -163,6 +169,8 @@ class Trainer:
         self.opt.zero_grad(set_to_none=True)
         if f.world_size > 1:
             loss_total = f.all_reduce(loss_total, reduce_op="sum")
+            correct_total = f.all_reduce(correct_total, reduce_op="sum")
+        self.step_accuracy = correct_total.item() / n_total if accuracy else None
         return loss_total.item() / n_total
 
     def _micro_batch(self, ids: np.ndarray, m: int):
@@ -302,7 +310,8 @@ class Trainer:
             self.run_probe(0)
         while s.step < end:
             t0 = time.perf_counter()
-            loss = self.step(s.step)
+            logged = (s.step + 1) % cfg.log_every == 0 or s.step + 1 == self.total
+            loss = self.step(s.step, accuracy=logged)
             if not math.isfinite(loss):
                 raise TrainingDiverged(
                     f"training loss is {loss} at step {s.step + 1}; try a lower train.lr, "
@@ -321,6 +330,8 @@ class Trainer:
             if s.step % cfg.log_every == 0 or s.step == self.total:
                 tps = window_tokens / max(window_s, 1e-9)
                 rec = {"step": s.step, "split": "train", "loss": loss}
+                if self.step_accuracy is not None:
+                    rec["accuracy"] = self.step_accuracy
                 rec.update(
                     grad_norm=float(self.grad_norm),
                     lr=self.opt.param_groups[0]["lr"],
