@@ -70,6 +70,26 @@ class Reproduction:
     ready: str | None = None  # None, or why it cannot run yet
 
 
+def _count(part: str, label: str, value: float, what: str) -> Claim:
+    """A parameter count the write-up reports in thousands ("143K")."""
+    return Claim(part, label, "params", value, what, "count", 1000)
+
+
+def _at_least(part: str, label: str, metric: str, value: float, what: str) -> Claim:
+    return Claim(part, label, metric, value, what, "at_least")
+
+
+TEXT_QUICK = [  # a minutes-long smoke version of the text studies (characters, d 32)
+    "data.tokenizer=char",
+    "data.batch_size=4",
+    "model.d_model=32",
+    "train.epochs=null",
+    "train.max_steps=6",
+    "train.warmup_steps=0",
+    "train.eval_every=3",
+    "train.eval_batches=2",
+    "train.final_eval_batches=2",
+]
 PIG_QUICK = [
     "data.num_train=256",
     "data.num_val=32",
@@ -95,32 +115,15 @@ REPRODUCTIONS = {
                 "ablation": "reproduce/piglatin_ablation",
             },
             claims=(
-                Claim(
+                _at_least(
                     "beast",
                     "beast_small",
                     "test_word_accuracy",
                     0.97,
                     "Beast Small: test word accuracy",
-                    "at_least",
                 ),
-                Claim(
-                    "beast",
-                    "beast_small",
-                    "params",
-                    143_000,
-                    "Beast Small: parameters",
-                    "count",
-                    1000,
-                ),
-                Claim(
-                    "beast",
-                    "beast_large",
-                    "params",
-                    276_000,
-                    "Beast Large: parameters",
-                    "count",
-                    1000,
-                ),
+                _count("beast", "beast_small", 143_000, "Beast Small: parameters"),
+                _count("beast", "beast_large", 276_000, "Beast Large: parameters"),
             ),
             setup=(
                 "Data: the english-words GCIDE list, 5,120 training words (the write-up's "
@@ -156,32 +159,15 @@ REPRODUCTIONS = {
                 "discretization": "reproduce/mamba_piglatin_discretization",
             },
             claims=(
-                Claim(
+                _at_least(
                     "sizes",
                     "piglatin_large",
                     "test_word_accuracy",
                     0.983,
                     "Mamba large: test word accuracy",
-                    "at_least",
                 ),
-                Claim(
-                    "sizes",
-                    "piglatin_small",
-                    "params",
-                    162_000,
-                    "Mamba small: parameters",
-                    "count",
-                    1000,
-                ),
-                Claim(
-                    "sizes",
-                    "piglatin_large",
-                    "params",
-                    276_000,
-                    "Mamba large: parameters",
-                    "count",
-                    1000,
-                ),
+                _count("sizes", "piglatin_small", 162_000, "Mamba small: parameters"),
+                _count("sizes", "piglatin_large", 276_000, "Mamba large: parameters"),
             ),
             setup=(
                 "Data as the Pig Latin reproduction: 5,120 training words, 2,000 "
@@ -280,18 +266,7 @@ REPRODUCTIONS = {
                     "train.eval_batches=20",
                     "train.final_eval_batches=50",
                 ],
-                "quick": [
-                    "data.tokenizer=char",
-                    "data.seq_len=64",
-                    "data.batch_size=4",
-                    "model.d_model=32",
-                    "train.epochs=null",
-                    "train.max_steps=6",
-                    "train.warmup_steps=0",
-                    "train.eval_every=3",
-                    "train.eval_batches=2",
-                    "train.final_eval_batches=2",
-                ],
+                "quick": [*TEXT_QUICK, "data.seq_len=64"],
             },
             scale_notes={
                 "cpu": "d_model 128 instead of 512, a trained 8,192-token BPE instead of "
@@ -344,17 +319,7 @@ REPRODUCTIONS = {
                     "train.eval_batches=20",
                     "train.final_eval_batches=50",
                 ],
-                "quick": [
-                    "data.tokenizer=char",
-                    "data.batch_size=4",
-                    "model.d_model=32",
-                    "train.epochs=null",
-                    "train.max_steps=6",
-                    "train.warmup_steps=0",
-                    "train.eval_every=3",
-                    "train.eval_batches=2",
-                    "train.final_eval_batches=2",
-                ],
+                "quick": TEXT_QUICK,
             },
             scale_notes={
                 "cpu": "d_model 128 instead of 512, a trained 8,192-token BPE instead of "
