@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
-import subprocess
-import sys
 import time
 
 import torch
 import torch.nn.functional as F
+
+from attnlab.bench.child import peak_memory_mb, run_child
 
 SHAPES = {"piglatin": (128, 40), "long": (4, 1024)}
 D, N = 64, 16
@@ -82,7 +81,7 @@ def measure(variant: str, shape: str, repeats: int) -> dict:
         "length": T,
         "ms": round(ms, 1),
         "tokens_per_s": round(B * T / (ms / 1000)),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "peak_rss_mb": round(peak_memory_mb()),
     }
 
 
@@ -105,8 +104,7 @@ def main() -> None:
     rows = []
     for shape in SHAPES:
         for v in variants:
-            cmd = [sys.executable, __file__, "--one", v, shape, "--repeats", str(args.repeats)]
-            res = json.loads(subprocess.run(cmd, capture_output=True, check=True, text=True).stdout)
+            res = run_child([__file__, "--one", v, shape, "--repeats", str(args.repeats)], True)
             rows.append(res)
             print(
                 f"{shape:9s} {v:18s} {res['ms']:9.1f} ms  {res['tokens_per_s']:>9,} tok/s  "

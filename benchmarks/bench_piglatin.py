@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
-import subprocess
-import sys
 import time
 
 import numpy as np
 import torch
 from torch import nn
+
+from attnlab.bench.child import peak_memory_mb, run_child
 
 BATCH = 128
 
@@ -139,7 +138,7 @@ def _child(args) -> None:
         res = bench_train(args.which, args.steps, args.warmup)
     else:
         res = bench_decode(args.which, args.words)
-    res["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    res["peak_rss_mb"] = peak_memory_mb()
     print(json.dumps(res))
 
 
@@ -162,12 +161,11 @@ def main() -> None:
     results = {}
     for task in ("train", "decode"):
         for which in ("naive", "attnlab"):
-            cmd = [sys.executable, __file__, "--child", task, which]
+            cmd = [__file__, "--child", task, which]
             cmd += ["--steps", str(args.steps), "--warmup", str(args.warmup)]
             cmd += ["--words", str(args.words), "--naive-words", str(args.naive_words)]
             cmd += ["--threads", str(args.threads)]
-            out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-            results[f"{task}/{which}"] = res = json.loads(out.strip().splitlines()[-1])
+            results[f"{task}/{which}"] = res = run_child(cmd, check=True)
             print(
                 f"{task:6s} {which:8s} {res['words_per_s']:10,.0f} words/s  "
                 f"peak RSS {res['peak_rss_mb']:,.0f} MB"

@@ -26,9 +26,7 @@ credited to the naive model. Nothing is asserted: the figures are written to
 from __future__ import annotations
 
 import json
-import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,6 +36,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from attnlab.bench.child import peak_memory_mb, run_child
 from attnlab.config import validate
 from attnlab.config.schema import RunConfig
 from attnlab.errors import UserError
@@ -63,12 +62,6 @@ def flops_per_token(model: torch.nn.Module, seq_len: int) -> dict:
         "attention_layers": layers,
         "flops_per_token": 6 * n + 12 * layers * d * seq_len,
     }
-
-
-def _peak_memory_mb(device: str) -> float:
-    if device == "cuda":
-        return torch.cuda.max_memory_allocated() / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
 def matmul_peak(device: str, dtype: torch.dtype, n: int, repeats: int = 5) -> float:
@@ -235,7 +228,7 @@ def child(spec: dict) -> dict:
     res.update(
         variant=spec["what"],
         device=device,
-        peak_memory_mb=_peak_memory_mb(device),
+        peak_memory_mb=peak_memory_mb(device),
         tokens_per_step=ds.batch_size * ds.seq_len,
         threads=torch.get_num_threads(),
     )
@@ -243,11 +236,7 @@ def child(spec: dict) -> dict:
 
 
 def _spawn(spec: dict) -> dict:
-    cmd = [sys.executable, "-m", "attnlab.bench.train", json.dumps(spec)]
-    done = subprocess.run(cmd, capture_output=True, text=True)
-    if done.returncode != 0:
-        return {"variant": spec["what"], "error": done.stderr.strip().splitlines()[-1:]}
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return {"variant": spec["what"], **run_child(["-m", "attnlab.bench.train", json.dumps(spec)])}
 
 
 def _derive(results: list[dict], peak: dict) -> None:
