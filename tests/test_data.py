@@ -369,3 +369,21 @@ def test_synthetic_tasks_build_and_train(task, tmp_path):
     summary = train(validate(raw, "t"), tmp_path / "run")
     assert summary["data"]["sources"]["train"] == f"{task} (generated)"
     assert 0 <= summary["final_val_accuracy"] <= 1
+
+
+def test_rows_layout_pads_each_line_and_scores_padding_only_when_asked(tmp_path):
+    """write-up 001's pipeline: one example per non-blank line, padded to seq_len."""
+    text = tmp_path / "t.txt"
+    text.write_text("ab ab\n\nabcabcabcabcabc\nb\n" * 40)
+    raw = {"task": "lm_text", "path": str(text), "tokenizer": "char", "seq_len": 8}
+    raw.update(layout="rows", batch_size=4, val_fraction=0.2, test_fraction=0.2)
+    cfg = validate({"data": raw}, "t")
+    split = data.build(cfg.data).splits["train"]
+    assert split.inputs.shape == (split.num_sequences, 8)
+    # "ab ab": 5 characters, 4 scored targets; the 15-character line is cut to 9 tokens,
+    # 8 targets; the 1-character line has no target and is dropped
+    assert split.mask[:2].sum(1).tolist() == [4, 8] and split.num_sequences % 2 == 0
+    scored = validate({"data": {**raw, "score_pad": True}}, "t")
+    assert data.build(scored.data).splits["train"].mask.all()
+    with pytest.raises(ConfigError, match="score_pad"):
+        validate({"data": {**raw, "layout": "stream", "score_pad": True}}, "t")

@@ -30,12 +30,24 @@ class LMTextData(Section):
     bpe_vocab_size: int = Field(4096, ge=260, description="vocabulary of a trained 'bpe'")
     seq_len: PositiveInt = 256
     batch_size: PositiveInt = 32
+    layout: Literal["stream", "rows"] = Field(
+        "stream",
+        description="stream: the split's tokens cut into windows of seq_len; rows: one "
+        "example per non-blank line, truncated or padded to seq_len (write-up 001's)",
+    )
+    score_pad: bool = Field(
+        False,
+        description="rows: score the padding targets too, as a pipeline that forgets to "
+        "mask them does (predicting padding is easy: it inflates accuracy)",
+    )
     cache_dir: str | None = Field(None, description="token cache; default ~/.cache/attnlab")
 
     @model_validator(mode="after")
     def _has_source(self) -> LMTextData:
         if self.path is None and self.dataset is None:
             raise ValueError("lm_text needs data.path (local) or data.dataset (Hugging Face)")
+        if self.score_pad and self.layout != "rows":
+            raise ValueError("data.score_pad is for layout: rows (a stream has no padding)")
         return self
 
 

@@ -11,6 +11,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from attnlab.config.schema import ClassificationData, LMTextData, PigLatinData, SyntheticData
 from attnlab.data.cache import cache_root, cached_array, content_hash, smallest_uint
 from attnlab.data.piglatin import CharVocab, TranslationSplit, build_splits
@@ -76,6 +78,32 @@ def _tokenizer(cfg: LMTextData, train_text: str, root: Path):
     return tok
 
 
+def _row_split(text: str, tok, cfg: LMTextData, root: Path) -> RowSplit:
+    """One example per non-blank line: its first seq_len + 1 tokens, padded after its end
+    with the tokenizer's end-of-text id (GPT-2's, else 0); the padding targets are scored
+    only with `score_pad`. Cached as (N, T + 2): the tokens, then each row's length."""
+    T = cfg.seq_len
+
+    def make() -> np.ndarray:
+        pad = tok.eos_id if tok.eos_id is not None else 0
+        lines = [line for line in text.split("\n") if line.strip()]
+        out = np.full((len(lines), T + 2), pad, dtype=np.int64)  # (N, T + 2)
+        for i, ids in enumerate(tok.encode_lines(lines)):
+            ids = ids[: T + 1]
+            out[i, : len(ids)] = ids
+            out[i, -1] = len(ids)
+        return out
+
+    key = f"rows-{content_hash(text)}-{tok.name}-{tok.fingerprint}-{T}"
+    rows = cached_array(root, key, make)
+    tokens, lengths = np.asarray(rows[:, :-1]), np.asarray(rows[:, -1])  # (N, T+1), (N,)
+    rows_kept = lengths >= 2  # a row needs an input and a target
+    tokens, lengths = tokens[rows_kept], lengths[rows_kept]
+    real = np.arange(T)[None, :] < (lengths[:, None] - 1)  # (N, T) targets inside the row
+    mask = np.ones_like(real) if cfg.score_pad else real
+    return RowSplit(tokens[:, :-1], tokens[:, 1:], mask)
+
+
 def _lm_text(cfg: LMTextData) -> Dataset:
     texts, sources = load_splits(cfg)
     root = cache_root(cfg.cache_dir)
@@ -87,6 +115,9 @@ def _lm_text(cfg: LMTextData) -> Dataset:
 
     splits = {}
     for s in SPLITS:
+        if cfg.layout == "rows":
+            splits[s] = _row_split(texts[s], tok, cfg, root)
+            continue
         key = f"tokens-{content_hash(texts[s])}-{tok.name}-{tok.fingerprint}"
         splits[s] = StreamSplit(cached_array(root, key, encode(texts[s])), cfg.seq_len)
     need = {"train": cfg.batch_size, "validation": 1, "test": 1}

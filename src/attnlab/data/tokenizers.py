@@ -59,6 +59,16 @@ class HFTokenizer:
         ids = [np.asarray(e.ids, dtype=np.int64) for e in encs]
         return np.concatenate(ids) if ids else np.zeros(0, dtype=np.int64)
 
+    def encode_lines(self, lines: list[str]) -> list[np.ndarray]:
+        """Token ids of each line, in one parallel batch."""
+        encs = self.tok.encode_batch(lines, add_special_tokens=False)
+        return [np.asarray(e.ids, dtype=np.int64) for e in encs]
+
+    @property
+    def eos_id(self) -> int | None:
+        """GPT-2's `<|endoftext|>` id (the usual padding of GPT-2 pipelines), or None."""
+        return self.tok.token_to_id("<|endoftext|>")
+
     def decode(self, ids) -> str:
         return self.tok.decode([int(i) for i in ids], skip_special_tokens=False)
 
@@ -141,6 +151,12 @@ class CharTokenizer:
         pos = np.minimum(pos, len(self._codes) - 1)
         hit = self._codes[pos] == cps
         return np.where(hit, pos + 1, 0)
+
+    def encode_lines(self, lines: list[str]) -> list[np.ndarray]:
+        """Token ids of each line."""
+        return [self.encode(line) for line in lines]
+
+    eos_id = None  # characters have no end-of-text token
 
     def decode(self, ids) -> str:
         return "".join(self.chars[int(i)] if int(i) else "?" for i in ids)

@@ -279,7 +279,7 @@ REPRODUCTIONS = {
             writeup="write-up 001: the k = 3 variant (its 99.8% accuracy)",
             question="What does the k = 3, 2-layer variant reach when it cannot see the "
             "future, and does a centred conv reach the write-up's 99.8%?",
-            parts={"k3": "reproduce/smeared_keys_k3"},
+            parts={"k3": "reproduce/smeared_keys_k3", "rows": "reproduce/smeared_keys_k3_rows"},
             claims=(
                 Claim(
                     "k3",
@@ -302,7 +302,9 @@ REPRODUCTIONS = {
                 "models reach ~0.2 here), and write-up 000's kernel profile shows weight at "
                 "offset +2, which a causal kernel cannot have: we take it as centred.",
                 "Data: WikiText-2 (raw) as a token stream cut into sequences of 128; the "
-                "write-up's one example per row, padded, is not built yet.",
+                "`rows` part runs the write-up's pipeline, one example per non-blank row "
+                "padded to 128 (`data.layout: rows`), with the padding targets masked or "
+                "scored (`data.score_pad`): how much scoring padding inflates accuracy.",
             ),
             figures=("kernel_profile.png", "attention_text.png", "loss.png"),
             scales={

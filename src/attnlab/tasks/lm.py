@@ -40,7 +40,10 @@ class LanguageModelling(Task):
         val = None if data is None else data.splits["validation"]
         out = lm_probes(rd, cfg, model, tok, val, why)
         if self.text and data is not None:
-            train = data.splits["train"].tokens
+            split = data.splits["train"]
+            # a stream's tokens, or the scored targets of one-example-per-row text
+            train = getattr(split, "tokens", None)
+            train = split.targets[split.mask] if train is None else train
             out["loss_by_frequency"] = loss_by_frequency(
                 model, val, train, cfg.data.batch_size, cfg.probes.icl_batches
             )
