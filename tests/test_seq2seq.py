@@ -170,3 +170,16 @@ def test_beam_width_one_is_greedy_and_wider_beams_score_no_worse(arch):
     assert (logprob(b4) >= logprob(g) - 1e-4).all()
     with pytest.raises(ValueError, match="width"):
         beam_search(m, prompt, lengths, 7, eos, width=0, src=src)
+
+
+def test_decoder_positions_can_differ_from_the_encoders():
+    from attnlab.config import ModelConfig
+    from attnlab.models import build
+    from attnlab.models.positional import LearnedPositions
+
+    base = {"arch": "seq2seq", "d_model": 16, "n_layers": 1, "mixer": {"n_heads": 2}}
+    m = build(ModelConfig(**base, pos="sinusoidal", decoder_pos="none", vocab_size=12))
+    assert m.enc_pos is not None and m.dec_pos is None
+    m = build(ModelConfig(**base, pos="sinusoidal", decoder_pos="learned", vocab_size=12))
+    assert isinstance(m.dec_pos, LearnedPositions) and not isinstance(m.enc_pos, LearnedPositions)
+    torch.testing.assert_close(m.dec_pos.weight, m.enc_pos.table[: len(m.dec_pos.weight)])

@@ -104,6 +104,11 @@ class ModelConfig(Section):
     pos_init: Literal["normal", "sinusoidal"] | None = Field(
         None, description="start of learned positions; unset: normal (decoder), sinusoidal"
     )
+    decoder_pos: Literal["none", "learned", "sinusoidal"] | None = Field(
+        None,
+        description="seq2seq: the decoder's own positions (write-up 004's output position "
+        "embeddings table); unset: as pos",
+    )
     max_seq_len: int | None = Field(
         None, gt=0, description="position tables' length; unset: data.seq_len"
     )
@@ -117,6 +122,8 @@ class ModelConfig(Section):
     def _heads_divide(self) -> ModelConfig:
         if self.arch == "decoder" and self.n_encoder_layers is not None:
             raise ValueError("n_encoder_layers is for arch: seq2seq")
+        if self.decoder_pos is not None and self.arch != "seq2seq":
+            raise ValueError("decoder_pos is for arch: seq2seq (a decoder has one pos)")
         if isinstance(self.mixer, MambaMixer):
             if self.pos == "rope":
                 raise ValueError("the mamba mixer takes no rotary positions (pos: rope)")

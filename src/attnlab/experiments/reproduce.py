@@ -135,8 +135,8 @@ REPRODUCTIONS = {
                 "Batches of 128 words padded to the longest in the batch (the write-up's "
                 "equal-length batches with accumulation are not implemented).",
                 "Word accuracy: exact match of the greedy translation; every 10 epochs.",
-                "The ablation's decoder-positions table (disabled vs trained) is not run: "
-                "attnlab has one positions setting for both sides.",
+                "The decoder-positions table: `model.decoder_pos: none | learned` with the "
+                "encoder's fixed sinusoids (a trained table starts from the sinusoids).",
             ),
             figures=(
                 "word_accuracy.png",

@@ -108,7 +108,7 @@ class Seq2Seq(nn.Module):
         self.max_seq_len = L = cfg.max_seq_len or 1024
         self.embed = nn.Embedding(self.padded_vocab, D)
         self.enc_pos = make_positions(cfg.pos, L, D)
-        self.dec_pos = make_positions(cfg.pos, L, D)
+        self.dec_pos = make_positions(cfg.decoder_pos or cfg.pos, L, D)
         self.drop = nn.Dropout(cfg.dropout)
         n_enc = cfg.n_encoder_layers or cfg.n_layers
         self.encoder = nn.ModuleList(EncoderBlock(cfg, i) for i in range(n_enc))
