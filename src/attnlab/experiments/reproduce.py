@@ -30,11 +30,11 @@ from pathlib import Path
 from attnlab.config.load import config_path
 from attnlab.errors import UserError
 from attnlab.experiments.sweep import run_sweep
-from attnlab.experiments.sweep_results import load_trials
+from attnlab.experiments.sweep_results import load_trials, report_sweep
 from attnlab.report.html import write_html
 from attnlab.report.sweep import figure, group_runs
 from attnlab.report.tables import fmt, markdown_table
-from attnlab.run_dir import REPORT, REPRODUCTION, RunDir, atomic_write_text
+from attnlab.run_dir import REPORT, REPRODUCTION, SPEC, RunDir, atomic_write_text
 from attnlab.stats import format_pm, mean_interval, welch_interval
 
 SCALES = ("full", "cpu", "quick")
@@ -442,7 +442,10 @@ def _claims_table(rep: Reproduction, groups: dict[str, dict]) -> str:
         mine = vals(c.label)
         interval, word = verdict(c, mine)
         shown = f"≥ {c.value:g}" if c.kind == "at_least" else f"{c.value:,g}"
-        ours = format_pm(mine, 4) if mine else "–"
+        if c.kind == "count" and mine:
+            ours = f"{mine[0]:,.0f}" + ("" if len(set(mine)) == 1 else f" … {max(mine):,.0f}")
+        else:
+            ours = format_pm(mine, 4) if mine else "–"
         rows.append([c.what, shown, ours, interval, word])
     if not rows:
         return "The write-up's numbers are not in this repository: the tables below give ours.\n\n"
@@ -514,7 +517,10 @@ def _figures(rep: Reproduction, out: Path, groups: dict[str, dict]) -> str:
 def write_reproduction(rep: Reproduction, out: Path, scale: str) -> Path:
     """`reproduction.md` and `.html` from the parts' sweep directories."""
     out = Path(out)
-    groups = {p: _values(out, p) for p in rep.parts if (out / p).is_dir()}
+    done = [p for p in rep.parts if (out / p / SPEC).is_file()]
+    for part in done:  # the parts' own reports, current (a part may still be running)
+        report_sweep(out / part)
+    groups = {p: _values(out, p) for p in done}
     note = rep.scale_notes.get(scale, "the write-up's own settings" if scale == "full" else "")
     text = (
         f"# Reproduction: {rep.name} ({rep.writeup})\n\n"
