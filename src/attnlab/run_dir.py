@@ -1,7 +1,8 @@
 """The run directory's format: every file name, and every read and write of its files.
 
-A run directory holds one trained run (`RunDir`); a comparison or a sweep directory holds
-run directories and a few files of its own (`COMPARE`, `SPEC`, `RESULTS`). Nothing else in
+A run directory holds one trained run (`RunDir`); a comparison, sweep or reproduction
+directory holds run directories and a few files of its own (`COMPARE`, `SPEC`, `RESULTS`,
+`REPRODUCTION`). Nothing else in
 the package spells these names. JSON and text files are written atomically (a temporary
 file renamed over the old one), so an interrupted write never leaves half a file.
 
@@ -21,15 +22,15 @@ WEIGHTS, BEST, STATE, WALL = "model.safetensors", "best.safetensors", "state.pt"
 TOKENIZER, TRANSLATIONS = "tokenizer.json", "translations.json"
 PROBES, ATTENTION = "probes.json", "attention.json"
 REPORT, REPORT_HTML, PLOTS = "report.md", "report.html", "plots"
-# a comparison (its run list and report), a sweep (its spec; its report is REPORT), a study
+# a comparison (its run list and report), a sweep (its spec; its report is REPORT)
 COMPARE, COMPARE_REPORT = "compare.json", "compare.md"
-SPEC, RESULTS, STUDY_REPORT = "spec.yaml", "results.json", "study.md"
+SPEC, RESULTS = "spec.yaml", "results.json"
 REPRODUCTION = "reproduction.md"  # a reproduction directory's report (its parts: sweeps)
 
 FILE_NAMES = (
     CONFIG, METRICS, SUMMARY, WEIGHTS, BEST, STATE, WALL, TOKENIZER, TRANSLATIONS,
     PROBES, ATTENTION, REPORT, REPORT_HTML, PLOTS, COMPARE, COMPARE_REPORT, SPEC, RESULTS,
-    STUDY_REPORT, REPRODUCTION,
+    REPRODUCTION,
 )  # fmt: skip
 
 
