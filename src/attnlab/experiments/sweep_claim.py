@@ -115,11 +115,13 @@ JOB_ATTRS = ("job", "label", "config", "overrides", "seed")
 
 
 def pop_waiting(study, storage):
-    """Move one WAITING trial to RUNNING atomically; the optuna Trial, or None."""
+    """Move one WAITING trial to RUNNING atomically; the optuna Trial, or None. Retries of
+    trials whose worker died come first: their run may continue from its checkpoint."""
     import optuna
     from optuna.trial import TrialState
 
-    for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+    waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+    for t in sorted(waiting, key=lambda t: (t.user_attrs.get("retry_of") is None, t.number)):
         tid = trial_id(storage, study, t.number)
         try:
             if storage.set_trial_state_values(tid, TrialState.RUNNING):
