@@ -266,7 +266,9 @@ class ClassificationData(Section):
     dropped (GLUE's test splits), are cut from its training split with `seed`, and the
     run's summary (`data.sources`) says so.
     Texts are lower-cased words (`tokenizer: word`, a vocabulary of the `max_vocab` most
-    frequent training words, the rest `[UNK]`), cut to `seq_len` tokens.
+    frequent training words, the rest `[UNK]`), or the tokens of an attnlab run's
+    tokenizer (`tokenizer: run`, `tokenizer_path` its directory; set by `model.init_from`,
+    padded with the id one past the tokenizer's), cut to `seq_len` tokens.
     """
 
     task: Literal["classification"] = "classification"
@@ -275,7 +277,10 @@ class ClassificationData(Section):
     dataset_config: str | None = Field(None, description="e.g. 'sst2'")
     text_column: str = "text"
     label_column: str = "label"
-    tokenizer: Literal["word"] = "word"
+    tokenizer: Literal["word", "run"] = "word"
+    tokenizer_path: str | None = Field(
+        None, description="tokenizer: run: the run directory whose tokenizer.json to use"
+    )
     max_vocab: int = Field(20000, ge=10, description="word tokenizer: vocabulary size")
     seq_len: PositiveInt = 64
     batch_size: PositiveInt = 32
@@ -292,6 +297,12 @@ class ClassificationData(Section):
     def synthetic(self) -> bool:
         """True when neither a path nor a dataset is given."""
         return self.path is None and self.dataset is None
+
+    @model_validator(mode="after")
+    def _run_tokenizer_named(self) -> ClassificationData:
+        if self.tokenizer == "run" and self.tokenizer_path is None:
+            raise ValueError("data.tokenizer: run needs data.tokenizer_path (a run directory)")
+        return self
 
 
 DataConfig = Annotated[

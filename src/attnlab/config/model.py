@@ -85,12 +85,22 @@ class ModelConfig(Section):
     `seq2seq`: the same blocks as a bidirectional encoder (`n_encoder_layers`) and a causal
     decoder (`n_layers`) whose blocks add cross-attention to the encoder's output; the
     mixer must be plain attention there. `classifier`: the bidirectional encoder
-    (`n_layers` blocks) pooled (`pool`) into `n_classes` logits.
+    (`n_layers` blocks) pooled (`pool`) into `n_classes` logits; with `init_from`, a
+    language model attnlab trained (its run directory) instead: its decoder stack, causal as
+    it was trained, pooled into a new class head (every architecture field is the language
+    model's; `dropout`, `pool` and `n_classes` stay the classifier's).
     """
 
     arch: Literal["decoder", "seq2seq", "classifier"] = "decoder"
     n_classes: int | None = Field(None, ge=2, description="classifier; unset: from the data")
-    pool: Literal["mean", "first"] = Field("mean", description="classifier: token pooling")
+    pool: Literal["mean", "first", "last"] = Field(
+        "mean", description="classifier: token pooling (mean / first / last real token)"
+    )
+    init_from: str | None = Field(
+        None,
+        description="classifier: fine-tune the language model of this run directory (its "
+        "final weights and tokenizer) instead of training an encoder from scratch",
+    )
     vocab_size: int | None = Field(None, ge=2, description="unset: taken from the data")
     d_model: PositiveInt = 512
     n_layers: PositiveInt = Field(4, description="decoder layers")
@@ -120,6 +130,8 @@ class ModelConfig(Section):
 
     @model_validator(mode="after")
     def _heads_divide(self) -> ModelConfig:
+        if self.init_from is not None:
+            return self._pretrained_body()
         if self.arch == "decoder" and self.n_encoder_layers is not None:
             raise ValueError("n_encoder_layers is for arch: seq2seq")
         if self.decoder_pos is not None and self.arch != "seq2seq":
@@ -145,6 +157,23 @@ class ModelConfig(Section):
                 )
             if self.pos == "rope":
                 raise ValueError(f"{self.arch} positions: none, learned or sinusoidal")
+        return self
+
+    def _pretrained_body(self) -> ModelConfig:
+        """A classifier on a language model's stack: the stack's own rules, no first-token
+        pooling (a causal stack's first token sees only itself)."""
+        if self.arch != "classifier":
+            raise ValueError(
+                "model.init_from is for arch: classifier (fine-tuning a language model)"
+            )
+        if self.pool == "first":
+            raise ValueError(
+                "model.init_from: a causal stack's first token sees only itself; pool: mean or last"
+            )
+        if isinstance(self.mixer, AttentionMixer) and self.d_model % self.mixer.n_heads:
+            raise ValueError(
+                f"mixer.n_heads ({self.mixer.n_heads}) must divide d_model ({self.d_model})"
+            )
         return self
 
     @property

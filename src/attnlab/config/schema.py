@@ -184,6 +184,15 @@ class RunConfig(Section):
             raise ValueError("model.arch seq2seq needs a source/target task (data.task piglatin)")
         if (self.model.arch == "classifier") != isinstance(self.data, ClassificationData):
             raise ValueError("data.task classification and model.arch classifier go together")
+        if self.model.init_from is not None and isinstance(self.data, ClassificationData):
+            if self.data.tokenizer == "word" and self.data.tokenizer_path is None:
+                self.data.tokenizer_path = self.model.init_from  # validated one by one:
+                self.data.tokenizer = "run"  # the path first
+            elif self.data.tokenizer_path != self.model.init_from:
+                raise ValueError(
+                    "model.init_from reads texts with the language model's tokenizer: leave "
+                    "data.tokenizer and data.tokenizer_path unset"
+                )
         if self.train.probe_every and isinstance(self.data, ClassificationData):
             raise ValueError("train.probe_every is for token tasks, not classification")
         if self.train.probe_every and isinstance(self.data, PigLatinData):

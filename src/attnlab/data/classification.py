@@ -18,6 +18,7 @@ import torch
 from attnlab.config.schema import ClassificationData
 from attnlab.data.splits import SPLITS, Batch
 from attnlab.errors import DataError
+from attnlab.run_dir import RunDir
 
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[^\sa-z0-9]")
 
@@ -263,12 +264,13 @@ class WordTokenizer:
 
 
 class ClassificationSplit:
-    """Padded token rows (N, T) and labels (N,); batches are cut to their longest text."""
+    """Padded token rows (N, T) and labels (N,); batches are cut to their longest text.
+    Padding is `pad_id` (0 = the word tokenizer's `[PAD]`)."""
 
-    def __init__(self, texts: list[str], labels: list[int], tok, seq_len: int):
+    def __init__(self, texts: list[str], labels: list[int], tok, seq_len: int, pad_id: int = 0):
         self.texts = texts
         self.labels = np.asarray(labels, dtype=np.int64)  # (N,)
-        rows = np.zeros((len(texts), seq_len), dtype=np.int64)  # (N, T), 0 = [PAD]
+        rows = np.full((len(texts), seq_len), pad_id, dtype=np.int64)  # (N, T)
         self.lengths = np.zeros(len(texts), dtype=np.int64)
         for i, t in enumerate(texts):
             ids = tok.encode(t)[:seq_len]
@@ -316,6 +318,21 @@ def build_classification(cfg: ClassificationData):
         sources[s] = f"{sources['train']} (cut with seed {cfg.seed}: {why})"
     if cfg.num_train is not None and not cfg.synthetic:
         found["train"] = (found["train"][0][: cfg.num_train], found["train"][1][: cfg.num_train])
-    tok = WordTokenizer.fit(found["train"][0], cfg.max_vocab)
-    splits = {s: ClassificationSplit(*found[s], tok, cfg.seq_len) for s in SPLITS}
+    tok, pad = _tokenizer(cfg, found["train"][0])
+    splits = {s: ClassificationSplit(*found[s], tok, cfg.seq_len, pad) for s in SPLITS}
     return splits, tok, names, sources
+
+
+def _tokenizer(cfg: ClassificationData, train_texts: list[str]) -> tuple[object, int]:
+    """The tokenizer and padding id: a word vocabulary fitted on the training texts (pad
+    0), or a run's saved tokenizer (pad = its vocabulary size, an id no text uses; the
+    fine-tuned classifier masks it)."""
+    if cfg.tokenizer == "word":
+        return WordTokenizer.fit(train_texts, cfg.max_vocab), WordTokenizer.PAD
+    from attnlab.data.tokenizers import load_tokenizer
+
+    path = RunDir(cfg.tokenizer_path).tokenizer
+    if not path.is_file():
+        raise DataError(f"data.tokenizer_path: {path} not found (not an attnlab run directory)")
+    tok = load_tokenizer(path)
+    return tok, tok.vocab_size

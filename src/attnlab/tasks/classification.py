@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from attnlab import data as data_mod
+from attnlab.config import load_config
 from attnlab.config.schema import RunConfig
 from attnlab.errors import UserError
 from attnlab.probes.capture import capture
@@ -39,7 +40,15 @@ class Classification(Task):
         n = cfg.model.n_classes or n_data
         if n < n_data:
             raise UserError(f"model.n_classes ({n}) < the data's {n_data} classes")
-        return {"n_classes": n}
+        if cfg.model.init_from is None:
+            return {"n_classes": n}
+        fields = pretrained_fields(cfg.model.init_from)
+        if fields["max_seq_len"] < dataset.seq_len:
+            raise UserError(
+                f"model.init_from: the language model reads at most {fields['max_seq_len']} "
+                f"tokens; set data.seq_len <= {fields['max_seq_len']} (now {dataset.seq_len})"
+            )
+        return {**fields, "n_classes": n}
 
     def summarise(self, trainer, val: dict, test: dict, cap: int | None) -> dict:
         c = _classification(trainer, val, test, cap)
@@ -79,6 +88,24 @@ class Classification(Task):
             f"predicted {e['predicted']}, label {e['label']}: {e['text'][:70]}"
             for e in probes["examples"]
         ]
+
+
+OWN_FIELDS = {"arch", "n_classes", "pool", "dropout", "init_from"}  # the classifier's
+
+
+def pretrained_fields(run_dir: str) -> dict:
+    """The architecture fields of the language model in `run_dir` (`model.init_from`):
+    every model field but the classifier's own (`OWN_FIELDS`)."""
+    rd = RunDir(run_dir)
+    if not rd.config.is_file():
+        raise UserError(f"model.init_from: {rd.config} not found (not an attnlab run)")
+    lm = load_config(rd.config)
+    if lm.model.arch != "decoder":
+        raise UserError(
+            f"model.init_from: {rd.path} holds a {lm.model.arch} model; a classifier "
+            "fine-tunes a decoder-only language model"
+        )
+    return {k: getattr(lm.model, k) for k in type(lm.model).model_fields if k not in OWN_FIELDS}
 
 
 def _classification(trainer, val: dict, test: dict, cap: int | None) -> dict:

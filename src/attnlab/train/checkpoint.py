@@ -15,8 +15,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_model, save_model
+from safetensors.torch import load_file, load_model, save_model
 from torch import nn
+
+from attnlab.errors import UserError
+from attnlab.run_dir import RunDir
 
 
 def save_weights(model: nn.Module, path: Path) -> None:
@@ -29,6 +32,25 @@ def save_weights(model: nn.Module, path: Path) -> None:
 def load_weights(model: nn.Module, path: Path) -> None:
     """Load weights written by `save_weights` into a model of the same config."""
     load_model(model, str(path), device=str(next(model.parameters()).device))
+
+
+def init_from_run(model: nn.Module, run_dir: str | Path) -> None:
+    """Start a fine-tuned classifier (`model.init_from`): load the language model run's
+    final weights into its stack (`model.lm`); the unembedding is left out, the class
+    head keeps its fresh start. Raises `UserError` if the weights do not fit."""
+    rd = RunDir(run_dir)
+    if not rd.weights.is_file():
+        raise UserError(f"model.init_from: {rd.weights} not found (is {rd.path} a finished run?)")
+    sd = load_file(str(rd.weights))
+    if "embed.weight" not in sd and "unembed.weight" in sd:  # tied, stored once
+        sd["embed.weight"] = sd["unembed.weight"]
+    sd.pop("unembed.weight", None)
+    missing, unexpected = model.lm.load_state_dict(sd, strict=False)
+    if missing or unexpected:
+        raise UserError(
+            f"model.init_from: {rd.weights} does not fit the classifier's stack "
+            f"(missing {missing[:4]}, unexpected {unexpected[:4]})"
+        )
 
 
 def rng_states() -> dict:

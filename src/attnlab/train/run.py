@@ -149,6 +149,10 @@ def _setup(cfg: RunConfig, run_dir: Path, fresh: bool, task):
         from attnlab.train.checkpoint import load_weights
 
         load_weights(model, rd.weights)
+    elif cfg.model.init_from is not None:
+        from attnlab.train.checkpoint import init_from_run
+
+        init_from_run(model, cfg.model.init_from)
     optimizer = make_optimizer(model, cfg.train)
     to_wrap = torch.compile(model) if cfg.train.compile else model
     wrapped, optimizer = fabric.setup(to_wrap, optimizer)
