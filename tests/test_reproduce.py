@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from attnlab.experiments.reproduce import REPRODUCTIONS, Claim, run_reproduction, verdict
+from attnlab.errors import UserError
+from attnlab.experiments.reproduce import (
+    REPRODUCTIONS,
+    Claim,
+    part_overrides,
+    run_reproduction,
+    verdict,
+)
 from tests.helpers import WIKI_TOK, run_cli
 
 
@@ -46,14 +53,28 @@ def test_verdicts_follow_the_interval():
     assert verdict(value, []) == ("–", "no finished run")
 
 
+def test_overrides_reach_the_parts_they_name(tmp_path):
+    rep = REPRODUCTIONS["classifier"]
+    sets = ["train.seed=3", "pretrain:data.path=/x"]
+    pre = part_overrides(rep, "pretrain", "quick", tmp_path, sets)
+    fine = part_overrides(rep, "finetuned", "quick", tmp_path, sets)
+    hand = part_overrides(rep, "handpicked", "quick", tmp_path, sets)
+    assert pre[-2:] == ["train.seed=3", "data.path=/x"] and "data.tokenizer=char" in pre
+    assert f"model.init_from={tmp_path}/pretrain/trials/pretrain_lm-s1" in fine
+    assert "data.path=/x" not in fine and "data.path=/x" not in hand
+    assert "data.num_train=400" in hand and "data.num_train=100" in fine
+    with pytest.raises(UserError, match="not a part of classifier"):
+        part_overrides(rep, "pretrain", "quick", tmp_path, ["lm:data.path=/x"])
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", [n for n, r in REPRODUCTIONS.items() if r.ready is None])
 def test_each_reproduction_runs_at_quick_scale(name, tmp_path):
     sets = []
-    if name.startswith("smeared_keys"):  # WikiText, offline
+    if name.startswith("smeared_keys") or name == "classifier":  # WikiText, offline
         if not WIKI_TOK.is_dir():
             pytest.skip("the shared WikiText copy is absent")
-        sets = [f"data.path={WIKI_TOK}"]
+        sets = [f"{'pretrain:' if name == 'classifier' else ''}data.path={WIKI_TOK}"]
     path = run_reproduction(name, tmp_path / name, "quick", jobs=1, echo=lambda *_: None, sets=sets)
     text = path.read_text()
     assert text.startswith(f"# Reproduction: {name}") and "## Differences in setup" in text

@@ -13,11 +13,13 @@ class LMTextData(Section):
     """Next-token prediction on text: a Hugging Face dataset or local files.
 
     `path` (a directory or a single text file) wins over `dataset` when both are set, so
-    one config runs online (`dataset: wikitext`) and offline (`--set data.path=DIR`).
+    one config runs online (`dataset: Salesforce/wikitext`) and offline (`--set data.path=DIR`).
     """
 
     task: Literal["lm_text"] = "lm_text"
-    dataset: str | None = Field(None, description="Hugging Face dataset name, e.g. 'wikitext'")
+    dataset: str | None = Field(
+        None, description="Hugging Face dataset, e.g. 'Salesforce/wikitext'"
+    )
     dataset_config: str | None = Field(None, description="e.g. 'wikitext-2-raw-v1'")
     path: str | None = Field(None, description="local directory or .txt file")
     text_column: str = "text"
