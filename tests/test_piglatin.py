@@ -1,10 +1,18 @@
-"""Pig Latin rules: the write-up's examples and edge cases."""
+"""Pig Latin rules: the write-up's examples and edge cases; equal-length batches."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
+import torch
 
-from attnlab.data.piglatin import to_pig_latin
+from attnlab import data, models
+from attnlab.config import validate
+from attnlab.data.piglatin import CharVocab, to_pig_latin, words_of_text
+from attnlab.errors import ConfigError, DataError
+from attnlab.train.loop import LossStats
+from attnlab.train.run import resolve
+from tests.helpers import pig_raw
 
 
 @pytest.mark.parametrize(
@@ -32,14 +40,6 @@ def test_rules(word, pig):
 
 
 # --- data -----------------------------------------------------------------------------
-
-import numpy as np  # noqa: E402
-
-from attnlab import data  # noqa: E402
-from attnlab.config import validate  # noqa: E402
-from attnlab.data.piglatin import CharVocab, words_of_text  # noqa: E402
-from attnlab.errors import ConfigError, DataError  # noqa: E402
-from tests.helpers import pig_raw  # noqa: E402
 
 
 def test_words_of_text_keeps_hyphens_and_apostrophes():
@@ -157,3 +157,37 @@ def test_word_scores_break_mistakes_down_by_first_letter_and_repeats():
     }
     assert sc["mistakes_repeating_last"] == 1
     assert repeats_last("is", "isway", "isssway") and not repeats_last("cat", "atcay", "actay")
+
+
+@pytest.mark.parametrize("arch", ["seq2seq", "decoder"])
+def test_equal_length_batches_give_the_padded_batch_gradient(tmp_path, arch):
+    """`data.equal_length`: micro-batches of one source and one target length, no padding
+    computed, and their accumulated gradient is the padded batch's."""
+    raw = pig_raw(tmp_path, arch=arch, equal_length=True)
+    raw["data"]["batch_size"] = 16
+    cfg = validate(raw, "pig")
+    ds = data.build(cfg.data)
+    cfg = resolve(cfg, ds)
+    torch.manual_seed(0)
+    model = models.build(cfg.model)
+    split, stats = ds.splits["train"], LossStats(model, None)
+    ids = np.arange(16)
+    parts = split.micro_batches(ids, 1)
+    assert len(parts) > 1 and sorted(np.concatenate(parts)) == list(ids)
+    for part in parts:
+        b = split.get(part)
+        assert not (b.x == CharVocab.PAD).any()  # nothing padded is computed
+        if b.src is not None:
+            assert not (b.src == CharVocab.PAD).any()
+
+    def grads(batches) -> list[torch.Tensor]:
+        model.zero_grad()
+        n = sum(int(b.mask.sum()) for b in batches)
+        for b in batches:
+            (stats(model, b)[0] / n).backward()
+        return [p.grad.clone() for p in model.parameters() if p.grad is not None]
+
+    padded = grads([split.get(ids)])
+    equal = grads([split.get(p) for p in parts])
+    pairs = zip(padded, equal, strict=True)
+    assert all(torch.allclose(a, b, atol=1e-6, rtol=1e-4) for a, b in pairs)

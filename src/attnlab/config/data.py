@@ -226,7 +226,9 @@ class PigLatinData(Section):
     word is in two splits. `format` lays a pair out for the model: `pairs` (source to the
     encoder, `[SOS] target` to the decoder) or `prefix_lm` (`[SOS] source [SEP] target
     [EOS]` for a decoder-only model, loss on the target only); unset, it follows
-    `model.arch`.
+    `model.arch`. `equal_length` runs each step's batch as micro-batches of words of one
+    source and one target length, their gradients accumulated (the write-up's batching):
+    no padding is computed, and the step's gradient is the padded batch's.
     """
 
     task: Literal["piglatin"] = "piglatin"
@@ -245,6 +247,9 @@ class PigLatinData(Section):
     seed: int = 1234
     batch_size: PositiveInt = 128
     format: Literal["pairs", "prefix_lm"] | None = None
+    equal_length: bool = Field(
+        False, description="micro-batches of equal word lengths, gradients accumulated"
+    )
 
     @model_validator(mode="after")
     def _lengths(self) -> PigLatinData:

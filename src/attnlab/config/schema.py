@@ -180,6 +180,11 @@ class RunConfig(Section):
                     f"data.format {self.data.format!r} does not fit model.arch "
                     f"{self.model.arch!r} (use {want!r})"
                 )
+            if self.data.equal_length and self.train.devices * self.train.num_nodes > 1:
+                raise ValueError(
+                    "data.equal_length runs on one device (a length group can be smaller "
+                    "than the process count)"
+                )
         elif self.model.arch == "seq2seq":
             raise ValueError("model.arch seq2seq needs a source/target task (data.task piglatin)")
         if (self.model.arch == "classifier") != isinstance(self.data, ClassificationData):

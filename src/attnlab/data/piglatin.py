@@ -175,8 +175,17 @@ class TranslationSplit:
     `[EOS]` are scored. `prompts()` gives what generation starts from.
     """
 
-    def __init__(self, words: list[str], vocab: CharVocab, fmt: str, src_len: int, tgt_len: int):
+    def __init__(
+        self,
+        words: list[str],
+        vocab: CharVocab,
+        fmt: str,
+        src_len: int,
+        tgt_len: int,
+        equal_length: bool = False,
+    ):
         self.words = words
+        self.equal_length = equal_length
         self.targets = [to_pig_latin(w) for w in words]
         self.format = fmt
         V = vocab
@@ -194,6 +203,8 @@ class TranslationSplit:
             y = np.arange(self.rows.shape[1] - 1)[None, :]  # target index j predicts row j+1
             starts = np.array([len(s) + 2 for s in src])[:, None]  # first target char's row
             self.mask = (y + 1 >= starts) & (self.rows[:, 1:] != V.PAD)
+        self.src_lengths = np.array([len(s) for s in src])  # (N,)
+        self.tgt_lengths = np.array([len(t) for t in tgt])  # (N,)
         self.num_sequences = len(words)
         self.seq_len = self.rows.shape[1] - 1
         self.max_new = tgt_len  # longest translation + [EOS]
@@ -201,6 +212,17 @@ class TranslationSplit:
     @property
     def num_tokens(self) -> int:
         return int(self.mask.sum())
+
+    def micro_batches(self, ids: np.ndarray, n: int) -> list[np.ndarray]:
+        """A step's words as micro-batches: `n` equal slices, or with `equal_length` one
+        per (source length, target length), each cut into at most `n` slices, in order
+        of length."""
+        if not self.equal_length:
+            return np.split(np.asarray(ids), n)
+        ids = np.asarray(ids)
+        keys = self.src_lengths[ids] * 1000 + self.tgt_lengths[ids]  # (B,)
+        groups = [ids[keys == k] for k in np.unique(keys)]
+        return [part for g in groups for part in np.array_split(g, min(n, len(g)))]
 
     def get(self, ids: np.ndarray) -> Batch:
         """The batch of words `ids`, its columns cut after the batch's longest word."""
@@ -243,7 +265,8 @@ def build_splits(cfg) -> tuple[dict[str, TranslationSplit], CharVocab, dict]:
     src_len = max(len(w) for w in kept)
     tgt_len = max(len(t) for t in targets) + 1  # [SOS] t or t [EOS]
     splits = {
-        s: TranslationSplit(ws, vocab, cfg.format, src_len, tgt_len) for s, ws in parts.items()
+        s: TranslationSplit(ws, vocab, cfg.format, src_len, tgt_len, cfg.equal_length)
+        for s, ws in parts.items()
     }
     info = {"source": source, "usable_words": len(words), "src_len": src_len, "tgt_len": tgt_len}
     return splits, vocab, info

@@ -1,7 +1,8 @@
 """The training loop: Lightning Fabric for device, precision and DDP; nothing model-specific.
 
 One optimizer step consumes one global batch of `data.batch_size` sequences, cut into
-`grad_accum` micro-batches and, under DDP, each micro-batch into one slice per process.
+`grad_accum` micro-batches (or as the split cuts it: `micro_batches`, e.g. Pig Latin's
+equal-length groups) and, under DDP, each micro-batch into one slice per process.
 Losses are sums divided by the scored targets of the whole global batch, so the gradient
 is the same for any split into micro-batches and processes.
 """
@@ -146,12 +147,13 @@ class Trainer:
         loss_total = torch.zeros((), device=f.device)
         correct_total = torch.zeros((), device=f.device)
         self.step_tokens, self.step_data_s = 0, time.perf_counter() - t_data
-        for m in range(cfg.grad_accum):
+        parts = self._micro_batches(split, ids)
+        for m, part in enumerate(parts):
             t_data = time.perf_counter()
-            batch = self._micro_batch(ids, m)
+            batch = split.get(part[f.global_rank :: f.world_size]).to(f.device)
             self.step_data_s += time.perf_counter() - t_data
             self.step_tokens += batch.x.numel() * f.world_size
-            last = m == cfg.grad_accum - 1
+            last = m == len(parts) - 1
             with f.no_backward_sync(self.model, enabled=not last):
                 loss_sum, _, correct = self.stats(self.model, batch, accuracy=accuracy)
                 # DDP averages gradients over processes: scale back to a global-batch mean
@@ -173,11 +175,12 @@ class Trainer:
         self.step_accuracy = correct_total.item() / n_total if accuracy else None
         return loss_total.item() / n_total
 
-    def _micro_batch(self, ids: np.ndarray, m: int):
-        """Micro-batch `m` of the step's sequence ids: this process's share, on its device."""
-        f, micro = self.fabric, len(ids) // self.cfg.grad_accum
-        part = ids[m * micro : (m + 1) * micro][f.global_rank :: f.world_size]
-        return self.data.splits["train"].get(part).to(f.device)
+    def _micro_batches(self, split, ids: np.ndarray) -> list[np.ndarray]:
+        """The step's sequence ids cut into micro-batches (each process takes its share of
+        each): `grad_accum` equal slices, or the split's own cut."""
+        if hasattr(split, "micro_batches"):
+            return split.micro_batches(ids, self.cfg.grad_accum)
+        return np.split(ids, self.cfg.grad_accum)
 
     @staticmethod
     def _scored(split, ids: np.ndarray) -> int:
