@@ -247,3 +247,16 @@ def test_frequency_buckets_cut_at_cumulative_shares():
 
     tokens = np.array([0] * 50 + [1] * 40 + [2] * 9 + [3] * 1)
     assert frequency_buckets(tokens, 5).tolist() == [0, 1, 2, 3, 4]  # 4: unseen
+
+
+def test_induction_forms_at_the_first_probe_past_the_threshold():
+    from attnlab.report.probe_section import INDUCTION_FORMED, formed_at
+
+    recs = [
+        {"split": "train", "step": 250},
+        {"split": "probe", "step": 250, "max_induction": 0.01},
+        {"split": "probe", "step": 500, "max_induction": INDUCTION_FORMED},
+        {"split": "probe", "step": 750, "max_induction": 0.6},
+    ]
+    assert formed_at(recs) == 500
+    assert formed_at(recs[:2]) is None

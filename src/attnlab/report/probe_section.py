@@ -336,4 +336,45 @@ def sweep_probe_section(groups: dict, order: list[str], plots: Path) -> str:
             plots / "induction_by_step.png",
         )
         text += f"![max induction score by step]({plot_link('induction_by_step.png')})\n\n"
+        text += _formed_table(groups, [g for g in probed if g in curves])
     return text
+
+
+INDUCTION_FORMED = 0.2  # a head that puts a fifth of its attention on the induction target
+
+
+def formed_at(records: list[dict]) -> int | None:
+    """The first `train.probe_every` step at which the max induction score reaches
+    `INDUCTION_FORMED` (None: never)."""
+    for r in records:
+        if r["split"] == "probe" and r["max_induction"] >= INDUCTION_FORMED:
+            return r["step"]
+    return None
+
+
+def _formed_table(groups: dict, order: list[str]) -> str:
+    """When the induction head formed in each run: the step and the training tokens."""
+    rows = []
+    for g in order:
+        for r in groups[g]:
+            probes = [x for x in r["records"] if x["split"] == "probe"]
+            step = formed_at(probes)
+            per_step = r["summary"]["train_tokens"] / max(1, r["summary"]["steps"])
+            rows.append(
+                [
+                    g,
+                    str(r["summary"].get("seed", "")),
+                    fmt(max(x["max_induction"] for x in probes), 3),
+                    "not formed" if step is None else f"step {step:,}",
+                    "–" if step is None else f"{step * per_step / 1e6:.2f}M",
+                    f"{probes[-1]['step'] * per_step / 1e6:.2f}M",
+                ]
+            )
+    return (
+        f"When the induction head formed (max induction first >= {INDUCTION_FORMED}):\n\n"
+        + markdown_table(
+            ["configuration", "seed", "highest", "formed at", "tokens then", "tokens probed"],
+            rows,
+        )
+        + "\n"
+    )
