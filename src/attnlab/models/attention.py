@@ -21,7 +21,8 @@ Options (all from config, see `AttentionMixer`):
 The fast path runs `F.scaled_dot_product_attention`. While a probe listens at
 `hook_pattern` (B, H, T, S) or `hook_z` (B, T, H, E, the per-head outputs before the output
 projection), `forward` computes the explicit softmax pattern instead (same numbers, up to
-float rounding). `forward_ref` is the slow reference (explicit convolutions too), for tests.
+float rounding), and uses what the hooks return (`attnlab.probes.intervene` edits them).
+`forward_ref` is the slow reference (explicit convolutions too), for tests.
 """
 
 from __future__ import annotations
@@ -135,10 +136,11 @@ class Attention(nn.Module):
             q, k, v = self.project(x)  # (B, H, T, E)
         else:
             q, k, v = self.project_cross(x, memory)  # (B, H, T, E), (B, H, S, E) x 2
-        if self.hook_pattern.active or self.hook_z.active:
-            o, pattern = self.attend_explicit(q, k, v, key_mask)
-            self.hook_pattern(pattern)
-            o = self.hook_z(rearrange(o, "b h t e -> b t h e"))  # (B, T, H, E)
+        if self.hook_pattern.active or self.hook_z.active:  # what a hook returns is used
+            pattern = self.hook_pattern(self.pattern(q, k, key_mask))  # (B, H, T, S)
+            if self.training and self.dropout:
+                pattern = F.dropout(pattern, self.dropout)
+            o = self.hook_z(rearrange(pattern @ v, "b h t e -> b t h e"))  # (B, T, H, E)
             return self.out(rearrange(o, "b t h e -> b t (h e)"))
         p = self.dropout if self.training else 0.0
         mask = None if key_mask is None else key_mask[:, None, None, :]  # (B, 1, 1, S)
@@ -158,6 +160,15 @@ class Attention(nn.Module):
         key_mask: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Scores, masks and softmax spelt out: ((B, H, T, E) output, (B, H, T, S))."""
+        pattern = self.pattern(q, k, key_mask)  # (B, H, T, S)
+        if self.training and self.dropout:
+            return F.dropout(pattern, self.dropout) @ v, pattern
+        return pattern @ v, pattern  # (B, H, T, E)
+
+    def pattern(
+        self, q: torch.Tensor, k: torch.Tensor, key_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The softmax attention weights (B, H, T, S) of q (B, H, T, E) on k (B, H, S, E)."""
         scores = q @ k.transpose(-1, -2) / math.sqrt(self.head_dim)  # (B, H, T, S)
         if self.causal:
             T, S = q.shape[2], k.shape[2]
@@ -165,10 +176,7 @@ class Attention(nn.Module):
             scores = scores.masked_fill(future, float("-inf"))
         if key_mask is not None:
             scores = scores.masked_fill(~key_mask[:, None, None, :], float("-inf"))
-        pattern = scores.softmax(dim=-1)  # (B, H, T, S)
-        if self.training and self.dropout:
-            return F.dropout(pattern, self.dropout) @ v, pattern
-        return pattern @ v, pattern  # (B, H, T, E)
+        return scores.softmax(dim=-1)
 
     def forward_ref(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Slow reference: explicit convs, scores, mask and softmax; returns (out, pattern)."""

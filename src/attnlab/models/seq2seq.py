@@ -14,7 +14,9 @@ scaled by √D as in the paper and initialised N(0, 1/D) so each coordinate star
 scale, like the sinusoids it is added to. Encoder and decoder have their own positions.
 
 Probe names: `encoder.{i}.attn.hook_pattern`, `decoder.{i}.attn.hook_pattern` and
-`decoder.{i}.cross.hook_pattern`, each (B, H, query, key).
+`decoder.{i}.cross.hook_pattern`, each (B, H, query, key) (and `hook_z` beside each);
+the residual stream at `encoder.{i}.hook_resid_pre` / `hook_resid_post` and the same under
+`decoder.{i}`.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from torch import nn
 
 from attnlab.config.schema import ModelConfig
 from attnlab.models.attention import Attention
+from attnlab.models.hooks import HookPoint
 from attnlab.models.init import init_weights
 from attnlab.models.stack import (
     MLP,
@@ -65,12 +68,14 @@ class EncoderBlock(nn.Module):
         self.attn = _attention(cfg, layer_idx, causal=False)
         self.drop = nn.Dropout(cfg.dropout)
         self.norm2, self.mlp = _feed_forward(cfg)
+        self.hook_resid_pre, self.hook_resid_post = HookPoint(), HookPoint()
 
     def forward(self, x: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
-        x = x + self.drop(self.attn(self.norm1(x), key_mask=key_mask))  # (B, S, D)
+        x = self.hook_resid_pre(x)  # (B, S, D)
+        x = x + self.drop(self.attn(self.norm1(x), key_mask=key_mask))
         if self.mlp is not None:
             x = x + self.mlp(self.norm2(x))
-        return x
+        return self.hook_resid_post(x)
 
 
 class DecoderBlock(nn.Module):
@@ -84,15 +89,17 @@ class DecoderBlock(nn.Module):
         self.cross = _attention(cfg, layer_idx, causal=False)
         self.drop = nn.Dropout(cfg.dropout)
         self.norm2, self.mlp = _feed_forward(cfg)
+        self.hook_resid_pre, self.hook_resid_post = HookPoint(), HookPoint()
 
     def forward(
         self, x: torch.Tensor, memory: torch.Tensor, key_mask: torch.Tensor
     ) -> torch.Tensor:
-        x = x + self.drop(self.attn(self.norm1(x)))  # (B, T, D)
+        x = self.hook_resid_pre(x)  # (B, T, D)
+        x = x + self.drop(self.attn(self.norm1(x)))
         x = x + self.drop(self.cross(self.norm_cross(x), memory=memory, key_mask=key_mask))
         if self.mlp is not None:
             x = x + self.mlp(self.norm2(x))
-        return x
+        return self.hook_resid_post(x)
 
 
 class Seq2Seq(nn.Module):

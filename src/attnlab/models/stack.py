@@ -19,6 +19,7 @@ from torch import nn
 
 from attnlab.config.schema import ModelConfig
 from attnlab.models.attention import Attention
+from attnlab.models.hooks import HookPoint
 from attnlab.models.init import init_weights
 from attnlab.models.mamba import Mamba
 from attnlab.models.positional import LearnedPositions, SinusoidalPositions
@@ -50,7 +51,8 @@ class MLP(nn.Module):
 
 
 class Block(nn.Module):
-    """`x + mixer(norm(x))` then, when the block has one, `x + mlp(norm(x))`."""
+    """`x + mixer(norm(x))` then, when the block has one, `x + mlp(norm(x))`; the residual
+    stream enters at `hook_resid_pre` and leaves at `hook_resid_post` (B, T, D)."""
 
     def __init__(self, mixer: nn.Module, d_model: int, norm: str, mlp: MLP | None, dropout: float):
         super().__init__()
@@ -59,6 +61,7 @@ class Block(nn.Module):
         self.drop = nn.Dropout(dropout)
         self.norm2 = make_norm(norm, d_model) if mlp is not None else None
         self.mlp = mlp
+        self.hook_resid_pre, self.hook_resid_post = HookPoint(), HookPoint()
 
     @property
     def attn(self) -> nn.Module:
@@ -66,10 +69,11 @@ class Block(nn.Module):
         return self.mixer
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.drop(self.mixer(self.norm1(x)))  # (B, T, D)
+        x = self.hook_resid_pre(x)  # (B, T, D)
+        x = x + self.drop(self.mixer(self.norm1(x)))
         if self.mlp is not None:
             x = x + self.mlp(self.norm2(x))
-        return x
+        return self.hook_resid_post(x)
 
 
 class DecoderLM(nn.Module):

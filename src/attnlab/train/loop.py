@@ -285,7 +285,9 @@ class Trainer:
         rng = ckpt.rng_states()
         t0 = time.perf_counter()
         ids = train_ids(split.num_sequences, self.data.batch_size, cfg.seed, step)  # (B,)
-        loss_sum, _, _ = self.stats(self.model, self._micro_batch(ids, 0), accuracy=False)
+        first = self._micro_batches(split, ids)[0]
+        batch = split.get(first[f.global_rank :: f.world_size]).to(f.device)
+        loss_sum, _, _ = self.stats(self.model, batch, accuracy=False)
         f.backward(loss_sum)
         self.opt.zero_grad(set_to_none=True)
         ckpt.set_rng_states(rng)
