@@ -117,19 +117,23 @@ def test_weight_decay_skips_a_log_and_d():
             assert "blocks.0.mixer.C_lti" in names  # S4D decays C, not A, B, Δ
 
 
-def test_head_scores_of_a_model_without_attention():
-    """A Mamba-only model has no pattern to score; the uniform baseline is still a mean
-    (it was a sum: 17.97 with 0 scored queries)."""
-    from attnlab.probes.heads import head_scores
+def test_head_scores_of_a_mamba_model_come_from_its_hidden_attention():
+    """Mamba layers are scored from α's shares of influence in channel groups (the
+    copying scores need an attention head: none); the uniform baseline is a mean."""
+    from attnlab.probes.heads import MAMBA_GROUPS, head_scores
     from attnlab.probes.sequences import repeated_sequences
 
     model = models.build(_cfg(d_state=4).model, 32)
     probe = repeated_sequences(32, 16, 48, seed=0)
     res = head_scores(model, probe, batch_size=8)
-    assert res["layers"] == [] and res["max_induction"]["score"] is None
+    assert res["layers"] == [0, 1] and res["heads"] == MAMBA_GROUPS
     for name in ("previous_token", "duplicate_token", "induction"):
         assert res["scored_queries"][name] > 0
         assert 0 < res["uniform"][name] < 0.2, (name, res["uniform"][name])
+        scores = torch.tensor(res["scores"][name])  # (L, G)
+        assert scores.shape == (2, MAMBA_GROUPS) and ((scores >= 0) & (scores <= 1)).all()
+    assert all(math.isnan(v) for row in res["scores"]["copying"] for v in row)
+    assert res["max_induction"]["score"] is not None
     assert 0 <= res["repeat_accuracy"] <= 1 and model.training
 
 
@@ -141,7 +145,7 @@ def test_bilinear_a_bar_goes_negative_and_all_scans_agree():
         m = Mamba(8, d_state=8, discretization="bilinear", scan=method, dt_min=1.0, dt_max=3.0)
         u = torch.randn(2, 20, 8, dtype=torch.float64)
         m = m.double()
-        with capture(m) as cache:
+        with capture(m, ["hook_a_bar"]) as cache:  # the scan runs (no hidden attention)
             outs[method] = m(u)
         assert (cache["hook_a_bar"] < 0).any()
     torch.testing.assert_close(outs["parallel"], outs["sequential"], rtol=0, atol=1e-12)
@@ -280,3 +284,28 @@ def test_positional_delta_and_frozen_a():
     assert not torch.allclose(cache["hook_dt"][0, 2], dt[0, 2])  # per position
     with pytest.raises(ValueError, match="needs selective"):
         Mamba(8, dt="positional", selective=False)
+
+
+@pytest.mark.parametrize(("disc", "dt", "selective"), sorted({(d, m, s) for d, _, m, s in CASES}))
+def test_hidden_attention_reproduces_the_scan(disc, dt, selective):
+    """Ali et al. 2024: y_t = Σ_s α_{t,s} x_s + D x_t with α = C_t (Π Ā) B̄_s, to float64
+    precision, for every discretisation (bilinear Ā < 0 included), Δ mode and the LTI
+    mixer; and a forward that listens at `hook_pattern` computes the same output."""
+    torch.manual_seed(1)
+    m = Mamba(16, d_state=4, d_conv=3, discretization=disc, dt=dt, dt_max=3.0, selective=selective)
+    m = m.double()
+    u = torch.randn(2, 9, 16, dtype=torch.float64)
+    with capture(m, ["hook_ssm_in", "hook_ssm_out", "hook_a_bar"]) as cache:
+        fast = m(u)
+    x, y = cache["hook_ssm_in"], cache["hook_ssm_out"]  # (B, T, E) each
+    if disc == "bilinear" and selective:
+        assert (cache["hook_a_bar"] < 0).any()  # ΔA < -2 somewhere: Ā < 0 is covered
+    alpha = m.hidden_attention(x)  # (B, E, T, S)
+    assert alpha.shape == (2, 32, 9, 9)
+    assert torch.equal(alpha.triu(1), torch.zeros_like(alpha))  # causal
+    rebuilt = torch.einsum("bets,bse->bte", alpha, x) + m.D * x
+    torch.testing.assert_close(rebuilt, y, rtol=0, atol=1e-10)
+    with capture(m, ["hook_pattern"]) as cache:
+        explicit = m(u)
+    torch.testing.assert_close(explicit, fast, rtol=0, atol=1e-10)
+    torch.testing.assert_close(cache["hook_pattern"], alpha, rtol=0, atol=0)

@@ -61,8 +61,12 @@ def test_mamba_repeat_task_probes(tmp_path, monkeypatch, capsys):
     code, _, err = run_cli(["probe", str(run)], monkeypatch, capsys)
     assert code == 0, err
     probes = json.loads((run / "probes.json").read_text())
-    assert "ssm_repeat" in probes["grids"] and probes["heads"]["layers"] == []
+    assert "ssm_repeat" in probes["grids"] and probes["heads"]["layers"] == [0]
     assert 0 <= probes["heads"]["repeat_accuracy"] <= 1
+    # the hidden attention in the explorer: 8 channel groups as heads
+    explorer = json.loads((run / "attention.json").read_text())
+    layer = explorer["examples"][probes["grids"]["repeat"]["explorer"]]["layers"][0]
+    assert layer["name"] == "blocks.0.mamba" and layer["heads"] == 8
 
 
 def test_discretization_sweep_table(tmp_path):

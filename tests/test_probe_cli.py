@@ -104,6 +104,22 @@ def test_probe_on_a_char_text_run(tmp_path, text_dir, monkeypatch, capsys):
     assert (run / "plots" / "loss_by_frequency.png").is_file()
 
 
+def test_probe_ablation_table(tmp_path, monkeypatch, capsys):
+    cfg = tiny_file(tmp_path, "p", train__max_steps=16)
+    out = tmp_path / "run"
+    assert run_cli(["train", str(cfg), "--out", str(out)], monkeypatch, capsys)[0] == 0
+    code, text, _ = run_cli(["probe", str(out), "--ablation"], monkeypatch, capsys)
+    assert code == 0, text
+    p = json.loads((out / "probes.json").read_text())
+    a = p["ablation"]
+    assert a["how"] == "mean" and len(a["heads"]) == 2 * 4
+    assert a["baseline"]["repeat_accuracy"] == pytest.approx(p["heads"]["repeat_accuracy"])
+    assert any(r["repeat_loss"] != a["baseline"]["repeat_loss"] for r in a["heads"])
+    assert "### Head ablation (mean ablation)" in (out / "report.md").read_text()
+    code, text, _ = run_cli(["probe", str(out)], monkeypatch, capsys)  # off unless asked
+    assert code == 0 and "ablation" not in json.loads((out / "probes.json").read_text())
+
+
 def test_probe_errors(tmp_path, monkeypatch, capsys):
     code, _, err = run_cli(["probe", str(tmp_path)], monkeypatch, capsys)
     assert code == 2 and "not a trained run directory" in err
@@ -148,3 +164,13 @@ def test_induction_study_quick_shows_the_two_layer_gap(tmp_path):
     one, two = figures["attn_1layer"], figures["attn_2layer"]
     assert min(s for s, _ in two) > 0.3 > 0.1 > max(s for s, _ in one)
     assert min(a for _, a in two) > 0.7 and max(a for _, a in one) < 0.3
+    # ablating the 2-layer model's induction heads (or its layer-0 previous-token heads)
+    # drops its repeat accuracy toward the 1-layer model's
+    for t in trials:
+        if t["label"] == "attn_2layer":
+            a = RunDir(path.parent / t["run_dirs"][0]).read_probes()["ablation"]
+            base = a["baseline"]["repeat_accuracy"]
+            by = {g["what"]: g["repeat_accuracy"] for g in a["groups"]}
+            assert by["every induction head"] < base - 0.3
+            assert by["layer 0's previous-token heads"] < base - 0.3
+    assert "### Head ablation (mean ablation" in path.parent.joinpath("report.md").read_text()

@@ -250,12 +250,13 @@ def test_frequency_buckets_cut_at_cumulative_shares():
 
 
 def test_induction_forms_at_the_first_probe_past_the_threshold():
-    from attnlab.report.probe_section import INDUCTION_FORMED, formed_at
+    from attnlab.probes.ablation import INDUCTION_HEAD
+    from attnlab.report.probe_section import formed_at
 
     recs = [
         {"split": "train", "step": 250},
         {"split": "probe", "step": 250, "max_induction": 0.01},
-        {"split": "probe", "step": 500, "max_induction": INDUCTION_FORMED},
+        {"split": "probe", "step": 500, "max_induction": INDUCTION_HEAD},
         {"split": "probe", "step": 750, "max_induction": 0.6},
     ]
     assert formed_at(recs) == 500

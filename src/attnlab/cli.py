@@ -223,13 +223,16 @@ def sweep(
 def probe(
     run_dir: Path = typer.Argument(..., help="A trained run directory."),
     weights: Weights = typer.Option(Weights.final, "--weights", help="Which checkpoint."),
+    ablation: bool = typer.Option(
+        False, "--ablation", help="Ablate each head: which heads the repeat behaviour needs."
+    ),
 ) -> None:
     """Look inside a trained model: head scores, ICL score, kernels, embeddings, grids."""
     from attnlab import runs
     from attnlab.train.memory import keep_freed_memory
 
     keep_freed_memory()  # each batch's large logits reuse the heap: ~2x faster on CPU
-    res = runs.probe(run_dir, weights.value)
+    res = runs.probe(run_dir, weights.value, ablation)
     for line in runs.probe_lines(res, run_dir):
         typer.echo(line)
     rd = RunDir(run_dir)

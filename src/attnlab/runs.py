@@ -38,14 +38,22 @@ def resume(run_dir: str | Path, stop_after: int | None = None) -> dict | None:
     return train_run.resume(run_dir, _task_of(RunDir(run_dir), "resume"), stop_after)
 
 
-def probe(run_dir: str | Path, weights: str = "final") -> dict:
+def probe(run_dir: str | Path, weights: str = "final", ablation: bool = False) -> dict:
     """Run every probe of the run's task on its `final` or `best` weights; writes
-    `probes.json` (and the explorer's `attention.json`) and returns the data."""
+    `probes.json` (and the explorer's `attention.json`) and returns the data. `ablation`
+    adds the head-ablation table (as `probes.ablation: true` does)."""
     rd = RunDir(run_dir)
     cfg, model, tok = load_trained(rd.path, weights)
     task = task_for(cfg)
+    if ablation:
+        cfg = cfg.model_copy(update={"probes": cfg.probes.model_copy(update={"ablation": True})})
     result = {"run": cfg.name, "weights": weights, "kind": task.name}
     result.update(task.probe(rd, cfg, model, tok))
+    if ablation and "ablation" not in result:
+        raise UserError(
+            f"--ablation: {rd.path} has no attention heads on the repeat probe set to ablate "
+            f"({task.description or task.name})"
+        )
     rd.write_probes(result)
     return result
 

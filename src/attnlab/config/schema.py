@@ -152,6 +152,10 @@ class ProbesConfig(Section):
         50, gt=0, description="validation batches for the ICL score (unset: whole split)"
     )
     copying: bool = Field(True, description="compute the activation copying score")
+    ablation: bool = Field(
+        False, description="ablate each head (and the previous-token / induction heads together)"
+    )
+    ablation_how: Literal["mean", "zero"] = Field("mean", description="ablate to mean or zero")
     grid_len: int = Field(32, ge=4, description="tokens in the attention-grid sequences")
     label_tokens: PositiveInt = Field(30, description="tokens labelled in the embedding plot")
     words: list[str] = Field(

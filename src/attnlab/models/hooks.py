@@ -23,3 +23,8 @@ class HookPoint(nn.Module):
     def active(self) -> bool:
         """True while a probe listens (a forward hook is attached)."""
         return bool(self._forward_hooks)
+
+
+class HiddenAttentionPoint(HookPoint):
+    """A Mamba layer's hidden attention α (B, E, T, S) (`models.mamba`): a data-dependent
+    linear operator per channel, not softmax weights (signed, rows not summing to 1)."""

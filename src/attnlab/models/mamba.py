@@ -47,11 +47,18 @@ formulas keeps and re-reads about three times as many (B, T, E, N) tensors, and 
 those passes over memory are the step's cost. `discretize` is the autograd form of the
 same formulas (the reference and the probe's Ā).
 
+Hidden attention (Ali et al. 2024, "The Hidden Attention of Mamba Models"): per channel the
+SSM is a data-dependent causal linear operator, y_t = Σ_{s≤t} α_{t,s} x_s + D x_t with
+α_{t,s} = C_t · (Π_{r=s+1..t} Ā_r) B̄_s (B̄ without x); `hidden_attention(x)` builds α
+(B, E, T, S) exactly (a running product over t, no logs, so a negative bilinear Ā is fine).
+While a probe listens at `hook_pattern`, `forward` computes y from that matrix instead of
+the scan (same numbers up to rounding), and uses what the hook returns.
+
 Probe points: `hook_ssm_in` and `hook_ssm_out` (B, T, E), `hook_dt` (B, T, E) Δ after
-softplus (and scaling), `hook_a_bar` (B, T, E, N) Ā. `forward_ref` is the slow,
-obviously-correct per-step loop for tests. Parameters the reference Mamba keeps out of
-weight decay (A_log, D, and here dt_bias and the LTI B) carry `_no_weight_decay = True`,
-which `attnlab.train.optim.make_optimizer` honours.
+softplus (and scaling), `hook_a_bar` (B, T, E, N) Ā, `hook_pattern` (B, E, T, S) α.
+`forward_ref` is the slow, obviously-correct per-step loop for tests. Parameters the
+reference Mamba keeps out of weight decay (A_log, D, and here dt_bias and the LTI B) carry
+`_no_weight_decay = True`, which `attnlab.train.optim.make_optimizer` honours.
 """
 
 from __future__ import annotations
@@ -64,7 +71,7 @@ from einops import rearrange
 from torch import nn
 
 from attnlab.models.conv import CausalDepthwiseConv
-from attnlab.models.hooks import HookPoint
+from attnlab.models.hooks import HiddenAttentionPoint, HookPoint
 from attnlab.models.scan import reverse_scan_, scan_, scan_log
 
 
@@ -132,6 +139,7 @@ class Mamba(nn.Module):
         self.hook_ssm_out = HookPoint()  # (B, T, E) its output y + D x, before the gate
         self.hook_dt = HookPoint()  # (B, T, E) Δ
         self.hook_a_bar = HookPoint()  # (B, T, E, N) Ā
+        self.hook_pattern = HiddenAttentionPoint()  # (B, E, T, S) the hidden attention α
         self.reset_ssm_parameters()
 
     def reset_ssm_parameters(self) -> None:
@@ -211,9 +219,44 @@ class Mamba(nn.Module):
         Bsz, T, _ = u.shape
         x, z = self.in_proj(u).chunk(2, dim=-1)  # (B, T, E) each
         x = self.hook_ssm_in(F.silu(self.conv(x)))  # (B, T, E)
-        y = self._selective(x, Bsz, T) if self.selective else self._lti(x, Bsz, T)
+        if self.hook_pattern.active:  # y from the hidden attention matrix a hook may edit
+            alpha, dt, a_bar = self._hidden_attention(x)  # (B, E, T, S), (B, T, E), (B, T, E, N)
+            self.hook_dt(dt)
+            self.hook_a_bar(a_bar)
+            alpha = self.hook_pattern(alpha)
+            y = torch.einsum("bets,bse->bte", alpha, x.to(alpha.dtype)).to(x.dtype)
+        else:
+            y = self._selective(x, Bsz, T) if self.selective else self._lti(x, Bsz, T)
         y = self.hook_ssm_out(y + self.D * x)  # (B, T, E)
         return self.out(y * F.silu(z))  # (B, T, D)
+
+    def hidden_attention(self, x: torch.Tensor) -> torch.Tensor:
+        """α (B, E, T, S) with y_t = Σ_s α_{t,s} x_s + D x_t for the SSM input x (B, T, E)
+        (`hook_ssm_in`): α_{t,s} = Σ_n C_t[n] (Π_{r=s+1..t} Ā_r[n]) B̄_s[n] for s ≤ t, 0
+        above the diagonal; in float32 at least. O(B·E·N·T²) time, O(B·E·N·T) memory."""
+        return self._hidden_attention(x)[0]
+
+    def _hidden_attention(self, x: torch.Tensor):
+        """(α (B, E, T, S), Δ (B, T, E), Ā (B, T, E, N)) of `hidden_attention`."""
+        Bsz, T, E = x.shape
+        x = _wide(x)
+        if self.selective:
+            dt_in, B_in, C = self._split(x)
+            dt = self._delta(dt_in, (Bsz, T))  # (B, T, E)
+            _, a_bar, b_bar = self.discretize(dt, B_in)  # (B, T, E, N) each
+        else:
+            dt = self._delta(None, ()).expand(Bsz, T, -1)  # (B, T, E)
+            _, a1, b1 = self.discretize(dt[0, 0], self.B_lti)  # (E, N) each
+            a_bar, b_bar = a1.expand(Bsz, T, -1, -1), b1.expand(Bsz, T, -1, -1)
+            C = self.C_lti.expand(Bsz, T, -1, -1)  # (B, T, E, N)
+        if C.dim() == 3:
+            C = C[:, :, None, :].expand(-1, -1, E, -1)  # (B, T, E, N)
+        alpha = x.new_zeros(Bsz, E, T, T)  # (B, E, T, S)
+        w = x.new_zeros(Bsz, E, self.d_state, 0)  # (B, E, N, s ≤ t) Π Ā · B̄ so far
+        for t in range(T):
+            w = torch.cat([w * a_bar[:, t, :, :, None], b_bar[:, t, :, :, None]], dim=-1)
+            alpha[:, :, t, : t + 1] = torch.einsum("ben,bens->bes", C[:, t], w)
+        return alpha, dt, a_bar
 
     def _selective(self, x: torch.Tensor, Bsz: int, T: int) -> torch.Tensor:
         """y (B, T, E) of the selective scan, without the D skip."""

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from attnlab.models.conv import CausalDepthwiseConv
-from attnlab.models.hooks import HookPoint
+from attnlab.models.hooks import HiddenAttentionPoint, HookPoint
 
 
 class Cache(dict):
@@ -49,6 +49,16 @@ def hook_points(model: nn.Module) -> dict[str, HookPoint]:
         for path, module in model.named_modules()
         if isinstance(module, HookPoint)
     }
+
+
+def softmax_patterns(model: nn.Module, where: Callable[[str], bool] = lambda _n: True) -> list:
+    """Names of the attention layers' softmax patterns (B, H, T, S) that `where` keeps;
+    Mamba's hidden attention (`HiddenAttentionPoint`, (B, E, T, S)) is left out."""
+    return [
+        n
+        for n, p in hook_points(model).items()
+        if n.endswith("hook_pattern") and not isinstance(p, HiddenAttentionPoint) and where(n)
+    ]
 
 
 def static_tensors(model: nn.Module) -> dict[str, torch.Tensor]:

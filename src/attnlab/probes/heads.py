@@ -29,12 +29,18 @@ TransformerLens's `detect_head` scores "previous_token_head", "duplicate_token_h
 "induction_head" with the same masks (its `mul` method), but over every query position of
 the sequence, not only the repeat; its `exclude_bos` is False by default (True zeroes key
 column 0 before scoring), and `exclude_current_token` (default False) zeroes the diagonal.
-Scoring only the repeat keeps a uniform head's score low and reported beside it. These are
-defined for attention mixers; other mixers have no pattern and are skipped.
+Scoring only the repeat keeps a uniform head's score low and reported beside it.
+
+Mamba layers are scored from their hidden attention α (B, E, T, S) (Ali et al. 2024;
+`Mamba.hidden_attention`), which is signed and unnormalised: each channel's row is turned
+into shares of influence |α_{t,s}| / Σ_s |α_{t,s}|, and the channels are averaged in
+`MAMBA_GROUPS` contiguous groups that play the part of heads (`as_heads`). The copying
+scores need a head's own output and OV circuit, so Mamba layers have none (null).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -42,11 +48,13 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from attnlab.models.hooks import HiddenAttentionPoint
 from attnlab.models.stack import output_head
 from attnlab.probes.capture import capture
 from attnlab.probes.sequences import ProbeSet
 
 PATTERN_SCORES = ("previous_token", "duplicate_token", "induction")
+MAMBA_GROUPS = 8  # channel groups a Mamba layer's hidden attention is scored in
 TOP_K = 5
 COPY_QUERIES = 256  # the copying score reads full-vocabulary logits per head: cap its cost
 OFFSETS = tuple(range(-2, 8))  # keys relative to the earlier copy of the query's token
@@ -118,6 +126,9 @@ def ov_copying(model: nn.Module, layers: list[int] | None = None) -> list[list[f
     out = []
     for layer in attention_layers(model, layers):
         attn = model.blocks[layer].mixer
+        if is_hidden(attn):  # no OV circuit per head
+            out.append([float("nan")] * layer_heads(attn))
+            continue
         H, E, D = attn.n_heads, attn.head_dim, attn.d_model
         W_V = attn.qkv.weight.detach().float().cpu()[2 * D :]  # (D, D) rows h*E + e
         W_O = attn.out.weight.detach().float().cpu()  # (D, D) columns h*E + e
@@ -160,8 +171,36 @@ def _copy_hits(
     return hits
 
 
+def is_hidden(mixer: nn.Module) -> bool:
+    """Whether a mixer's pattern is a Mamba hidden attention (not softmax heads)."""
+    return isinstance(getattr(mixer, "hook_pattern", None), HiddenAttentionPoint)
+
+
+def pattern_name(model: nn.Module, layer: int) -> str:
+    """The probe name of block `layer`'s pattern (`blocks.0.attn.hook_pattern`,
+    `blocks.0.mamba.hook_pattern`)."""
+    return f"blocks.{layer}.{model.blocks[layer].mixer.alias}.hook_pattern"
+
+
+def layer_heads(mixer: nn.Module) -> int:
+    """Heads of an attention mixer; channel groups of a Mamba mixer."""
+    return math.gcd(mixer.d_inner, MAMBA_GROUPS) if is_hidden(mixer) else mixer.n_heads
+
+
+def as_heads(pattern: torch.Tensor, mixer: nn.Module) -> torch.Tensor:
+    """A layer's captured pattern as (B, H, T, S) heads: attention as it is; a Mamba α
+    (B, E, T, S) as each channel's shares |α| / Σ_s |α| averaged over channel groups."""
+    if not is_hidden(mixer):
+        return pattern
+    share = pattern.abs()
+    share = share / share.sum(-1, keepdim=True).clamp_min(1e-30)  # (B, E, T, S)
+    G = layer_heads(mixer)
+    return share.unflatten(1, (G, share.shape[1] // G)).mean(2)  # (B, G, T, S)
+
+
 def attention_layers(model: nn.Module, layers: list[int] | None = None) -> list[int]:
-    """The blocks with an attention pattern, or those of `layers` (an error if one has none)."""
+    """The blocks with a pattern (attention, or a Mamba's hidden attention), or those of
+    `layers` (an error if one has none)."""
     found = [i for i, b in enumerate(model.blocks) if hasattr(b.mixer, "hook_pattern")]
     if layers is None:
         return found
@@ -216,12 +255,14 @@ def _head_scores(model, probe: ProbeSet, batch_size: int, copying: bool, layers)
     """`head_scores` with the model already in eval mode."""
     device = next(model.parameters()).device
     layers = attention_layers(model, layers)
-    names = [f"blocks.{i}.attn.hook_pattern" for i in layers]
-    names += [f"blocks.{i}.attn.hook_z" for i in layers] if copying else []
+    mixers = {i: model.blocks[i].mixer for i in layers}
+    names = [pattern_name(model, i) for i in layers]
+    if copying:
+        names += [f"blocks.{i}.attn.hook_z" for i in layers if not is_hidden(mixers[i])]
     gamma, centre = _final_norm(model)
     W_U = model.unembed.weight.detach().float()[: model.vocab_size]  # (V, D)
     unembed = _centre(W_U * gamma.to(device), centre)  # (V, D): logits = (C γ W_U^T)^T w
-    H = model.blocks[layers[0]].mixer.n_heads if layers else 0
+    H = max((layer_heads(m) for m in mixers.values()), default=0)
     tally = _Tally(
         sums={k: torch.zeros(len(layers), H, device=device) for k in _SCORED},
         by_offset=torch.zeros(len(layers), len(OFFSETS), H, device=device),
@@ -247,14 +288,15 @@ def _head_scores(model, probe: ProbeSet, batch_size: int, copying: bool, layers)
             tally.uniform[name] += float(u[0])
             tally.counts[name] += n
         for li, layer in enumerate(layers):
-            pattern = cache[f"blocks.{layer}.attn.hook_pattern"].float()  # (B, H, T, S)
+            mixer = mixers[layer]
+            pattern = as_heads(cache[pattern_name(model, layer)].float(), mixer)  # (B, H, T, S)
             tally.by_offset[li] += offset_mass(pattern, part)
             for name in PATTERN_SCORES:
                 tally.sums[name][li] += pattern_score(pattern, masks[name], queries)[0]
-            if copying and copy_queries.any():
+            if copying and copy_queries.any() and not is_hidden(mixer):
                 z = cache[f"blocks.{layer}.attn.hook_z"]  # (B, T, H, E)
-                attn = model.blocks[layer].mixer
-                tally.sums["copying"][li] += _copy_hits(attn, z, pattern, x, copy_queries, unembed)
+                hits = _copy_hits(mixer, z, pattern, x, copy_queries, unembed)
+                tally.sums["copying"][li] += hits
         tally.counts["copying"] += int(copy_queries.sum())
         tally.offset_queries += int(queries.sum())
     return _scores_of(model, layers, H, tally, copying)
@@ -265,8 +307,11 @@ def _scores_of(model, layers: list[int], H: int, tally: _Tally, copying: bool) -
     V, counts = model.vocab_size, tally.counts
     sums, by_offset = {k: v.cpu() for k, v in tally.sums.items()}, tally.by_offset.cpu()
     scores = {k: (sums[k] / max(counts[k], 1)).tolist() for k in PATTERN_SCORES}
+    hidden = [is_hidden(model.blocks[i].mixer) for i in layers]
     if copying:
-        scores["copying"] = (sums["copying"] / max(counts["copying"], 1)).tolist()
+        copy = sums["copying"] / max(counts["copying"], 1)  # (L, H)
+        copy[torch.tensor(hidden, dtype=torch.bool)] = float("nan")  # Mamba: none
+        scores["copying"] = copy.tolist()
     scores["ov_copying"] = ov_copying(model, layers)
     n_q = max(tally.offset_queries, 1)
     offsets = {j: (by_offset[:, i] / n_q).tolist() for i, j in enumerate(OFFSETS)}

@@ -23,9 +23,17 @@ from attnlab.config.schema import RunConfig
 from attnlab.data.piglatin import VOWELS
 from attnlab.errors import UserError
 from attnlab.probes import static
+from attnlab.probes.ablation import ablation_table
 from attnlab.probes.capture import capture
-from attnlab.probes.explorer import ExplorerLog, layer_patterns
-from attnlab.probes.heads import PATTERN_SCORES, attention_layers, head_scores
+from attnlab.probes.explorer import ExplorerLog
+from attnlab.probes.heads import (
+    PATTERN_SCORES,
+    as_heads,
+    attention_layers,
+    head_scores,
+    is_hidden,
+    pattern_name,
+)
 from attnlab.probes.icl import icl_score
 from attnlab.probes.patterns import pattern_stats, uniform_stats
 from attnlab.probes.sequences import ProbeSet, repeated_sequences
@@ -117,10 +125,14 @@ def _patterns(
 ) -> list[tuple[str, np.ndarray]]:
     """(layer name, (H, T, T) pattern) of the attention `layers` (default: all) for one
     sequence x (T,)."""
-    names = [f"blocks.{i}.attn.hook_pattern" for i in attention_layers(model, layers)]
+    found = attention_layers(model, layers)
+    names = [pattern_name(model, i) for i in found]
     with torch.no_grad(), capture(model, names) as cache:
         model(x[None].to(next(model.parameters()).device))
-    return layer_patterns(cache)
+    return [
+        (n.removesuffix(".hook_pattern"), as_heads(cache[n], model.blocks[i].mixer)[0].numpy())
+        for n, i in zip(names, found, strict=True)
+    ]
 
 
 def _grids(model, cfg, tok, text: np.ndarray | None, log: ExplorerLog) -> dict:
@@ -213,6 +225,10 @@ def lm_probes(
         result["icl"] = {"skipped": f"validation data unavailable: {no_val}"}
     else:
         result["icl"] = icl_score(model, val, cfg.data.batch_size, p.icl_batches)
+    if p.ablation and any(not is_hidden(model.blocks[i].mixer) for i in result["heads"]["layers"]):
+        result["ablation"] = ablation_table(
+            model, pset, result["heads"], p.batch_size, p.ablation_how
+        )
     result["conv"] = static.conv_profiles(model)
     result["smear_gates"] = static.smear_gates(model)
     text = getattr(val, "tokens", None)  # a text task's validation stream

@@ -27,7 +27,7 @@ from attnlab.data.piglatin import VOWELS, CharVocab, TranslationSplit
 from attnlab.errors import UserError
 from attnlab.models.generate import beam_search, greedy
 from attnlab.probes import static
-from attnlab.probes.capture import capture
+from attnlab.probes.capture import capture, softmax_patterns
 from attnlab.probes.explorer import ExplorerLog, layer_patterns
 from attnlab.probes.ssm import ssm_data
 from attnlab.run_dir import RunDir
@@ -94,7 +94,7 @@ def word_attention(
     room = model.max_seq_len - (0 if _is_seq2seq(model) else len(src) + 1)
     tgt_in = tgt_in[:room]  # a translation that never ends is cut where positions end
     out = {"word": word, "prediction": pred, "explorer": {}}
-    with torch.no_grad(), capture(model, lambda n: n.endswith("hook_pattern")) as cache:
+    with torch.no_grad(), capture(model, softmax_patterns(model)) as cache:
         if _is_seq2seq(model):
             model(torch.from_numpy(tgt_in)[None].to(dev), torch.from_numpy(src)[None].to(dev))
             kinds = {  # kind → (query labels, key labels)
@@ -147,7 +147,7 @@ def alignment(model: nn.Module, split: TranslationSplit, max_words: int = ALIGN_
             else:  # [SOS] w [SEP] …: x index n + 1 + t predicts target char t
                 b_idx.append(b), q_idx.append(len(w) + 1 + t), k_idx.append(1 + s)
     pick = [torch.tensor(v, device=dev) for v in (b_idx, q_idx, k_idx)]
-    want = (lambda n: ".cross.hook_pattern" in n) if seq2seq else (lambda n: "hook_pattern" in n)
+    want = softmax_patterns(model, (lambda n: ".cross." in n) if seq2seq else (lambda _n: True))
     with capture(model, want, to_cpu=False) as cache:
         model(*batch.inputs())
     layers = cache.layer_names("hook_pattern")
@@ -225,7 +225,7 @@ def encoder_heads(model: nn.Module, split: TranslationSplit, max_words: int = AL
     S = src.shape[1]
     t = torch.arange(1, S, device=dev)  # (S-1,)
     valid = (t[None, :] < lengths[:, None]).float()  # (B, S-1): real characters t >= 1
-    with capture(model, lambda name: name.startswith("encoder.") and "pattern" in name) as c:
+    with capture(model, softmax_patterns(model, lambda n: n.startswith("encoder."))) as c:
         model.encode(src)
     out = {}
     for name in c.layer_names("hook_pattern"):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from attnlab.probes.ablation import INDUCTION_HEAD
 from attnlab.probes.explorer import example_patterns
 from attnlab.report import probe_plots
 from attnlab.report.plots import line_plot, seed_lines_plot
@@ -42,6 +43,8 @@ def probe_section(rd: RunDir, p: dict, attention: dict | None) -> str:
     parts = ["## Probes\n", DEFINITIONS]
     if p["heads"]["layers"]:
         parts.append(_heads(rd, p["heads"]))
+    if p.get("ablation"):
+        parts.append(ablation_section(p["ablation"]))
     parts.append(_icl(rd, p.get("icl", {})))
     if p.get("loss_by_frequency"):
         parts.append(_frequency(rd, p["loss_by_frequency"]))
@@ -90,6 +93,54 @@ def _heads(rd: RunDir, h: dict) -> str:
         f"{h['repeat_accuracy']:.3f}, loss {h['repeat_loss']:.3f}.\n\n"
         f"![head scores]({plot_link('head_scores.png')})\n\n"
     )
+
+
+def ablation_section(a: dict) -> str:
+    """The head-ablation table of one run (`probes.ablation`): repeat accuracy and loss
+    with each head, and each group of heads, ablated."""
+    base = a["baseline"]
+    rows = [
+        [
+            "none",
+            "",
+            "",
+            fmt(base["repeat_accuracy"], 3),
+            fmt(base["repeat_loss"], 3),
+        ]
+    ]
+    for g in a["groups"]:
+        heads = "; ".join(f"L{k}: {', '.join(map(str, v))}" for k, v in g["heads"].items())
+        rows.append([f"**{g['what']}** ({heads})", "", "", *_ablated(g, base)])
+    for r in a["heads"]:
+        rows.append(
+            [
+                f"L{r['layer']}H{r['head']}",
+                fmt(r["previous_token"], 2),
+                fmt(r["induction"], 2),
+                *_ablated(r, base),
+            ]
+        )
+    t = a["thresholds"]
+    return (
+        f"### Head ablation ({a['how']} ablation)\n\n"
+        "Repeat accuracy and loss on the probe set with heads ablated: which heads the "
+        f"behaviour needs. Groups: a layer's previous-token heads (score >= "
+        f"{t['previous_token']}), every induction head (>= {t['induction']}).\n\n"
+        + markdown_table(
+            ["ablated", "prev-token", "induction", "repeat accuracy", "repeat loss"], rows
+        )
+        + "\n"
+    )
+
+
+def _ablated(r: dict, base: dict) -> list[str]:
+    """Repeat accuracy and loss of an ablation, each with its change from the baseline."""
+    da = r["repeat_accuracy"] - base["repeat_accuracy"]
+    dl = r["repeat_loss"] - base["repeat_loss"]
+    return [
+        f"{fmt(r['repeat_accuracy'], 3)} ({da:+.3f})",
+        f"{fmt(r['repeat_loss'], 3)} ({dl:+.3f})",
+    ]
 
 
 def _icl(rd: RunDir, icl: dict) -> str:
@@ -337,17 +388,43 @@ def sweep_probe_section(groups: dict, order: list[str], plots: Path) -> str:
         )
         text += f"![max induction score by step]({plot_link('induction_by_step.png')})\n\n"
         text += _formed_table(groups, [g for g in probed if g in curves])
-    return text
+    return text + _sweep_ablation(groups, probed)
 
 
-INDUCTION_FORMED = 0.2  # a head that puts a fifth of its attention on the induction target
+def _sweep_ablation(groups: dict, order: list[str]) -> str:
+    """Repeat accuracy with the previous-token heads of each layer, or every induction
+    head, ablated, per configuration (mean ± std over seeds; `probes.ablation`)."""
+    ablated = [g for g in order if all(r["probes"].get("ablation") for r in groups[g])]
+    if not ablated:
+        return ""
+    whats: list[str] = []
+    for g in ablated:
+        for r in groups[g]:
+            for x in r["probes"]["ablation"]["groups"]:
+                whats += [x["what"]] if x["what"] not in whats else []
+    rows = []
+    for g in ablated:
+        tables = [r["probes"]["ablation"] for r in groups[g]]
+        row = [g, format_pm([t["baseline"]["repeat_accuracy"] for t in tables])]
+        for w in whats:
+            vals = [x["repeat_accuracy"] for t in tables for x in t["groups"] if x["what"] == w]
+            row.append(format_pm(vals) if vals else "–")
+        rows.append(row)
+    how = tables[0]["how"]
+    return (
+        f"### Head ablation ({how} ablation; repeat accuracy on the probe set)\n\n"
+        + markdown_table(["configuration", "nothing ablated", *whats], rows)
+        + "\nA group is ablated in the seeds that have such heads (n says how many); an "
+        "induction circuit needs both its previous-token and its induction heads, so "
+        "ablating either should drop repeat accuracy toward a model that cannot induce.\n\n"
+    )
 
 
 def formed_at(records: list[dict]) -> int | None:
     """The first `train.probe_every` step at which the max induction score reaches
-    `INDUCTION_FORMED` (None: never)."""
+    `INDUCTION_HEAD` (None: never)."""
     for r in records:
-        if r["split"] == "probe" and r["max_induction"] >= INDUCTION_FORMED:
+        if r["split"] == "probe" and r["max_induction"] >= INDUCTION_HEAD:
             return r["step"]
     return None
 
@@ -371,7 +448,7 @@ def _formed_table(groups: dict, order: list[str]) -> str:
                 ]
             )
     return (
-        f"When the induction head formed (max induction first >= {INDUCTION_FORMED}):\n\n"
+        f"When the induction head formed (max induction first >= {INDUCTION_HEAD}):\n\n"
         + markdown_table(
             ["configuration", "seed", "highest", "formed at", "tokens then", "tokens probed"],
             rows,

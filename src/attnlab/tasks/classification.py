@@ -15,7 +15,7 @@ from attnlab import data as data_mod
 from attnlab.config import load_config
 from attnlab.config.schema import RunConfig
 from attnlab.errors import UserError
-from attnlab.probes.capture import capture
+from attnlab.probes.capture import capture, softmax_patterns
 from attnlab.probes.explorer import ExplorerLog, layer_patterns
 from attnlab.report import classification_section
 from attnlab.run_dir import RunDir
@@ -62,7 +62,7 @@ class Classification(Task):
         for i in range(min(EXAMPLES, val.num_sequences)):
             n = max(1, int(val.lengths[i]))
             x = torch.from_numpy(val.rows[i, :n])  # (T,)
-            with torch.no_grad(), capture(model, lambda n_: n_.endswith("hook_pattern")) as c:
+            with torch.no_grad(), capture(model, softmax_patterns(model)) as c:
                 logits = model(x[None])  # (1, C)
             labels = [tok.decode([int(t)]) or "[UNK]" for t in x]
             pred, true = int(logits.argmax(-1)), int(val.labels[i])

@@ -1,0 +1,98 @@
+"""Which heads the repeat behaviour needs: ablate each head, and each layer's previous-token
+heads and all induction heads together, and measure repeat accuracy and loss on the
+probe set (`probes.ablation`, `attnlab probe RUN_DIR --ablation`).
+
+An induction circuit (Olsson et al. 2022) is a previous-token head in one layer whose
+output a later head's keys read (K-composition): ablating either breaks it, so both
+should drop repeat accuracy toward a model that cannot do induction (a 1-layer
+attention-only model). Ablation is by the head's mean output over the probe set (`mean`,
+TransformerLens's mean ablation, which keeps the activation's typical size) or by zero.
+
+Legend: N probe sequences, T length, Q predicted repeat positions.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from attnlab.models.stack import output_head
+from attnlab.probes.heads import is_hidden
+from attnlab.probes.intervene import ablate
+from attnlab.probes.sequences import ProbeSet
+
+PREVIOUS_TOKEN_HEAD = 0.3  # previous-token score from which a head counts as one
+INDUCTION_HEAD = 0.2  # induction score from which a head counts as one (a fifth of its mass)
+REFERENCE_SEQUENCES = 64  # the probe rows whose mean output a mean ablation uses
+
+
+@torch.no_grad()
+def repeat_stats(model: nn.Module, probe: ProbeSet, batch_size: int = 16) -> dict:
+    """Next-token accuracy and mean loss inside the second copy (first repeated token
+    excluded) of the probe set: what `head_scores` reports, without the patterns."""
+    device = next(model.parameters()).device
+    correct, loss, n = 0, 0.0, 0
+    for i in range(0, len(probe.tokens), batch_size):
+        part = probe[i : i + batch_size].to(device)
+        x, pred = part.tokens, part.repeat_queries(drop_last=True)  # (B, T) each
+        h = model(x, hidden=True)  # (B, T, D)
+        y = torch.roll(x, -1, dims=1)  # (B, T) next tokens
+        logits = F.linear(h[pred], *output_head(model)).float()  # (Q, Vp)
+        correct += int((logits.argmax(-1) == y[pred]).sum())
+        loss += float(F.cross_entropy(logits, y[pred], reduction="sum"))
+        n += int(pred.sum())
+    return {"repeat_accuracy": correct / max(n, 1), "repeat_loss": loss / max(n, 1)}
+
+
+def ablation_table(
+    model: nn.Module, probe: ProbeSet, scores: dict, batch_size: int = 16, how: str = "mean"
+) -> dict:
+    """Repeat accuracy and loss with each attention head ablated, then with each layer's
+    previous-token heads (score >= `PREVIOUS_TOKEN_HEAD`) and with every induction head
+    (>= `INDUCTION_HEAD`) ablated together; `scores` is `head_scores`'s result."""
+    was_training = model.training
+    model.eval()
+    try:
+        return _table(model, probe, scores, batch_size, how)
+    finally:
+        model.train(was_training)
+
+
+def _table(model: nn.Module, probe: ProbeSet, scores: dict, batch_size: int, how: str) -> dict:
+    # attention layers only: a Mamba layer's channel groups have no head output to ablate
+    keep = [li for li, i in enumerate(scores["layers"]) if not is_hidden(model.blocks[i].mixer)]
+    layers, H = [scores["layers"][li] for li in keep], scores["heads"]
+    prev = [scores["scores"]["previous_token"][li] for li in keep]
+    ind = [scores["scores"]["induction"][li] for li in keep]
+    reference = (probe.tokens[:REFERENCE_SEQUENCES].to(next(model.parameters()).device),)
+
+    def ablated(heads: dict[int, list[int]]) -> dict:
+        with ablate(model, heads, how, reference):
+            return repeat_stats(model, probe, batch_size)
+
+    rows = []
+    for li, layer in enumerate(layers):
+        for h in range(H):
+            row = {"layer": layer, "head": h, "previous_token": prev[li][h]}
+            rows.append({**row, "induction": ind[li][h], **ablated({layer: [h]})})
+    groups = []
+    for li, layer in enumerate(layers):
+        heads = [h for h in range(H) if prev[li][h] >= PREVIOUS_TOKEN_HEAD]
+        if heads:
+            what = f"layer {layer}'s previous-token heads"
+            groups.append({"what": what, "heads": {layer: heads}, **ablated({layer: heads})})
+    induction = {
+        layer: [h for h in range(H) if ind[li][h] >= INDUCTION_HEAD]
+        for li, layer in enumerate(layers)
+    }
+    induction = {layer: hs for layer, hs in induction.items() if hs}
+    if induction:
+        groups.append({"what": "every induction head", "heads": induction, **ablated(induction)})
+    return {
+        "how": how,
+        "thresholds": {"previous_token": PREVIOUS_TOKEN_HEAD, "induction": INDUCTION_HEAD},
+        "baseline": repeat_stats(model, probe, batch_size),
+        "heads": rows,
+        "groups": [{**g, "heads": {str(k): v for k, v in g["heads"].items()}} for g in groups],
+    }
