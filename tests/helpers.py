@@ -51,7 +51,7 @@ def tiny_raw(**over) -> dict:
     }
     for key, value in over.items():
         section, _, field = key.partition("__")
-        raw[section][field] = value
+        raw.setdefault(section, {})[field] = value
     return raw
 
 

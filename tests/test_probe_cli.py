@@ -118,6 +118,11 @@ def test_probe_ablation_table(tmp_path, monkeypatch, capsys):
     assert "### Head ablation (mean ablation)" in (out / "report.md").read_text()
     code, text, _ = run_cli(["probe", str(out)], monkeypatch, capsys)  # off unless asked
     assert code == 0 and "ablation" not in json.loads((out / "probes.json").read_text())
+    code, _, err = run_cli(["probe", str(out), "--set", "model.d_model=8"], monkeypatch, capsys)
+    assert code == 2 and "only probes.* settings" in err
+    args = ["probe", str(out), "--set", "probes.num_sequences=4"]
+    assert run_cli(args, monkeypatch, capsys)[0] == 0
+    assert json.loads((out / "probes.json").read_text())["probe_set"]["sequences"] == 4
 
 
 def test_probe_errors(tmp_path, monkeypatch, capsys):

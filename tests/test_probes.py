@@ -261,3 +261,22 @@ def test_induction_forms_at_the_first_probe_past_the_threshold():
     ]
     assert formed_at(recs) == 500
     assert formed_at(recs[:2]) is None
+
+
+def test_probe_tokens_from_a_texts_most_frequent():
+    import numpy as np
+
+    from attnlab.config import validate
+    from attnlab.probes.run import probe_set_for
+    from attnlab.probes.sequences import repeated_sequences
+    from tests.helpers import tiny_raw
+
+    pool = np.array([3, 5, 7, 9])
+    ps = repeated_sequences(100, 8, 16, seed=0, pool=pool)
+    assert set(ps.tokens.unique().tolist()) <= set(pool.tolist())
+    stream = np.array([1] * 50 + [2] * 40 + [3] * 30 + [4] + [5] * 20)
+    cfg = validate(tiny_raw(probes__tokens="frequent", probes__pool=3), "t")
+    ps = probe_set_for(cfg, 16, stream)
+    assert set(ps.tokens.unique().tolist()) == {1, 2, 3}  # the 3 most frequent
+    everything = probe_set_for(validate(tiny_raw(), "t"), 16, stream)
+    assert len(everything.tokens.unique()) > 3  # `all`: every id

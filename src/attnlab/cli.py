@@ -226,13 +226,16 @@ def probe(
     ablation: bool = typer.Option(
         False, "--ablation", help="Ablate each head: which heads the repeat behaviour needs."
     ),
+    sets: list[str] = typer.Option(
+        [], "--set", help="probes.KEY=VALUE for this call (e.g. probes.tokens=frequent)."
+    ),
 ) -> None:
     """Look inside a trained model: head scores, ICL score, kernels, embeddings, grids."""
     from attnlab import runs
     from attnlab.train.memory import keep_freed_memory
 
     keep_freed_memory()  # each batch's large logits reuse the heap: ~2x faster on CPU
-    res = runs.probe(run_dir, weights.value, ablation)
+    res = runs.probe(run_dir, weights.value, ablation, sets)
     for line in runs.probe_lines(res, run_dir):
         typer.echo(line)
     rd = RunDir(run_dir)

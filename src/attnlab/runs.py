@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from attnlab.config import load_config
+from attnlab.config import load_config, validate
+from attnlab.config.load import apply_overrides
 from attnlab.config.schema import RunConfig
 from attnlab.errors import UserError
 from attnlab.probes.run import load_trained
@@ -38,15 +39,19 @@ def resume(run_dir: str | Path, stop_after: int | None = None) -> dict | None:
     return train_run.resume(run_dir, _task_of(RunDir(run_dir), "resume"), stop_after)
 
 
-def probe(run_dir: str | Path, weights: str = "final", ablation: bool = False) -> dict:
+def probe(
+    run_dir: str | Path, weights: str = "final", ablation: bool = False, sets: list | None = None
+) -> dict:
     """Run every probe of the run's task on its `final` or `best` weights; writes
     `probes.json` (and the explorer's `attention.json`) and returns the data. `ablation`
-    adds the head-ablation table (as `probes.ablation: true` does)."""
+    adds the head-ablation table (as `probes.ablation: true` does); `sets` change the
+    `probes` section for this call (`probes.tokens=frequent`)."""
     rd = RunDir(run_dir)
     cfg, model, tok = load_trained(rd.path, weights)
     task = task_for(cfg)
-    if ablation:
-        cfg = cfg.model_copy(update={"probes": cfg.probes.model_copy(update={"ablation": True})})
+    sets = [*(sets or []), *(["probes.ablation=true"] if ablation else [])]
+    if sets:
+        cfg = probes_overridden(cfg, sets)
     result = {"run": cfg.name, "weights": weights, "kind": task.name}
     result.update(task.probe(rd, cfg, model, tok))
     if ablation and "ablation" not in result:
@@ -56,6 +61,16 @@ def probe(run_dir: str | Path, weights: str = "final", ablation: bool = False) -
         )
     rd.write_probes(result)
     return result
+
+
+def probes_overridden(cfg: RunConfig, sets: list[str]) -> RunConfig:
+    """`cfg` with `probes.KEY=VALUE` overrides (only the probes section: the weights fix
+    the rest)."""
+    bad = [s for s in sets if not s.startswith("probes.")]
+    if bad:
+        raise UserError(f"probe --set changes only probes.* settings (not {', '.join(bad)})")
+    raw = apply_overrides(cfg.model_dump(mode="json"), sets)
+    return validate(raw, "probe --set")
 
 
 def report(run_dir: str | Path) -> Path:

@@ -144,6 +144,12 @@ class ProbesConfig(Section):
     num_sequences: PositiveInt = Field(64, description="repeated random sequences scored")
     seq_len: int | None = Field(None, ge=4, description="their length; unset: data.seq_len")
     seed: int = Field(0, description="seed of the probe set (fixed across runs)")
+    tokens: Literal["all", "frequent"] = Field(
+        "all",
+        description="draw the probe tokens from every id, or from a text's `pool` most "
+        "frequent tokens (a small model never trains the embeddings of rare ones)",
+    )
+    pool: PositiveInt = Field(512, description="tokens: frequent: how many")
     batch_size: PositiveInt = 16
     layers: list[int] | None = Field(
         None, description="attention layers whose patterns are built and scored (unset: all)"

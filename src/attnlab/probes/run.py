@@ -63,11 +63,17 @@ def load_trained(
     return cfg, model, load_tokenizer(rd.tokenizer) if rd.tokenizer.is_file() else None
 
 
-def probe_set_for(cfg: RunConfig, vocab_size: int) -> ProbeSet:
-    """The run's fixed probe set (seeded by `probes.seed`, not by the training seed)."""
+def probe_set_for(cfg: RunConfig, vocab_size: int, stream: np.ndarray | None = None) -> ProbeSet:
+    """The run's fixed probe set (seeded by `probes.seed`, not by the training seed); with
+    `probes.tokens: frequent`, drawn from the `probes.pool` most frequent tokens of a
+    text's token `stream` (every id when there is none)."""
     p = cfg.probes
     seq_len = min(p.seq_len or cfg.data.seq_len, cfg.model.max_seq_len or cfg.data.seq_len)
-    return repeated_sequences(vocab_size, p.num_sequences, seq_len, p.seed)
+    pool = None
+    if p.tokens == "frequent" and stream is not None:
+        counts = np.bincount(np.asarray(stream[: 10**7], dtype=np.int64), minlength=vocab_size)
+        pool = np.sort(np.argsort(-counts, kind="stable")[: min(p.pool, (counts > 0).sum())])
+    return repeated_sequences(vocab_size, p.num_sequences, seq_len, p.seed, pool)
 
 
 class TrainingProbe:
@@ -75,7 +81,8 @@ class TrainingProbe:
 
     def __init__(self, model: nn.Module, cfg: RunConfig, dataset):
         self.model, self.cfg = model, cfg
-        self.probe = probe_set_for(cfg, model.vocab_size)
+        stream = getattr(dataset.splits["validation"], "tokens", None)  # a text's tokens
+        self.probe = probe_set_for(cfg, model.vocab_size, stream)
         self.val = dataset.splits["validation"]
         # as many validation batches as a periodic evaluation, so probing costs about as much
         caps = [c for c in (cfg.probes.icl_batches, cfg.train.eval_batches) if c is not None]
@@ -211,7 +218,7 @@ def lm_probes(
     """Every probe of a token model, as data; the explorer's patterns go to
     `attention.json`. `val` is the validation split, None when its data is unavailable
     (`no_val` says why; the ICL score is then skipped)."""
-    pset = probe_set_for(cfg, model.vocab_size)
+    pset = probe_set_for(cfg, model.vocab_size, getattr(val, "tokens", None))
     p = cfg.probes
     result: dict = {
         "probe_set": {

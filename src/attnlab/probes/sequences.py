@@ -45,20 +45,25 @@ class ProbeSet:
         return (t >= start) & (t < end)
 
 
-def repeated_sequences(vocab_size: int, n: int, seq_len: int, seed: int = 0) -> ProbeSet:
-    """`n` probe sequences of `seq_len` tokens over ids [0, vocab_size)."""
+def repeated_sequences(
+    vocab_size: int, n: int, seq_len: int, seed: int = 0, pool: np.ndarray | None = None
+) -> ProbeSet:
+    """`n` probe sequences of `seq_len` tokens over ids [0, vocab_size), or over the ids
+    of `pool` (e.g. a text's most frequent tokens: a small model never trains the
+    embeddings of rare ones)."""
     if seq_len < 4:
         raise ValueError(f"probe sequences need seq_len >= 4 (got {seq_len})")
+    ids = np.arange(vocab_size) if pool is None else np.asarray(pool, dtype=np.int64)
     rng = np.random.default_rng(seed)
     lo, hi = max(2, seq_len // 4), seq_len // 2
     seg = rng.integers(lo, hi + 1, size=n)  # (N,)
     prefix = (rng.random(n) * (seq_len - 2 * seg + 1)).astype(np.int64)  # (N,)
     rows = np.empty((n, seq_len), dtype=np.int64)
     for i in range(n):
-        if vocab_size >= seq_len:
-            rows[i] = rng.permutation(vocab_size)[:seq_len]  # distinct tokens
+        if len(ids) >= seq_len:
+            rows[i] = ids[rng.permutation(len(ids))[:seq_len]]  # distinct tokens
         else:
-            rows[i] = rng.integers(0, vocab_size, size=seq_len)
+            rows[i] = ids[rng.integers(0, len(ids), size=seq_len)]
         p, s = prefix[i], seg[i]
         rows[i, p + s : p + 2 * s] = rows[i, p : p + s]  # the second copy
     return ProbeSet(torch.from_numpy(rows), torch.from_numpy(prefix), torch.from_numpy(seg))
