@@ -79,3 +79,12 @@ def test_loop_batch_equals_the_fancy_index():
     ids = np.array([3, 0, 7])
     got, ref = loop_batch(tokens, ids * 9, 9), split.get(ids)
     assert (got[:, :-1] == ref.x).all() and (got[:, 1:] == ref.y).all()
+
+
+def test_a_child_that_dies_says_how():
+    from attnlab.bench.child import death, run_child
+
+    assert death(-9, "").startswith("killed by SIGKILL: most likely the kernel's out-of-memory")
+    assert death(1, "Traceback\nValueError: bad") == "exit status 1: ValueError: bad"
+    code = "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"
+    assert "SIGKILL" in run_child(["-c", code])["error"]

@@ -271,7 +271,7 @@ def table(results: list[dict]) -> str:
     rows = []
     for r in results:
         if "step_s" not in r:
-            why = r.get("skipped") or "; ".join(r.get("error", []))
+            why = r.get("skipped") or r.get("error", "")
             rows.append([r["variant"], f"not run: {why}", *[None] * 9])
             continue
         rows.append(
