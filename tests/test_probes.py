@@ -280,3 +280,35 @@ def test_probe_tokens_from_a_texts_most_frequent():
     assert set(ps.tokens.unique().tolist()) == {1, 2, 3}  # the 3 most frequent
     everything = probe_set_for(validate(tiny_raw(), "t"), 16, stream)
     assert len(everything.tokens.unique()) > 3  # `all`: every id
+
+
+def test_head_probe_memory_is_bounded_and_the_scores_do_not_change(monkeypatch):
+    """Long sequences are planned fewer sequences, then one layer, at a time; a plan
+    forced to one layer and one sequence on a small model gives the same scores."""
+    import torch
+
+    from attnlab.config import validate
+    from attnlab.models import build
+    from attnlab.probes import heads
+    from attnlab.probes.sequences import repeated_sequences
+    from tests.helpers import tiny_raw
+
+    raw = tiny_raw()
+    raw["model"]["max_seq_len"] = 4096
+    torch.manual_seed(0)
+    model = build(validate(raw, "t").model, 16).eval()
+    # 4 heads x 4,096² floats = 256 MiB a layer: both layers, 2 sequences a forward
+    assert heads.probe_plan(model, [0, 1], 4096, 16) == (2, [[0, 1]])
+    # at 8,192 one layer's pattern passes 1 GiB: one layer, one sequence at a time
+    assert heads.probe_plan(model, [0, 1], 8192, 16) == (1, [[0], [1]])
+    assert heads.probe_plan(model, [0, 1], 64, 16) == (16, [[0, 1]])
+    probe = repeated_sequences(16, 8, 24, seed=0)
+    whole = heads.head_scores(model, probe, batch_size=4)
+    monkeypatch.setattr(heads, "PROBE_MEMORY", 4 * 24 * 24 * 4)  # one layer, one sequence
+    assert heads.probe_plan(model, [0, 1], 24, 4) == (1, [[0], [1]])
+    split = heads.head_scores(model, probe, batch_size=4)
+    for name in ("previous_token", "induction", "copying"):
+        torch.testing.assert_close(
+            torch.tensor(split["scores"][name]), torch.tensor(whole["scores"][name])
+        )
+    assert split["repeat_accuracy"] == whole["repeat_accuracy"]

@@ -267,6 +267,7 @@ def _head_scores(model, probe: ProbeSet, batch_size: int, copying: bool, layers)
         sums={k: torch.zeros(len(layers), H, device=device) for k in _SCORED},
         by_offset=torch.zeros(len(layers), len(OFFSETS), H, device=device),
     )
+    batch_size, groups = probe_plan(model, layers, probe.tokens.shape[1], batch_size)
     for i in range(0, len(probe.tokens), batch_size):
         part = probe[i : i + batch_size].to(device)
         x = part.tokens  # (B, T)
@@ -274,32 +275,75 @@ def _head_scores(model, probe: ProbeSet, batch_size: int, copying: bool, layers)
         # the first COPY_QUERIES scored queries of the probe set also score copying
         room = max(0, COPY_QUERIES - tally.counts["copying"])
         copy_queries = queries & (queries.flatten().cumsum(0) <= room).view_as(queries)
-        with capture(model, names, to_cpu=False) as cache:
-            h = model(x, hidden=True)  # (B, T, D)
-        y = torch.roll(x, -1, dims=1)  # (B, T) next tokens (the wrapped last is never scored)
-        scored = F.linear(h[pred], *output_head(model)).float()  # (Q, Vp) logits where scored
-        tally.correct += int((scored.argmax(-1) == y[pred]).sum())
-        tally.loss += float(F.cross_entropy(scored, y[pred], reduction="sum"))
-        tally.predicted += int(pred.sum())
-        masks = target_masks(x)
-        uniform = uniform_pattern(len(x), x.shape[1], device)
-        for name in PATTERN_SCORES:  # the baseline and the query count need no attention
-            u, n = pattern_score(uniform, masks[name], queries)
-            tally.uniform[name] += float(u[0])
-            tally.counts[name] += n
-        for li, layer in enumerate(layers):
-            mixer = mixers[layer]
-            pattern = as_heads(cache[pattern_name(model, layer)].float(), mixer)  # (B, H, T, S)
-            tally.by_offset[li] += offset_mass(pattern, part)
-            for name in PATTERN_SCORES:
-                tally.sums[name][li] += pattern_score(pattern, masks[name], queries)[0]
-            if copying and copy_queries.any() and not is_hidden(mixer):
-                z = cache[f"blocks.{layer}.attn.hook_z"]  # (B, T, H, E)
-                hits = _copy_hits(mixer, z, pattern, x, copy_queries, unembed)
-                tally.sums["copying"][li] += hits
+        for g, group in enumerate(groups):  # one forward per group of layers captured
+            want = [n for n in names if int(n.split(".")[1]) in group]
+            with capture(model, want, to_cpu=False) as cache:
+                h = model(x, hidden=True)  # (B, T, D)
+            if g == 0:
+                _tally_repeat(model, tally, x, h, pred, queries)
+            _tally_layers(model, tally, layers, group, cache, part, queries, copy_queries, unembed)
+            del cache
         tally.counts["copying"] += int(copy_queries.sum())
         tally.offset_queries += int(queries.sum())
     return _scores_of(model, layers, H, tally, copying)
+
+
+PROBE_MEMORY = 2**30  # bytes the patterns captured in one forward of the head probe may take
+
+
+def probe_plan(
+    model: nn.Module, layers: list[int], T: int, batch_size: int
+) -> tuple[int, list[list[int]]]:
+    """(sequences per batch, groups of layers captured per forward) that keep the captured
+    patterns under `PROBE_MEMORY`: all layers at once with up to `batch_size` sequences
+    when they fit, else one layer at a time, one sequence at a time if need be. A layer's
+    pattern of one sequence is H·T² floats (attention) or E·T² (Mamba's α); that is the
+    bound (attention, 8 heads, T = 4,096: 512 MiB, ~3x that at the softmax's peak)."""
+    per_layer = {i: _pattern_floats(model.blocks[i].mixer, T) * 4 for i in layers}
+    whole = sum(per_layer.values())
+    if whole * batch_size <= PROBE_MEMORY or not layers:
+        return batch_size, [layers]
+    if whole <= PROBE_MEMORY:
+        return max(1, PROBE_MEMORY // whole), [layers]
+    return max(1, min(batch_size, PROBE_MEMORY // max(per_layer.values()))), [[i] for i in layers]
+
+
+def _pattern_floats(mixer: nn.Module, T: int) -> int:
+    """Floats in one sequence's captured pattern of a layer."""
+    return (mixer.d_inner if is_hidden(mixer) else mixer.n_heads) * T * T
+
+
+def _tally_repeat(model, tally: _Tally, x, h, pred, queries) -> None:
+    """Add one batch's repeat predictions (h (B, T, D) the final states) and the uniform
+    baselines to `tally`."""
+    y = torch.roll(x, -1, dims=1)  # (B, T) next tokens (the wrapped last is never scored)
+    scored = F.linear(h[pred], *output_head(model)).float()  # (Q, Vp) logits where scored
+    tally.correct += int((scored.argmax(-1) == y[pred]).sum())
+    tally.loss += float(F.cross_entropy(scored, y[pred], reduction="sum"))
+    tally.predicted += int(pred.sum())
+    masks = target_masks(x)
+    uniform = uniform_pattern(len(x), x.shape[1], x.device)
+    for name in PATTERN_SCORES:  # the baseline and the query count need no attention
+        u, n = pattern_score(uniform, masks[name], queries)
+        tally.uniform[name] += float(u[0])
+        tally.counts[name] += n
+
+
+def _tally_layers(
+    model, tally: _Tally, layers, group, cache, part: ProbeSet, queries, copy_queries, unembed
+) -> None:
+    """Add the pattern (and copying) scores of the captured layers `group` to `tally`."""
+    x = part.tokens  # (B, T)
+    masks = target_masks(x)
+    for layer in group:
+        li, mixer = layers.index(layer), model.blocks[layer].mixer
+        pattern = as_heads(cache[pattern_name(model, layer)].float(), mixer)  # (B, H, T, S)
+        tally.by_offset[li] += offset_mass(pattern, part)
+        for name in PATTERN_SCORES:
+            tally.sums[name][li] += pattern_score(pattern, masks[name], queries)[0]
+        if copy_queries.any() and f"blocks.{layer}.attn.hook_z" in cache:
+            z = cache[f"blocks.{layer}.attn.hook_z"]  # (B, T, H, E)
+            tally.sums["copying"][li] += _copy_hits(mixer, z, pattern, x, copy_queries, unembed)
 
 
 def _scores_of(model, layers: list[int], H: int, tally: _Tally, copying: bool) -> dict:
