@@ -152,6 +152,53 @@ class Attention(nn.Module):
         o = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal, dropout_p=p)
         return self.out(rearrange(o, "b h t e -> b t (h e)"))  # (B, T, D)
 
+    def step(
+        self,
+        x: torch.Tensor,
+        state: dict,
+        t: int,
+        memory: torch.Tensor | None = None,
+        key_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Cached decoding, one position t for every row: x (N, D) → (N, D). Self-attention
+        appends this step's key and value to `state` (N, H, t + 1, E) and keeps each conv's
+        window and the last key before smearing; cross-attention (`memory` (N, S, D))
+        projects the memory's keys and values at its first step only."""
+        N, D, H, E = x.shape[0], self.d_model, self.n_heads, self.head_dim
+        if memory is not None:
+            if "k" not in state:
+                _, state["k"], state["v"] = self.project_cross(x[:, None], memory)
+            w, b = self.qkv.weight, self.qkv.bias
+            q = F.linear(x, w[:D], None if b is None else b[:D]).view(N, H, 1, E)
+            return self._attend_step(q, state, key_mask)
+        if self.conv_where == "input":
+            x = self.conv.step(x, state)  # (N, D)
+        qkv = self.qkv(x)  # (N, 3D)
+        if self.conv_where == "qkv":
+            qkv = self.conv.step(qkv, state)
+        q, k, v = qkv.chunk(3, dim=-1)  # (N, D) each
+        if self.conv_where == "k":
+            k = self.conv.step(k, state)
+        q, k, v = (u.view(N, H, 1, E) for u in (q, k, v))
+        if self.smear_alpha is not None:
+            prev = state.get("k_prev", torch.zeros_like(k))  # k_{t-1} before smearing
+            state["k_prev"] = k
+            gate = torch.sigmoid(self.smear_alpha)[None, :, None, None]  # (1, H, 1, 1)
+            k = gate * k + (1 - gate) * prev
+        if self.rotary is not None:
+            q, k = self.rotary(q, start=t), self.rotary(k, start=t)
+        for name, new in (("k", k), ("v", v)):
+            state[name] = new if name not in state else torch.cat([state[name], new], dim=2)
+        return self._attend_step(q, state, None)
+
+    def _attend_step(self, q: torch.Tensor, state: dict, key_mask) -> torch.Tensor:
+        """q (N, H, 1, E) on the cached keys and values → (N, D) after `out`."""
+        scores = q @ state["k"].transpose(-1, -2) / math.sqrt(self.head_dim)  # (N, H, 1, S)
+        if key_mask is not None:
+            scores = scores.masked_fill(~key_mask[:, None, None, :], float("-inf"))
+        o = scores.softmax(-1) @ state["v"]  # (N, H, 1, E)
+        return self.out(rearrange(o, "n h 1 e -> n (h e)"))
+
     def attend_explicit(
         self,
         q: torch.Tensor,

@@ -48,6 +48,19 @@ class CausalDepthwiseConv(nn.Module):
         h = F.pad(h, (self.left, self.kernel_size - 1 - self.left))  # (B, C, T+K-1)
         return rearrange(self.conv(h), "b c t -> b t c")  # (B, T, C)
 
+    def step(self, x: torch.Tensor, state: dict, key: str = "conv") -> torch.Tensor:
+        """One time step of the causal conv for cached decoding: x (N, C) → (N, C); the
+        last K-1 inputs wait in `state[key]` (N, K-1, C), zeros before the first."""
+        if self.padding != "causal":
+            raise ValueError("a centred conv reads the future: it cannot decode step by step")
+        window = state.get(key)
+        if window is None:
+            window = x.new_zeros(x.shape[0], self.kernel_size - 1, x.shape[1])
+        full = torch.cat([window, x[:, None]], dim=1)  # (N, K, C) inputs t-K+1 … t
+        state[key] = full[:, 1:]
+        y = torch.einsum("nkc,ck->nc", full, self.conv.weight[:, 0, :])  # (N, C)
+        return y if self.conv.bias is None else y + self.conv.bias
+
     def forward_ref(self, x: torch.Tensor) -> torch.Tensor:
         """Slow reference: an explicit sum over kernel offsets."""
         w = self.conv.weight[:, 0, :]  # (C, K)

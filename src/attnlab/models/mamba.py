@@ -230,6 +230,30 @@ class Mamba(nn.Module):
         y = self.hook_ssm_out(y + self.D * x)  # (B, T, E)
         return self.out(y * F.silu(z))  # (B, T, D)
 
+    def step(self, u: torch.Tensor, state: dict, t: int) -> torch.Tensor:
+        """Cached decoding, the recurrent form: u (N, D) at position t → (N, D), O(1) in
+        t; `state` keeps the conv window (N, d_conv - 1, E) and the SSM state h (N, E, N)."""
+        x, z = self.in_proj(u).chunk(2, dim=-1)  # (N, E) each
+        x = F.silu(self.conv.step(x, state))  # (N, E)
+        A = -torch.exp(self.A_log)  # (E, N)
+        if self.selective:
+            dt_in, B_in, C = self._split(x)  # B, C (N, N)
+            if self.dt_pos is not None:
+                dt = F.softplus(self.dt_pos[t]).expand_as(x)  # (N, E)
+                dt = dt / math.sqrt(self.d_model) if self.dt_scale else dt
+            else:
+                dt = self._delta(dt_in, (x.shape[0],))  # (N, E)
+            B_in, C = B_in[:, None, :], C[:, None, :]  # (N, 1, N)
+        else:
+            dt = self._delta(None, ()).expand_as(x)  # (N, E)
+            B_in, C = self.B_lti[None], self.C_lti[None]  # (1, E, N)
+        _, a_bar, q = _coefficients(dt, A, None, x, self.discretization)  # (N, E, N | 1)
+        h = state.get("h")
+        bx = q * B_in  # (N, E, N) B̄ x
+        state["h"] = h = bx if h is None else a_bar * h + bx
+        y = (h * C).sum(-1) + self.D * x  # (N, E)
+        return self.out(y * F.silu(z))
+
     def hidden_attention(self, x: torch.Tensor) -> torch.Tensor:
         """α (B, E, T, S) with y_t = Σ_s α_{t,s} x_s + D x_t for the SSM input x (B, T, E)
         (`hook_ssm_in`): α_{t,s} = Σ_n C_t[n] (Π_{r=s+1..t} Ā_r[n]) B̄_s[n] for s ≤ t, 0

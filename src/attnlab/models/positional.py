@@ -62,9 +62,11 @@ class Rotary(nn.Module):
         self.register_buffer("cos", ang.cos(), persistent=False)
         self.register_buffer("sin", ang.sin(), persistent=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, start: int = 0) -> torch.Tensor:
+        """Rotate x (B, H, T, E) whose first position is `start` (cached decoding)."""
         T = x.shape[-2]
         x1, x2 = x.chunk(2, dim=-1)  # (B, H, T, E/2) each
         rotated = torch.cat([-x2, x1], dim=-1)  # (B, H, T, E)
-        cos, sin = self.cos[:T].to(x.dtype), self.sin[:T].to(x.dtype)
+        cos = self.cos[start : start + T].to(x.dtype)
+        sin = self.sin[start : start + T].to(x.dtype)
         return x * cos + rotated * sin

@@ -101,6 +101,17 @@ class DecoderBlock(nn.Module):
             x = x + self.mlp(self.norm2(x))
         return self.hook_resid_post(x)
 
+    def step(
+        self, x: torch.Tensor, state: dict, t: int, memory: torch.Tensor, key_mask: torch.Tensor
+    ) -> torch.Tensor:
+        """Cached decoding of position t: x (N, D) → (N, D)."""
+        own, cross = state.setdefault("self", {}), state.setdefault("cross", {})
+        x = x + self.attn.step(self.norm1(x), own, t)
+        x = x + self.cross.step(self.norm_cross(x), cross, t, memory, key_mask)
+        if self.mlp is not None:
+            x = x + self.mlp(self.norm2(x))
+        return x
+
 
 class Seq2Seq(nn.Module):
     """Encoder-decoder over token ids: `(tgt (B, T), src (B, S))` → (B, T, Vp) logits."""
@@ -149,6 +160,26 @@ class Seq2Seq(nn.Module):
         for block in self.encoder:
             x = block(x, key_mask)
         return self.enc_norm(x), key_mask
+
+    def step(
+        self,
+        tokens: torch.Tensor,
+        state: list[dict],
+        t: int,
+        memory: torch.Tensor,
+        key_mask: torch.Tensor,
+    ) -> torch.Tensor:
+        """Cached decoding: target tokens (N,) at position t, the memory (N, S, D) and its
+        key mask (N, S) → (N, Vp) logits of position t + 1 (`state`: one dict per block)."""
+        if t >= self.max_seq_len and self.dec_pos is not None:
+            raise ValueError(f"position {t} >= model.max_seq_len {self.max_seq_len}")
+        x = self.embed(tokens) * math.sqrt(self.cfg.d_model)  # (N, D)
+        if self.dec_pos is not None:
+            x = x + self.dec_pos(t + 1)[t]
+        for block, st in zip(self.decoder, state, strict=True):
+            x = block.step(x, st, t, memory, key_mask)
+        x = self.norm(x)
+        return padded_logits(x, self.unembed, self.vocab_pad, self.padded_vocab != self.vocab_size)
 
     def decode(
         self,

@@ -75,6 +75,13 @@ class Block(nn.Module):
             x = x + self.mlp(self.norm2(x))
         return self.hook_resid_post(x)
 
+    def step(self, x: torch.Tensor, state: dict, t: int) -> torch.Tensor:
+        """Cached decoding of position t: x (N, D) → (N, D); the mixer keeps `state`."""
+        x = x + self.mixer.step(self.norm1(x), state, t)
+        if self.mlp is not None:
+            x = x + self.mlp(self.norm2(x))
+        return x
+
 
 class DecoderLM(nn.Module):
     """Decoder-only language model over token ids: (B, T) int → (B, T, Vp) logits.
@@ -140,6 +147,20 @@ class DecoderLM(nn.Module):
             return x
         padded = self.padded_vocab != self.vocab_size
         return padded_logits(x, self.unembed, self.vocab_pad, padded)
+
+    def step(self, tokens: torch.Tensor, state: list[dict], t: int) -> torch.Tensor:
+        """Cached decoding: the tokens (N,) at position t of every row → (N, Vp) logits of
+        position t + 1; `state` (one dict per block, empty at t = 0) keeps the keys,
+        values, conv windows and SSM states of positions < t."""
+        if t >= self.max_seq_len and (self.pos is not None or self.cfg.pos == "rope"):
+            raise ValueError(f"position {t} >= model.max_seq_len {self.max_seq_len}")
+        x = self.embed(tokens)  # (N, D)
+        if self.pos is not None:
+            x = x + self.pos(t + 1)[t]
+        for block, st in zip(self.blocks, state, strict=True):
+            x = block.step(x, st, t)
+        x = self.norm(x)
+        return padded_logits(x, self.unembed, self.vocab_pad, self.padded_vocab != self.vocab_size)
 
 
 def make_positions(kind: str, max_len: int, d_model: int) -> nn.Module | None:
