@@ -10,7 +10,7 @@ import pytest
 from attnlab import models
 from attnlab.bench.train import bench_train, flops_per_token, naive_fits
 from attnlab.config import validate
-from tests.helpers import tiny_raw
+from tests.helpers import run_cli, tiny_raw
 
 
 def test_flops_per_token_counts_matmul_weights_and_attention():
@@ -88,3 +88,14 @@ def test_a_child_that_dies_says_how():
     assert death(1, "Traceback\nValueError: bad") == "exit status 1: ValueError: bad"
     code = "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"
     assert "SIGKILL" in run_child(["-c", code])["error"]
+
+
+def test_bench_generate_cli(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "bg"
+    args = ["bench", "generate", "--batch", "2", "--prompt", "3", "--new", "5", "--out", str(out)]
+    code, _, err = run_cli(args, monkeypatch, capsys)
+    assert code == 0, err
+    res = json.loads((out / "bench_generate.json").read_text())
+    assert len(res["results"]) == 4 and all(r["tokens_s"] > 0 for r in res["results"])
+    assert all("early_ms" in r for r in res["results"] if r["cache"])
+    assert "speed-up" in (out / "bench_generate.md").read_text()

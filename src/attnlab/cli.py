@@ -439,6 +439,23 @@ def bench_data_cmd(
     bench_data(load_config(config_path(config), sets), out, batches, echo=typer.echo)
 
 
+@bench_app.command("generate")
+def bench_generate_cmd(
+    batch: int = typer.Option(8, "--batch", help="Prompts decoded at once."),
+    prompt: int = typer.Option(16, "--prompt", help="Prompt tokens."),
+    new: int = typer.Option(512, "--new", help="New tokens per prompt."),
+    threads: int = typer.Option(1, "--threads", help="torch threads per run."),
+    out: Path = typer.Option(Path("runs/bench-generate"), "--out", help="Output directory."),
+) -> None:
+    """Cached vs uncached greedy decoding: tokens/s, per-token time, peak memory."""
+    from attnlab.bench.generate import bench_generate
+
+    if min(batch, prompt, new, threads) < 1:
+        _fail("--batch, --prompt, --new and --threads must be >= 1")
+    bench_generate(out, batch, prompt, new, threads, echo=typer.echo)
+    typer.echo(f"written: {out / 'bench_generate.json'}, {out / 'bench_generate.md'}")
+
+
 @bench_app.command("probe")
 def bench_probe_cmd(
     config: str = typer.Argument(..., help="Config YAML file or packaged name."),
