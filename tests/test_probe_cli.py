@@ -116,6 +116,10 @@ def test_probe_ablation_table(tmp_path, monkeypatch, capsys):
     assert a["baseline"]["repeat_accuracy"] == pytest.approx(p["heads"]["repeat_accuracy"])
     assert any(r["repeat_loss"] != a["baseline"]["repeat_loss"] for r in a["heads"])
     assert "### Head ablation (mean ablation)" in (out / "report.md").read_text()
+    pt = a["patching"]
+    assert len(pt["recovered"]) == 2 and len(pt["recovered"][0]) == 4
+    assert pt["clean"] > pt["corrupted"]  # the repeat is easier when it repeats something
+    assert (out / "plots" / "patching_heads.png").read_bytes()[:4] == PNG
     code, text, _ = run_cli(["probe", str(out)], monkeypatch, capsys)  # off unless asked
     assert code == 0 and "ablation" not in json.loads((out / "probes.json").read_text())
     code, _, err = run_cli(["probe", str(out), "--set", "model.d_model=8"], monkeypatch, capsys)
@@ -178,4 +182,5 @@ def test_induction_study_quick_shows_the_two_layer_gap(tmp_path):
             by = {g["what"]: g["repeat_accuracy"] for g in a["groups"]}
             assert by["every induction head"] < base - 0.3
             assert by["layer 0's previous-token heads"] < base - 0.3
+            assert max(max(r) for r in a["patching"]["recovered"]) > 0.3  # an induction head
     assert "### Head ablation (mean ablation" in path.parent.joinpath("report.md").read_text()

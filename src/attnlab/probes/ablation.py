@@ -19,7 +19,7 @@ from torch import nn
 
 from attnlab.models.stack import output_head
 from attnlab.probes.heads import is_hidden
-from attnlab.probes.intervene import ablate
+from attnlab.probes.intervene import ablate, head_patching
 from attnlab.probes.sequences import ProbeSet
 
 PREVIOUS_TOKEN_HEAD = 0.3  # previous-token score from which a head counts as one
@@ -95,4 +95,40 @@ def _table(model: nn.Module, probe: ProbeSet, scores: dict, batch_size: int, how
         "baseline": repeat_stats(model, probe, batch_size),
         "heads": rows,
         "groups": [{**g, "heads": {str(k): v for k, v in g["heads"].items()}} for g in groups],
+        "patching": induction_patching(model, probe, layers),
+    }
+
+
+PATCH_SEQUENCES = 16  # probe rows in the patching experiment
+
+
+def induction_patching(model: nn.Module, probe: ProbeSet, layers: list[int]) -> dict:
+    """Activation patching of each head (TransformerLens style): clean = the probe rows,
+    corrupted = the same rows with their first copy redrawn (so the second copy repeats
+    nothing); the metric is the mean log-probability of the repeated tokens in the
+    second copy. Each head's output (`hook_z`, all positions) is patched from the clean
+    run into the corrupted one: the share of the clean − corrupted gap it restores,
+    (L, H). An induction head restores much of it alone."""
+    part = probe[:PATCH_SEQUENCES].to(next(model.parameters()).device)
+    clean = part.tokens  # (N, T)
+    corrupted = clean.clone()
+    g = torch.Generator().manual_seed(1)
+    for i in range(len(clean)):
+        p, s = int(part.prefix[i]), int(part.seg_len[i])
+        fresh = torch.randint(0, model.vocab_size, (s,), generator=g).to(clean.device)
+        corrupted[i, p : p + s] = fresh  # the first copy, redrawn
+    pred = part.repeat_queries(drop_last=True)  # (N, T) positions predicting a repeat
+    target = torch.roll(clean, -1, dims=1)  # (N, T) the repeated tokens
+
+    def metric(logits: torch.Tensor) -> float:
+        logp = logits.float().log_softmax(-1).gather(-1, target[..., None])[..., 0]  # (N, T)
+        return float(logp[pred].mean())
+
+    grid, base = head_patching(model, (clean,), (corrupted,), metric, layers)
+    return {
+        "layers": layers,
+        "recovered": grid.tolist(),
+        "clean": base.clean if base else None,
+        "corrupted": base.corrupted if base else None,
+        "sequences": len(clean),
     }

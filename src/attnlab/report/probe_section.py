@@ -45,6 +45,8 @@ def probe_section(rd: RunDir, p: dict, attention: dict | None) -> str:
         parts.append(_heads(rd, p["heads"]))
     if p.get("ablation"):
         parts.append(ablation_section(p["ablation"]))
+        if p["ablation"].get("patching", {}).get("layers"):
+            parts.append(_patching(rd, p["ablation"]["patching"]))
     parts.append(_icl(rd, p.get("icl", {})))
     if p.get("loss_by_frequency"):
         parts.append(_frequency(rd, p["loss_by_frequency"]))
@@ -130,6 +132,27 @@ def ablation_section(a: dict) -> str:
             ["ablated", "prev-token", "induction", "repeat accuracy", "repeat loss"], rows
         )
         + "\n"
+    )
+
+
+def _patching(rd: RunDir, pt: dict) -> str:
+    """The per-head activation-patching heat map (`probes.ablation`)."""
+    grid = np.array(pt["recovered"], dtype=float)  # (L, H)
+    probe_plots.heatmap(
+        grid,
+        "share of the repeat's log-prob restored by patching one head",
+        "head",
+        "layer",
+        rd.plot("patching_heads.png"),
+    )
+    best = np.unravel_index(np.nanargmax(grid), grid.shape)
+    return (
+        f"Activation patching ({pt['sequences']} probe rows; clean: the repeat, "
+        "corrupted: its first copy redrawn; metric: mean log-probability of the repeated "
+        f"tokens, clean {fmt(pt['clean'], 3)}, corrupted {fmt(pt['corrupted'], 3)}): "
+        "each head's output patched from the clean run alone restores this share of the "
+        f"gap; most: layer {pt['layers'][best[0]]} head {best[1]} "
+        f"({fmt(grid[best], 3)}).\n\n![patching]({plot_link('patching_heads.png')})\n\n"
     )
 
 
@@ -409,14 +432,24 @@ def _sweep_ablation(groups: dict, order: list[str]) -> str:
         for w in whats:
             vals = [x["repeat_accuracy"] for t in tables for x in t["groups"] if x["what"] == w]
             row.append(format_pm(vals) if vals else "–")
+        patched = [
+            float(np.nanmax(t["patching"]["recovered"]))
+            for t in tables
+            if t.get("patching", {}).get("layers")
+        ]
+        row.append(format_pm(patched) if patched else "–")
         rows.append(row)
     how = tables[0]["how"]
     return (
         f"### Head ablation ({how} ablation; repeat accuracy on the probe set)\n\n"
-        + markdown_table(["configuration", "nothing ablated", *whats], rows)
+        + markdown_table(
+            ["configuration", "nothing ablated", *whats, "one head's patch restores"], rows
+        )
         + "\nA group is ablated in the seeds that have such heads (n says how many); an "
         "induction circuit needs both its previous-token and its induction heads, so "
-        "ablating either should drop repeat accuracy toward a model that cannot induce.\n\n"
+        "ablating either should drop repeat accuracy toward a model that cannot induce. "
+        "The last column: the largest share of the repeat's log-probability gap (clean vs "
+        "first copy redrawn) that patching one head's output restores.\n\n"
     )
 
 
