@@ -184,3 +184,33 @@ def test_induction_study_quick_shows_the_two_layer_gap(tmp_path):
             assert by["layer 0's previous-token heads"] < base - 0.3
             assert max(max(r) for r in a["patching"]["recovered"]) > 0.3  # an induction head
     assert "### Head ablation (mean ablation" in path.parent.joinpath("report.md").read_text()
+
+
+@pytest.mark.parametrize("pos", ["learned", "rope"])
+def test_length_generalisation_probe(tmp_path, monkeypatch, capsys, pos):
+    raw = tiny_raw(model__pos=pos, train__max_steps=6)
+    raw["data"] = {
+        "task": "induction_heads",
+        "vocab_size": 8,
+        "seq_len": 16,
+        "num_train": 64,
+        "num_val": 16,
+        "num_test": 16,
+        "batch_size": 8,
+    }
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump(raw))
+    out = tmp_path / "run"
+    assert run_cli(["train", str(cfg), "--out", str(out)], monkeypatch, capsys)[0] == 0
+    code, _, err = run_cli(["probe", str(out), "--lengths", "16,64"], monkeypatch, capsys)
+    assert code == 0, err
+    lg = json.loads((out / "probes.json").read_text())["lengths"]
+    assert lg["trained_length"] == 16 and [r["length"] for r in lg["rows"]] == [16, 64]
+    assert 0 <= lg["rows"][0]["accuracy"] <= 1 and lg["rows"][0]["targets"] == 256
+    if pos == "learned":
+        assert lg["rows"][1]["skipped"] == "learned positions stop at 16"
+    else:  # rotary angles exist at every position: the same weights run at 64
+        assert 0 <= lg["rows"][1]["accuracy"] <= 1
+    assert "### Length generalisation (trained at 16 tokens)" in (out / "report.md").read_text()
+    code, _, err = run_cli(["probe", str(out), "--lengths", "1x"], monkeypatch, capsys)
+    assert code == 2 and "comma-separated" in err

@@ -226,6 +226,9 @@ def probe(
     ablation: bool = typer.Option(
         False, "--ablation", help="Ablate each head: which heads the repeat behaviour needs."
     ),
+    lengths: str = typer.Option(
+        None, "--lengths", help="Synthetic tasks: also evaluate at these lengths (256,1024)."
+    ),
     sets: list[str] = typer.Option(
         [], "--set", help="probes.KEY=VALUE for this call (e.g. probes.tokens=frequent)."
     ),
@@ -235,6 +238,11 @@ def probe(
     from attnlab.train.memory import keep_freed_memory
 
     keep_freed_memory()  # each batch's large logits reuse the heap: ~2x faster on CPU
+    if lengths:
+        try:
+            sets = [*sets, f"probes.lengths=[{','.join(str(int(n)) for n in lengths.split(','))}]"]
+        except ValueError:
+            _fail(f"--lengths {lengths!r}: comma-separated whole numbers, e.g. 256,1024")
     res = runs.probe(run_dir, weights.value, ablation, sets)
     for line in runs.probe_lines(res, run_dir):
         typer.echo(line)

@@ -162,6 +162,9 @@ class ProbesConfig(Section):
         False, description="ablate each head (and the previous-token / induction heads together)"
     )
     ablation_how: Literal["mean", "zero"] = Field("mean", description="ablate to mean or zero")
+    lengths: list[PositiveInt] | None = Field(
+        None, description="synthetic tasks: evaluate at these sequence lengths too"
+    )
     grid_len: int = Field(32, ge=4, description="tokens in the attention-grid sequences")
     label_tokens: PositiveInt = Field(30, description="tokens labelled in the embedding plot")
     words: list[str] = Field(

@@ -35,6 +35,7 @@ from attnlab.probes.heads import (
     pattern_name,
 )
 from attnlab.probes.icl import icl_score
+from attnlab.probes.length import length_generalisation
 from attnlab.probes.patterns import pattern_stats, uniform_stats
 from attnlab.probes.sequences import ProbeSet, repeated_sequences
 from attnlab.probes.ssm import ssm_data
@@ -236,6 +237,8 @@ def lm_probes(
         result["ablation"] = ablation_table(
             model, pset, result["heads"], p.batch_size, p.ablation_how
         )
+    if p.lengths:
+        result["lengths"] = length_generalisation(cfg, model, p.lengths)
     result["conv"] = static.conv_profiles(model)
     result["smear_gates"] = static.smear_gates(model)
     text = getattr(val, "tokens", None)  # a text task's validation stream

@@ -61,6 +61,7 @@ def seed_lines_plot(
     ylabel: str,
     title: str,
     path: Path,
+    logx: bool = False,
 ) -> Path:
     """Per name: a thin line per seed and a thick line for their mean (where steps agree)."""
     fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
@@ -74,6 +75,8 @@ def seed_lines_plot(
         if steps and same:
             mean = [sum(v) / len(same) for v in zip(*same, strict=True)]
             ax.plot(steps, mean, color=c, linewidth=2.0, label=f"{name} (n={len(same)})")
+    if logx:
+        ax.set_xscale("log", base=2)
     return finish_plot(fig, ax, xlabel, ylabel, title, path, legend=True)
 
 

@@ -47,6 +47,8 @@ def probe_section(rd: RunDir, p: dict, attention: dict | None) -> str:
         parts.append(ablation_section(p["ablation"]))
         if p["ablation"].get("patching", {}).get("layers"):
             parts.append(_patching(rd, p["ablation"]["patching"]))
+    if p.get("lengths"):
+        parts.append(_lengths(rd, p["lengths"]))
     parts.append(_icl(rd, p.get("icl", {})))
     if p.get("loss_by_frequency"):
         parts.append(_frequency(rd, p["loss_by_frequency"]))
@@ -133,6 +135,41 @@ def ablation_section(a: dict) -> str:
         )
         + "\n"
     )
+
+
+def _lengths(rd: RunDir, lg: dict) -> str:
+    """The length-generalisation table and plot of one run (`probes.lengths`)."""
+    rows, xs, ys = [], [], []
+    for r in lg["rows"]:
+        if "skipped" in r:
+            rows.append([f"{r['length']:,}", f"{r['times_trained']:g}x", "not run", r["skipped"]])
+            continue
+        rows.append(
+            [
+                f"{r['length']:,}",
+                f"{r['times_trained']:g}x",
+                fmt(r["accuracy"], 3),
+                fmt(r["loss"], 3),
+            ]
+        )
+        xs.append(r["length"])
+        ys.append(r["accuracy"])
+    text = (
+        f"### Length generalisation (trained at {lg['trained_length']:,} tokens)\n\n"
+        + markdown_table(["length", "x trained", "accuracy", "loss"], rows)
+        + "\n"
+    )
+    if xs:
+        line_plot(
+            {"accuracy": (xs, ys)},
+            "sequence length",
+            "accuracy",
+            "accuracy by length",
+            rd.plot("length_generalisation.png"),
+            logx=True,
+        )
+        text += f"![length generalisation]({plot_link('length_generalisation.png')})\n\n"
+    return text
 
 
 def _patching(rd: RunDir, pt: dict) -> str:
@@ -411,7 +448,59 @@ def sweep_probe_section(groups: dict, order: list[str], plots: Path) -> str:
         )
         text += f"![max induction score by step]({plot_link('induction_by_step.png')})\n\n"
         text += _formed_table(groups, [g for g in probed if g in curves])
-    return text + _sweep_ablation(groups, probed)
+    return text + _sweep_ablation(groups, probed) + _sweep_lengths(groups, order, plots)
+
+
+def _sweep_lengths(groups: dict, order: list[str], plots: Path) -> str:
+    """Accuracy at each evaluated length per configuration (mean ± std over seeds) and
+    one plot with a thin line per seed (`probes.lengths`)."""
+    have = [g for g in order if all(r["probes"] and r["probes"].get("lengths") for r in groups[g])]
+    if not have:
+        return ""
+    lengths = sorted(
+        {x["length"] for g in have for r in groups[g] for x in r["probes"]["lengths"]["rows"]}
+    )
+    rows, curves = [], {}
+    for g in have:
+        row, runs = [g], []
+        for L in lengths:
+            vals = [
+                x["accuracy"]
+                for r in groups[g]
+                for x in r["probes"]["lengths"]["rows"]
+                if x["length"] == L and "accuracy" in x
+            ]
+            skipped = [
+                x["skipped"]
+                for r in groups[g]
+                for x in r["probes"]["lengths"]["rows"]
+                if x["length"] == L and "skipped" in x
+            ]
+            row.append(format_pm(vals) if vals else f"not run ({skipped[0]})" if skipped else "–")
+        for r in groups[g]:
+            ok = [x for x in r["probes"]["lengths"]["rows"] if "accuracy" in x]
+            if ok:
+                runs.append(([x["length"] for x in ok], [x["accuracy"] for x in ok]))
+        rows.append(row)
+        if runs:
+            curves[g] = runs
+    trained = groups[have[0]][0]["probes"]["lengths"]["trained_length"]
+    text = (
+        f"## Length generalisation (trained at {trained:,} tokens; accuracy)\n\n"
+        + markdown_table(["configuration", *[f"{L:,}" for L in lengths]], rows)
+        + "\n"
+    )
+    if curves:
+        seed_lines_plot(
+            curves,
+            "sequence length",
+            "accuracy",
+            "accuracy by length (thin: seeds)",
+            plots / "length_generalisation.png",
+            logx=True,
+        )
+        text += f"![length generalisation]({plot_link('length_generalisation.png')})\n\n"
+    return text
 
 
 def _sweep_ablation(groups: dict, order: list[str]) -> str:
