@@ -127,3 +127,20 @@ def test_encoder_layers_are_refused_for_every_decoder_mixer(mixer):
         validate(
             {"data": {"task": "repeat_tokens"}, "model": {"mixer": mixer, "n_encoder_layers": 2}}
         )
+
+
+def test_a_retagged_mapping_replaces_its_base():
+    from attnlab.config.load import deep_merge
+
+    base = {"model": {"d_model": 64, "mixer": {"name": "attention", "n_heads": 4}}}
+    top = {"model": {"mixer": {"name": "mamba", "d_state": 8}}}
+    assert deep_merge(base, top)["model"] == {
+        "d_model": 64,
+        "mixer": {"name": "mamba", "d_state": 8},
+    }
+    same = {"model": {"mixer": {"name": "attention", "conv_kernel": 3}}}
+    assert deep_merge(base, same)["model"]["mixer"] == {
+        "name": "attention",
+        "n_heads": 4,
+        "conv_kernel": 3,
+    }

@@ -45,12 +45,21 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     return deep_merge(_read_yaml(path.parent / base, (*seen, path)), raw)
 
 
+TAGS = ("name", "task")  # a mapping whose tag changes is another kind: it replaces
+
+
 def deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
-    """Merge two nested mappings; values of `top` win, mappings merge recursively."""
+    """Merge two nested mappings; values of `top` win, mappings merge recursively, except
+    that a mapping whose tag (`name` of a mixer, `task` of data) differs from the base's
+    replaces it (an attention mixer's `n_heads` means nothing to a Mamba mixer)."""
     out = dict(base)
     for key, value in top.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = deep_merge(out[key], value)
+        old = out.get(key)
+        retagged = isinstance(old, dict) and any(
+            t in value and t in old and value[t] != old[t] for t in TAGS if isinstance(value, dict)
+        )
+        if isinstance(value, dict) and isinstance(old, dict) and not retagged:
+            out[key] = deep_merge(old, value)
         else:
             out[key] = value
     return out
