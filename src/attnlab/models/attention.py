@@ -161,8 +161,9 @@ class Attention(nn.Module):
         key_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Cached decoding, one position t for every row: x (N, D) → (N, D). Self-attention
-        appends this step's key and value to `state` (N, H, t + 1, E) and keeps each conv's
-        window and the last key before smearing; cross-attention (`memory` (N, S, D))
+        writes this step's key and value at slot t of `state`'s (N, H, room, E) buffers
+        (room doubles when full) and keeps each conv's window and the last key before
+        smearing; cross-attention (`memory` (N, S, D))
         projects the memory's keys and values at its first step only."""
         N, D, H, E = x.shape[0], self.d_model, self.n_heads, self.head_dim
         if memory is not None:
@@ -187,16 +188,24 @@ class Attention(nn.Module):
             k = gate * k + (1 - gate) * prev
         if self.rotary is not None:
             q, k = self.rotary(q, start=t), self.rotary(k, start=t)
-        for name, new in (("k", k), ("v", v)):
-            state[name] = new if name not in state else torch.cat([state[name], new], dim=2)
-        return self._attend_step(q, state, None)
+        for name, new in (("k", k), ("v", v)):  # room doubles when full: O(1) amortised
+            buf = state.get(name)
+            if buf is None or buf.shape[2] <= t:
+                grown = new.new_empty(N, H, max(16, 2 * t), E)
+                if buf is not None:
+                    grown[:, :, :t] = buf[:, :, :t]
+                state[name] = buf = grown
+            buf[:, :, t] = new[:, :, 0]
+        return self._attend_step(q, state, None, t + 1)
 
-    def _attend_step(self, q: torch.Tensor, state: dict, key_mask) -> torch.Tensor:
-        """q (N, H, 1, E) on the cached keys and values → (N, D) after `out`."""
-        scores = q @ state["k"].transpose(-1, -2) / math.sqrt(self.head_dim)  # (N, H, 1, S)
+    def _attend_step(self, q: torch.Tensor, state: dict, key_mask, S: int | None = None):
+        """q (N, H, 1, E) on the first `S` cached keys and values (all when None) → (N, D)
+        after `out`."""
+        k, v = state["k"][:, :, :S], state["v"][:, :, :S]  # (N, H, S, E)
+        scores = q @ k.transpose(-1, -2) / math.sqrt(self.head_dim)  # (N, H, 1, S)
         if key_mask is not None:
             scores = scores.masked_fill(~key_mask[:, None, None, :], float("-inf"))
-        o = scores.softmax(-1) @ state["v"]  # (N, H, 1, E)
+        o = scores.softmax(-1) @ v  # (N, H, 1, E)
         return self.out(rearrange(o, "n h 1 e -> n (h e)"))
 
     def attend_explicit(
