@@ -102,6 +102,11 @@ def test_probe_on_a_char_text_run(tmp_path, text_dir, monkeypatch, capsys):
     assert list(freq) == ["head", "body", "long tail", "tail", "unseen"]
     assert sum(b["targets"] for b in freq.values()) > 0
     assert (run / "plots" / "loss_by_frequency.png").is_file()
+    code, _, err = run_cli(["probe", str(run), "--lengths", "64"], monkeypatch, capsys)
+    assert code == 2 and "synthetic tasks" in err
+    # the probe set from the text's most frequent characters
+    args = ["probe", str(run), "--set", "probes.tokens=frequent", "--set", "probes.pool=8"]
+    assert run_cli(args, monkeypatch, capsys)[0] == 0
 
 
 def test_probe_ablation_table(tmp_path, monkeypatch, capsys):

@@ -22,8 +22,6 @@ from torch import nn
 from attnlab import data as data_mod
 from attnlab.config.schema import RunConfig
 from attnlab.data.splits import eval_batches
-from attnlab.data.synthetic import GENERATORS
-from attnlab.errors import UserError
 from attnlab.train.loop import LossStats
 
 SEQUENCES = 256  # fresh validation sequences per length
@@ -42,11 +40,10 @@ def undefined_beyond(cfg: RunConfig) -> str | None:
 def length_generalisation(cfg: RunConfig, model: nn.Module, lengths: list[int]) -> dict:
     """Loss and accuracy of the trained `model` on `SEQUENCES` fresh validation sequences
     of its synthetic task at each of `lengths` (a model rebuilt at the length where its
-    positions allow, see the module docstring)."""
+    positions allow, see the module docstring). The task decides whether it applies
+    (generated data only: `tasks.lm`)."""
     from attnlab import models
 
-    if cfg.data.task not in GENERATORS:
-        raise UserError("length generalisation runs on the synthetic tasks (generated data)")
     trained = cfg.data.seq_len
     weights = {k: v.detach() for k, v in model.state_dict().items()}
     device = next(model.parameters()).device

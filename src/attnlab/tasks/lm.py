@@ -33,6 +33,8 @@ class LanguageModelling(Task):
             trainer.probe_fn = TrainingProbe(trainer.raw_model, cfg, dataset)
 
     def probe(self, rd: RunDir, cfg: RunConfig, model: nn.Module, tok) -> dict:
+        if cfg.probes.lengths and self.text:
+            raise UserError("length generalisation runs on the synthetic tasks (generated data)")
         try:
             data, why = data_mod.build(cfg.data), None
         except UserError as e:  # e.g. a text corpus no longer on this machine
