@@ -27,8 +27,10 @@ def translate(
     device,
     beam_width: int = 1,
     max_words: int | None = None,
+    cache: bool = True,
 ) -> list[str]:
-    """The model's translation of the first `max_words` words of `split` (all when None)."""
+    """The model's translation of the first `max_words` words of `split` (all when None),
+    decoded with the model's cache or (`cache=False`) by full recomputation."""
     n = split.num_sequences if max_words is None else min(max_words, split.num_sequences)
     hyps = []
     for start in range(0, n, GEN_BATCH):
@@ -38,9 +40,9 @@ def translate(
         src = None if src is None else src.to(device)
         args = (model, prompt, lengths, split.max_new, vocab.EOS)
         if beam_width == 1:
-            out = greedy(*args, pad=vocab.PAD, src=src)
+            out = greedy(*args, pad=vocab.PAD, src=src, cache=cache)
         else:
-            out = beam_search(*args, beam_width, pad=vocab.PAD, src=src)
+            out = beam_search(*args, beam_width, pad=vocab.PAD, src=src, cache=cache)
         hyps += [vocab.decode(row) for row in out.cpu().tolist()]
     return hyps
 
