@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from attnlab.models.stack import output_head
+from attnlab.probes.capture import eval_mode
 from attnlab.probes.heads import is_hidden
 from attnlab.probes.intervene import ablate, head_patching
 from attnlab.probes.sequences import ProbeSet
@@ -51,12 +52,8 @@ def ablation_table(
     """Repeat accuracy and loss with each attention head ablated, then with each layer's
     previous-token heads (score >= `PREVIOUS_TOKEN_HEAD`) and with every induction head
     (>= `INDUCTION_HEAD`) ablated together; `scores` is `head_scores`'s result."""
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         return _table(model, probe, scores, batch_size, how)
-    finally:
-        model.train(was_training)
 
 
 def _table(model: nn.Module, probe: ProbeSet, scores: dict, batch_size: int, how: str) -> dict:

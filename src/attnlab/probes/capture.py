@@ -51,6 +51,17 @@ def hook_points(model: nn.Module) -> dict[str, HookPoint]:
     }
 
 
+@contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """The model in eval mode inside the context, its own mode restored after."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
 def softmax_patterns(model: nn.Module, where: Callable[[str], bool] = lambda _n: True) -> list:
     """Names of the attention layers' softmax patterns (B, H, T, S) that `where` keeps;
     Mamba's hidden attention (`HiddenAttentionPoint`, (B, E, T, S)) is left out."""

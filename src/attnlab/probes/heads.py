@@ -50,7 +50,7 @@ from torch import nn
 
 from attnlab.models.hooks import HiddenAttentionPoint
 from attnlab.models.stack import output_head
-from attnlab.probes.capture import capture
+from attnlab.probes.capture import capture, eval_mode
 from attnlab.probes.sequences import ProbeSet
 
 PATTERN_SCORES = ("previous_token", "duplicate_token", "induction")
@@ -226,12 +226,8 @@ def head_scores(
     the `max_induction` head, and `repeat_accuracy` / `repeat_loss` (next-token
     predictions inside the second copy, first repeated token excluded).
     """
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         return _head_scores(model, probe, batch_size, copying, layers)
-    finally:
-        model.train(was_training)
 
 
 _SCORED = (*PATTERN_SCORES, "copying")
