@@ -48,3 +48,17 @@ def text_dir(tmp_path) -> Path:
         text = " ".join(words[(i * stride) % len(words)] for i in range(n)) + "\n"
         (tmp_path / name).write_text(text, encoding="utf-8")
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A throwaway PostgreSQL server for the session (tests/postgres_server.py)."""
+    from tests.postgres_server import start_server
+
+    yield from start_server()
+
+
+@pytest.fixture
+def postgres_url(postgres_server) -> str:
+    """A new empty database on the session's PostgreSQL server; its URL."""
+    return postgres_server.database()

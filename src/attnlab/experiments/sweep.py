@@ -276,7 +276,7 @@ def open_study(sweep_dir: Path, spec: SweepSpec, url: str, spec_dir: Path):
     storage = open_storage(url)
     sampler = _sampler(spec)
     direction = spec.direction
-    with claim_lock(sweep_dir, url):
+    with claim_lock(sweep_dir, storage, spec.name):
         study = optuna.create_study(
             storage=storage,
             study_name=spec.name,
@@ -340,7 +340,7 @@ def worker(
     study = optuna.load_study(study_name=spec.name, storage=storage, sampler=_sampler(spec))
     ran = 0
     while max_trials is None or ran < max_trials:
-        with claim_lock(sweep_dir, url):
+        with claim_lock(sweep_dir, storage, spec.name):
             reap_stale(study, storage)
             trial = _claim(study, storage, spec)
         if trial is None:

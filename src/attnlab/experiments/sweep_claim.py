@@ -3,9 +3,17 @@ by one worker, heartbeats, and the reaping of trials whose worker died (see
 `attnlab.experiments.sweep` for how a sweep uses them).
 
 A worker claims a WAITING trial by moving it to RUNNING through the storage, which refuses
-a trial another worker moved first; with SQLite a file lock serialises the claim, since
-SQLite has no row locks. A RUNNING trial whose pid is gone on this host, or whose heartbeat
-is older than `GRACE_S`, is failed with the reason and enqueued again once.
+a trial another worker moved first. The whole claim (reaping, counting a search's budget,
+asking for a new trial) holds one lock so that concurrent workers cannot overshoot a
+budget: on PostgreSQL a session advisory lock in the database itself (workers on any
+machine), on SQLite a file lock beside the database (workers on one machine; SQLite has no
+row locks). Other databases are refused. A RUNNING trial whose pid is gone on this host,
+or whose heartbeat is older than `GRACE_S`, is failed with the reason and enqueued again
+once.
+
+PostgreSQL URLs: `postgresql+psycopg://` (psycopg 3, `pip install 'attnlab[postgres]'`)
+and `postgresql+psycopg2://` name their driver; a plain `postgresql://` takes psycopg 3
+when it is installed, else psycopg2 (SQLAlchemy alone would insist on psycopg 3).
 
 Only Optuna's public API is used: the storage is the one `open_storage` returned (the
 caller keeps it), a trial's storage id comes from `BaseStorage.get_study_id_from_name` and
@@ -24,28 +32,99 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from attnlab.errors import UserError
+
 HEARTBEAT_S = 10.0
 GRACE_S = 120.0
 
 
+POSTGRES_DRIVERS = {"psycopg": "psycopg", "psycopg2": "psycopg2"}  # URL driver -> module
+POSTGRES_EXTRA = "pip install 'attnlab[postgres]'"
+
+
 def storage_url(sweep_dir: Path, storage: str | None) -> str:
-    """The database URL: `storage` when given, else SQLite in the sweep directory."""
-    return storage or f"sqlite:///{(Path(sweep_dir) / 'sweep.db').resolve()}"
+    """The database URL: `storage` when given (a PostgreSQL URL with its driver resolved,
+    see module doc), else SQLite in the sweep directory. Other databases are refused."""
+    if storage is None:
+        return f"sqlite:///{(Path(sweep_dir) / 'sweep.db').resolve()}"
+    scheme = storage.split("://", 1)[0] if "://" in storage else ""
+    dialect, _, driver = scheme.partition("+")
+    if dialect == "sqlite":
+        return storage
+    if dialect not in ("postgresql", "postgres"):
+        raise UserError(
+            f"--storage {scheme or storage!r}: sweeps run on SQLite (sqlite:///FILE) or "
+            "PostgreSQL (postgresql://USER:PASSWORD@HOST/DB); other databases are not supported"
+        )
+    rest = storage.split("://", 1)[1]
+    if driver:
+        if driver not in POSTGRES_DRIVERS:
+            raise UserError(
+                f"--storage: PostgreSQL driver {driver!r} is not supported; use "
+                "postgresql+psycopg:// (psycopg 3) or postgresql+psycopg2://"
+            )
+        if not _importable(POSTGRES_DRIVERS[driver]):
+            raise UserError(
+                f"--storage {scheme}:// needs the {driver} package, which is not installed: "
+                f"{POSTGRES_EXTRA} (psycopg 3), or name an installed driver in the URL"
+            )
+        return f"postgresql+{driver}://{rest}"
+    for name in POSTGRES_DRIVERS:
+        if _importable(POSTGRES_DRIVERS[name]):
+            return f"postgresql+{name}://{rest}"
+    raise UserError(
+        f"--storage postgresql:// needs a PostgreSQL driver and none is installed: {POSTGRES_EXTRA}"
+    )
+
+
+def _importable(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
 
 
 def open_storage(url: str):
-    """Optuna's RDB storage for `url` (SQLite waits up to 120 s for a lock)."""
+    """Optuna's RDB storage for `url` (SQLite waits up to 120 s for a lock). On PostgreSQL
+    the tables are made under an advisory lock, so two workers starting at once do not
+    race to create them; a database that cannot be reached is a UserError."""
     import optuna
+    import sqlalchemy as sa
 
-    kwargs = {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else {}
-    return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+    if url.startswith("sqlite"):
+        return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 120}})
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            key = {"k": "attnlab.sweep.schema"}
+            conn.execute(sa.text("SELECT pg_advisory_lock(hashtext(:k))"), key)
+            try:
+                return optuna.storages.RDBStorage(url)
+            finally:
+                conn.execute(sa.text("SELECT pg_advisory_unlock(hashtext(:k))"), key)
+                conn.commit()
+    except sa.exc.OperationalError as e:
+        raise UserError(f"cannot reach the sweep database: {e.orig}") from e
+    finally:
+        engine.dispose()
 
 
 @contextmanager
-def claim_lock(sweep_dir: Path, url: str) -> Iterator[None]:
-    """An exclusive file lock while a worker claims a trial (SQLite only; see module doc)."""
-    if not url.startswith("sqlite"):
-        yield
+def claim_lock(sweep_dir: Path, storage, study_name: str) -> Iterator[None]:
+    """An exclusive lock while a worker claims a trial (see module doc): a PostgreSQL
+    advisory lock keyed by the study's name, held on a connection of its own, or a file
+    lock beside the SQLite database."""
+    if storage.engine.dialect.name == "postgresql":
+        import sqlalchemy as sa
+
+        with storage.engine.connect() as conn:
+            key = {"k": f"attnlab.sweep:{study_name}"}
+            conn.execute(sa.text("SELECT pg_advisory_lock(hashtext(:k))"), key)
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.execute(sa.text("SELECT pg_advisory_unlock(hashtext(:k))"), key)
+                conn.commit()
         return
     import fcntl
 

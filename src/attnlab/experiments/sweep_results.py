@@ -33,7 +33,7 @@ def load_trials(sweep_dir: Path, storage: str | None = None) -> tuple[SweepSpec,
                 "params": dict(t.params),
                 **{
                     k: t.user_attrs.get(k)
-                    for k in (*JOB_ATTRS, "run_dirs", "fail_reason", "retry_of")
+                    for k in (*JOB_ATTRS, "run_dirs", "fail_reason", "retry_of", "host", "pid")
                 },
                 "seconds": (t.duration.total_seconds() if t.duration is not None else None),
             }
