@@ -321,6 +321,20 @@ def reproduce(
 
 
 @app.command()
+def export(
+    run_dir: Path = typer.Argument(..., help="A trained decoder-only run directory."),
+    out: Path = typer.Argument(..., help="A new folder for the exported model."),
+    to: str = typer.Option("transformer-lens", "--to", help="transformer-lens."),
+    weights: Weights = typer.Option(Weights.final, "--weights", help="Which checkpoint."),
+) -> None:
+    """Export a run's model for TransformerLens (HookedTransformer, transformer-lens 3.x)."""
+    from attnlab.interop import export_run
+
+    path = export_run(run_dir, out, to, weights.value)
+    typer.echo(f"written: {path} (config.json, model.safetensors; README.md shows the load)")
+
+
+@app.command()
 def demo(
     data_dir: Path = typer.Option(
         None, "--data-dir", help="A local WikiText copy (wiki.{train,valid,test}.*) to add."

@@ -85,6 +85,22 @@ def static_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 @contextmanager
+def all_hook_points(model: nn.Module) -> Iterator[nn.Module]:
+    """Within the context every hook point of `model` runs on every forward (the attention
+    builds its explicit pattern), so tools that trace modules without forward hooks, such
+    as nnsight, can read and edit `hook_pattern` and `hook_z`; restored on exit."""
+    points = list(hook_points(model).values())
+    before = [p.always for p in points]
+    for p in points:
+        p.always = True
+    try:
+        yield model
+    finally:
+        for p, b in zip(points, before, strict=True):
+            p.always = b
+
+
+@contextmanager
 def capture(
     model: nn.Module,
     names: Callable[[str], bool] | list[str] | None = None,
