@@ -23,6 +23,7 @@ LAYERS = [
     "models",
     "train",
     "probes",
+    "interop",
     "report",
     "tasks",
     "runs",
