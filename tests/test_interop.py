@@ -189,7 +189,9 @@ def test_export_command_writes_a_model_transformer_lens_loads(tmp_path, monkeypa
     out = tmp_path / "tl"
     code, text, err = run_cli(["export", str(run), str(out)], monkeypatch, capsys)
     assert code == 0, err
-    assert {"config.json", "model.safetensors", "README.md"} <= {p.name for p in out.iterdir()}
+    assert {"config.json", "hooked_transformer.safetensors", "README.md"} <= {
+        p.name for p in out.iterdir()
+    }
     hooked = load_exported(out)
     _, model, _ = load_trained(run)
     x = torch.randint(0, model.vocab_size, (2, 24))

@@ -331,7 +331,9 @@ def export(
     from attnlab.interop import export_run
 
     path = export_run(run_dir, out, to, weights.value)
-    typer.echo(f"written: {path} (config.json, model.safetensors; README.md shows the load)")
+    typer.echo(
+        f"written: {path} (config.json, hooked_transformer.safetensors; README.md shows the load)"
+    )
 
 
 @app.command()

@@ -1,6 +1,6 @@
 """`attnlab export RUN_DIR --to transformer-lens OUT`: a run's model as a folder that
-TransformerLens loads without attnlab (`config.json`, `model.safetensors`, the run's
-`tokenizer.json`, and a README with the three lines that load it)."""
+TransformerLens loads without attnlab (`config.json`, `hooked_transformer.safetensors`, the
+run's tokenizer, and a README with the three lines that load it)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from safetensors.torch import load_file
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 model = HookedTransformer(HookedTransformerConfig(**json.load(open("{out}/config.json"))))
-model.load_state_dict(load_file("{out}/model.safetensors"), strict=False)  # buffers aside
+model.load_state_dict(load_file("{out}/hooked_transformer.safetensors"), strict=False)  # buffers aside
 """
 
 
@@ -45,16 +45,16 @@ def export_run(run_dir: str | Path, out: str | Path, to: str = "transformer-lens
         raise UserError(f"{out} exists and is not empty; choose a new folder")
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "config.json", json.dumps(config, indent=1) + "\n")
-    save_file(state, str(out / "model.safetensors"))
+    save_file(state, str(out / "hooked_transformer.safetensors"))
     tok = RunDir(run_dir).tokenizer
     if tok.is_file():
-        shutil.copyfile(tok, out / "tokenizer.json")
+        shutil.copyfile(tok, out / tok.name)
     readme = (
         f"# {Path(run_dir).name} for TransformerLens\n\n"
         f"Exported by attnlab ({weights} weights). Load it with transformer-lens 3.x:\n\n"
         f"```python\n{LOAD_SNIPPET.format(out=out)}```\n\n"
         "Logits are over the run's real vocabulary (attnlab's padded rows are left out); "
-        "`tokenizer.json` is the run's tokenizer (Hugging Face `tokenizers` format).\n"
+        "the tokenizer file is the run's (Hugging Face `tokenizers` format), when it has one.\n"
     )
     atomic_write_text(out / "README.md", readme)
     return out
@@ -69,5 +69,5 @@ def load_exported(out: str | Path):
         raise UserError(f"{out} is not an exported model (no config.json)")
     config = json.loads((out / "config.json").read_text(encoding="utf-8"))
     hooked = new_hooked_transformer(config)
-    load_hooked_weights(hooked, load_file(str(out / "model.safetensors")))
+    load_hooked_weights(hooked, load_file(str(out / "hooked_transformer.safetensors")))
     return hooked.eval()
