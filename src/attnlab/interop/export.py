@@ -24,7 +24,7 @@ from safetensors.torch import load_file
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 model = HookedTransformer(HookedTransformerConfig(**json.load(open("{out}/config.json"))))
-model.load_state_dict(load_file("{out}/hooked_transformer.safetensors"), strict=False)  # buffers aside
+model.load_state_dict(load_file("{out}/hooked_transformer.safetensors"), strict=False)
 """
 
 
