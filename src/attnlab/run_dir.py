@@ -22,6 +22,7 @@ WEIGHTS, BEST, STATE, WALL = "model.safetensors", "best.safetensors", "state.pt"
 TOKENIZER, TRANSLATIONS = "tokenizer.json", "translations.json"
 PROBES, ATTENTION = "probes.json", "attention.json"
 REPORT, REPORT_HTML, PLOTS = "report.md", "report.html", "plots"
+LOGS = "logs"  # train.loggers' files (TensorBoard, CSV, W&B)
 # a comparison (its run list and report), a sweep (its spec; its report is REPORT)
 COMPARE, COMPARE_REPORT = "compare.json", "compare.md"
 SPEC, RESULTS = "spec.yaml", "results.json"
@@ -29,7 +30,7 @@ REPRODUCTION = "reproduction.md"  # a reproduction directory's report (its parts
 
 FILE_NAMES = (
     CONFIG, METRICS, SUMMARY, WEIGHTS, BEST, STATE, WALL, TOKENIZER, TRANSLATIONS,
-    PROBES, ATTENTION, REPORT, REPORT_HTML, PLOTS, COMPARE, COMPARE_REPORT, SPEC, RESULTS,
+    PROBES, ATTENTION, REPORT, REPORT_HTML, PLOTS, LOGS, COMPARE, COMPARE_REPORT, SPEC, RESULTS,
     REPRODUCTION,
 )  # fmt: skip
 
@@ -96,6 +97,7 @@ class RunDir:
     report = property(lambda self: self.path / REPORT)
     report_html = property(lambda self: self.path / REPORT_HTML)
     plots = property(lambda self: self.path / PLOTS)
+    logs = property(lambda self: self.path / LOGS)
 
     def plot(self, name: str) -> Path:
         """The path of the figure `name` in `plots/`."""
@@ -146,8 +148,8 @@ class RunDir:
         """All records of `metrics.jsonl` ([] before the first one)."""
         return read_metrics(self.metrics) if self.metrics.is_file() else []
 
-    def metrics_log(self, enabled: bool = True) -> MetricsLog:
-        return MetricsLog(self.metrics, enabled)
+    def metrics_log(self, enabled: bool = True, mirror=None) -> MetricsLog:
+        return MetricsLog(self.metrics, enabled, mirror)
 
     def read_wall(self) -> float:
         """Seconds of training so far (0 before the first checkpoint)."""
@@ -161,10 +163,11 @@ class RunDir:
 
 
 class MetricsLog:
-    """Append-only JSON lines; on resume, records after the checkpoint step are dropped."""
+    """Append-only JSON lines; on resume, records after the checkpoint step are dropped.
+    `mirror`, when given, also receives every record written (`train.loggers`)."""
 
-    def __init__(self, path: Path, enabled: bool = True):
-        self.path, self.enabled = path, enabled
+    def __init__(self, path: Path, enabled: bool = True, mirror=None):
+        self.path, self.enabled, self.mirror = path, enabled, mirror
 
     def truncate_after(self, step: int) -> None:
         """Keep only records of steps <= `step` that are not end-of-run records."""
@@ -178,6 +181,8 @@ class MetricsLog:
             return
         with self.path.open("a", encoding="utf-8") as f:
             f.write(json.dumps(_finite(record)) + "\n")
+        if self.mirror is not None:
+            self.mirror(record)
 
 
 def read_metrics(path: Path) -> list[dict]:

@@ -123,6 +123,11 @@ class TrainConfig(Section):
         "seconds allow (all of them for small models)",
     )
     progress: bool = True
+    loggers: list[Literal["csv", "tensorboard", "wandb"]] = Field(
+        default_factory=list,
+        description="experiment trackers beside metrics.jsonl (the source of truth), under "
+        "the run's logs/; wandb is offline unless WANDB_MODE says otherwise",
+    )
     probe_every: int | None = Field(
         None, gt=0, description="record head scores and the ICL score every N steps"
     )

@@ -25,6 +25,7 @@ from attnlab.errors import ConfigError, DataError, TrainingDiverged
 from attnlab.models.stack import output_head
 from attnlab.run_dir import RunDir
 from attnlab.train import checkpoint as ckpt
+from attnlab.train.loggers import mirror
 from attnlab.train.losses import chunked_token_stats, token_stats
 from attnlab.train.optim import lr_at, plateau_update
 
@@ -106,7 +107,8 @@ class Trainer:
         self.opt, self.data, self.cfg, self.run_dir = optimizer, data, cfg, run_dir
         self.total = total_steps(data, cfg)
         self.files = RunDir(run_dir)
-        self.log = self.files.metrics_log(enabled=fabric.global_rank == 0)
+        send = mirror(fabric.loggers) if fabric.loggers else None  # train.loggers
+        self.log = self.files.metrics_log(enabled=fabric.global_rank == 0, mirror=send)
         self.state = LoopState()
         self.probe_fn = None  # step → metrics record (train.probe_every), set by the caller
         self.task_eval = None  # (split, max_batches) → extra eval metrics, e.g. word accuracy

@@ -9,6 +9,7 @@ runs. Most callers use `attnlab.runs.train`, which picks the task from the confi
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import time
@@ -26,6 +27,7 @@ from attnlab.data.splits import subset_note
 from attnlab.errors import LeakageError, UserError
 from attnlab.run_dir import RunDir
 from attnlab.train import memory
+from attnlab.train.loggers import make_loggers
 from attnlab.train.loop import Trainer
 from attnlab.train.optim import make_optimizer
 
@@ -85,8 +87,9 @@ def _warn_emulated_bf16(cfg: RunConfig, precision: str) -> None:
         )
 
 
-def _fabric(cfg: RunConfig):
-    """Lightning Fabric for the run: one process, or DDP over devices x nodes.
+def _fabric(cfg: RunConfig, loggers: list | None = None):
+    """Lightning Fabric for the run: one process, or DDP over devices x nodes; `loggers`
+    are its experiment trackers (`train.loggers`, made by the main process only).
 
     With `devices > 1` on one machine Fabric spawns the processes itself. Across machines
     the launcher starts one process per device (torchrun, or srun under SLURM) and Fabric
@@ -102,6 +105,7 @@ def _fabric(cfg: RunConfig):
         num_nodes=t.num_nodes,
         strategy="ddp" if t.devices * t.num_nodes > 1 else "auto",
         precision=_precision(cfg),
+        loggers=loggers or None,
     )
     if t.devices * t.num_nodes > 1:
         fabric.launch()
@@ -140,9 +144,13 @@ def _setup(cfg: RunConfig, run_dir: Path, fresh: bool, task):
     torch.manual_seed(cfg.train.seed)
     model = models.build(cfg.model)
     leak = _leak_check(cfg, task, model, dataset.seq_len)
-    fabric = _fabric(cfg)
+    trackers = cfg.train.loggers if is_main_process() else []
+    fabric = _fabric(cfg, make_loggers(trackers, rd.logs, cfg.name))
     if fresh and fabric.global_rank == 0:
         save_config(cfg, rd.config)
+        for lg in fabric.loggers:
+            with contextlib.suppress(NotImplementedError):  # the CSV logger keeps none
+                lg.log_hyperparams(cfg.model_dump(mode="json"))
         if dataset.tokenizer is not None:
             dataset.tokenizer.save(rd.tokenizer)
     if not fresh:
@@ -250,11 +258,18 @@ def _finish(cfg: RunConfig, trainer: Trainer, wall_s: float, task) -> dict:
 
 def _go(cfg: RunConfig, trainer: Trainer, task, stop_after: int | None, wall0: float):
     t0 = time.perf_counter()
-    done = trainer.fit(stop_after)
-    wall = wall0 + time.perf_counter() - t0
-    if trainer.fabric.global_rank == 0:
-        RunDir(trainer.run_dir).write_wall(wall)
-    return _finish(cfg, trainer, wall, task) if done else None
+    status = "failed"
+    try:
+        done = trainer.fit(stop_after)
+        wall = wall0 + time.perf_counter() - t0
+        if trainer.fabric.global_rank == 0:
+            RunDir(trainer.run_dir).write_wall(wall)
+        summary = _finish(cfg, trainer, wall, task) if done else None
+        status = "success"
+        return summary
+    finally:
+        for lg in trainer.fabric.loggers:  # train.loggers: flush and close
+            lg.finalize(status)
 
 
 def train(cfg: RunConfig, run_dir: str | Path, task, stop_after: int | None = None) -> dict | None:
