@@ -292,7 +292,7 @@ def test_resume_keeps_the_fp16_loss_scaler(tiny_cfg, tmp_path, monkeypatch):
 
     scalers = []
 
-    def fp16_fabric(cfg, loggers=None):
+    def fp16_fabric(cfg, *_args, **_kwargs):
         scaler = torch.amp.GradScaler("cpu", init_scale=2.0**12, growth_interval=2)
         scalers.append(scaler)
         plugin = MixedPrecision("16-mixed", device="cpu", scaler=scaler)

@@ -23,6 +23,7 @@ import torch
 
 from attnlab.bench.child import peak_memory_mb, run_child
 from attnlab.report.tables import markdown_table
+from attnlab.train.precision import speed_flags
 
 MODELS = {
     "attention (4 layers, d128)": {
@@ -40,16 +41,6 @@ MODELS = {
 }
 VOCAB = 256
 EDGE = 64  # new tokens in the early and late per-token means
-
-
-def cpu_flags() -> list[str]:
-    """The CPU flags that matter for these speeds (Linux; [] elsewhere)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return []
-    have = set(next((ln for ln in text.splitlines() if ln.startswith("flags")), "").split())
-    return [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile") if f in have]
 
 
 def _child(spec: dict) -> dict:
@@ -119,7 +110,7 @@ def bench_generate(
                     f"{speedup:.1f}x" if cache and speedup else "",
                 ]
             )
-    flags = cpu_flags()
+    flags = speed_flags()
     meta = {
         "batch": batch,
         "prompt": prompt,

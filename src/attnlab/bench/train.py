@@ -40,6 +40,7 @@ from attnlab.bench.child import peak_memory_mb, run_child
 from attnlab.config import validate
 from attnlab.config.schema import RunConfig
 from attnlab.errors import UserError
+from attnlab.train.precision import cpu_model, matmul_peak, speed_flags
 from attnlab.train.run import device_kind
 
 VARIANTS = ("naive", "naive-reuse", "32-true", "bf16-mixed", "16-mixed", "chunked", "compile")
@@ -62,24 +63,6 @@ def flops_per_token(model: torch.nn.Module, seq_len: int) -> dict:
         "attention_layers": layers,
         "flops_per_token": 6 * n + 12 * layers * d * seq_len,
     }
-
-
-def matmul_peak(device: str, dtype: torch.dtype, n: int, repeats: int = 5) -> float:
-    """Median FLOP/s of an (n, n) @ (n, n) matmul on `device` in `dtype`."""
-    g = torch.Generator().manual_seed(0)
-    a = torch.randn(n, n, generator=g).to(device, dtype)
-    b = torch.randn(n, n, generator=g).to(device, dtype)
-    times = []
-    for i in range(repeats + 2):
-        if device == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        a @ b
-        if device == "cuda":
-            torch.cuda.synchronize()
-        if i >= 2:
-            times.append(time.perf_counter() - t0)
-    return 2 * n**3 / statistics.median(times)
 
 
 def _dataset(cfg: RunConfig, random_vocab: int | None, n_seq: int):
@@ -126,7 +109,7 @@ def _run_attnlab(cfg: RunConfig, variant: str, steps: int, warmup: int, ds) -> d
         keep_freed_memory()
     torch.manual_seed(cfg.train.seed)
     model = models.build(cfg.model)
-    fabric = _fabric(cfg)
+    fabric = _fabric(cfg, cfg.train.precision)
     to_wrap = torch.compile(model) if variant == "compile" else model
     wrapped, opt = fabric.setup(to_wrap, make_optimizer(model, cfg.train))
     out: dict = {"precision": cfg.train.precision, "loss_chunk": cfg.train.loss_chunk}
@@ -336,9 +319,12 @@ def bench_train(
         results.append(_spawn({**base, "what": v}))
     _derive(results, peak)
     tokens = next((r["tokens_per_step"] for r in results if "tokens_per_step" in r), None)
+    flags = speed_flags()
     report = {
         "config": cfg.name,
         "device": device,
+        "cpu": cpu_model(),
+        "cpu_flags": flags,
         "torch": torch.__version__,
         "steps": steps,
         "warmup": warmup,
@@ -351,6 +337,11 @@ def bench_train(
     out.mkdir(parents=True, exist_ok=True)
     (out / "bench_train.json").write_text(json.dumps(report, indent=2) + "\n")
     lines = [f"# bench train: {cfg.name} on {device} (torch {torch.__version__})", ""]
+    bf16 = [f for f in flags if f in ("avx512_bf16", "amx_bf16")]
+    lines.append(
+        f"CPU: {cpu_model()}; flags {', '.join(flags) or 'unknown'}; bf16: "
+        + ("native (" + ", ".join(bf16) + ")" if bf16 else "no avx512_bf16 / AMX (emulated)")
+    )
     if "float32_flops" in peak:
         lines.append(
             f"matmul peak (n = {peak['n']}): float32 {peak['float32_flops'] / 1e9:,.1f} GFLOP/s, "

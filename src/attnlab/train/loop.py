@@ -119,6 +119,7 @@ class Trainer:
         self.stats = LossStats(raw_model, cfg.loss_chunk)
         self.compile_s = None  # seconds torch.compile took (train.compile), else None
         self.leak_checks: dict = {}  # "initial" / "final": what `check_causal` covered
+        self.precision: dict = {}  # {"precision", "why"}: train.precision's choice
         self.per_epoch = steps_per_epoch(data.splits["train"], data.batch_size)
         # train.eval_per_epoch: evaluate at every epoch's end, a train subset too
         self.eval_every = self.per_epoch if cfg.eval_per_epoch else cfg.eval_every

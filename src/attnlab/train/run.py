@@ -30,6 +30,7 @@ from attnlab.train import memory
 from attnlab.train.loggers import make_loggers
 from attnlab.train.loop import Trainer
 from attnlab.train.optim import make_optimizer
+from attnlab.train.precision import announce, choose, warn_emulated_bf16
 
 
 def resolve(cfg: RunConfig, dataset, fields: dict | None = None) -> RunConfig:
@@ -62,34 +63,10 @@ def device_kind(cfg: RunConfig) -> str:
     return "mps" if acc == "mps" else "cpu"
 
 
-def _precision(cfg: RunConfig) -> str:
-    """`auto`: fp16 mixed precision on CUDA (the write-ups' AMP), float32 elsewhere."""
-    if cfg.train.precision != "auto":
-        return cfg.train.precision
-    return "16-mixed" if device_kind(cfg) == "cuda" else "32-true"
-
-
-def cpu_has_bf16() -> bool | None:
-    """Whether this CPU computes bf16 natively (avx512_bf16 or AMX); None if unknown."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return None
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def _warn_emulated_bf16(cfg: RunConfig, precision: str) -> None:
-    if precision == "bf16-mixed" and device_kind(cfg) == "cpu" and cpu_has_bf16() is False:
-        warnings.warn(
-            "bf16-mixed on a CPU without avx512_bf16 / AMX: bf16 matmuls are emulated and "
-            "were measured 2-3x slower than float32 (see `attnlab bench train`)",
-            stacklevel=2,
-        )
-
-
-def _fabric(cfg: RunConfig, loggers: list | None = None):
-    """Lightning Fabric for the run: one process, or DDP over devices x nodes; `loggers`
-    are its experiment trackers (`train.loggers`, made by the main process only).
+def _fabric(cfg: RunConfig, precision: str, loggers: list | None = None):
+    """Lightning Fabric for the run in `precision` (`train.precision.choose`): one process,
+    or DDP over devices x nodes; `loggers` are its experiment trackers (`train.loggers`,
+    made by the main process only).
 
     With `devices > 1` on one machine Fabric spawns the processes itself. Across machines
     the launcher starts one process per device (torchrun, or srun under SLURM) and Fabric
@@ -98,13 +75,13 @@ def _fabric(cfg: RunConfig, loggers: list | None = None):
     from lightning_fabric import Fabric
 
     t = cfg.train
-    _warn_emulated_bf16(cfg, _precision(cfg))
+    warn_emulated_bf16(precision, device_kind(cfg))
     fabric = Fabric(
         accelerator=t.accelerator,
         devices=t.devices,
         num_nodes=t.num_nodes,
         strategy="ddp" if t.devices * t.num_nodes > 1 else "auto",
-        precision=_precision(cfg),
+        precision=precision,
         loggers=loggers or None,
     )
     if t.devices * t.num_nodes > 1:
@@ -145,7 +122,10 @@ def _setup(cfg: RunConfig, run_dir: Path, fresh: bool, task):
     model = models.build(cfg.model)
     leak = _leak_check(cfg, task, model, dataset.seq_len)
     trackers = cfg.train.loggers if is_main_process() else []
-    fabric = _fabric(cfg, make_loggers(trackers, rd.logs, cfg.name))
+    precision, why = _run_precision(cfg, rd, fresh)
+    if is_main_process():
+        announce(precision, why)
+    fabric = _fabric(cfg, precision, make_loggers(trackers, rd.logs, cfg.name))
     if fresh and fabric.global_rank == 0:
         save_config(cfg, rd.config)
         for lg in fabric.loggers:
@@ -165,9 +145,26 @@ def _setup(cfg: RunConfig, run_dir: Path, fresh: bool, task):
     to_wrap = torch.compile(model) if cfg.train.compile else model
     wrapped, optimizer = fabric.setup(to_wrap, optimizer)
     trainer = Trainer(fabric, wrapped, model, optimizer, dataset, cfg.train, run_dir)
+    trainer.precision = {"precision": precision, "why": why}
+    if fresh:  # the choice, in the run's log; a resumed run reads it back
+        trainer.log.write({"step": 0, "split": "setup", "precision": precision,
+                           "precision_why": why})  # fmt: skip
     trainer.leak_checks = {"initial": leak} if leak is not None else {}
     task.attach(trainer, cfg, dataset)
     return cfg, trainer
+
+
+def _run_precision(cfg: RunConfig, rd: RunDir, fresh: bool) -> tuple[str, str]:
+    """(precision, why) of a run: chosen at its start (`train.precision.choose`), kept
+    from its `setup` record when it resumes (float32 for an `auto` CPU run from before
+    `auto` measured anything, as `auto` meant then)."""
+    if not fresh:
+        setup = next((r for r in rd.read_metrics() if r.get("split") == "setup"), None)
+        if setup is not None:
+            return setup["precision"], f"kept from the run's start: {setup['precision_why']}"
+        if cfg.train.precision == "auto" and device_kind(cfg) == "cpu":
+            return "32-true", "auto in a run started before auto measured the CPU: float32"
+    return choose(cfg.train.precision, device_kind(cfg))
 
 
 LEAK_WARNING = (
@@ -233,7 +230,8 @@ def _finish(cfg: RunConfig, trainer: Trainer, wall_s: float, task) -> dict:
         "grad_clip": cfg.train.grad_clip,
         "allow_leak": cfg.train.allow_leak,
         "device": str(f.device),
-        "precision": _precision(cfg),
+        "precision": trainer.precision["precision"],
+        "precision_choice": trainer.precision["why"],
         "keep_freed_memory": memory.active(),
         "world_size": f.world_size,
         "data": ds.describe(),

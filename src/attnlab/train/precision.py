@@ -1,0 +1,159 @@
+"""`train.precision: auto`: which precision a run trains in, and why.
+
+- CUDA: `16-mixed` (the write-ups' AMP).
+- CPU: `bf16-mixed` when this CPU's bf16 matmuls are fast, else `32-true`. The CPU flags
+  (`avx512_bf16`, `amx_bf16`) only say bf16 is native; a short measured check decides: an
+  (n, n) @ (n, n) matmul in bf16 against float32 with the run's threads, `bf16-mixed` when
+  bf16 is at least `FAST` times faster. The result is cached per machine (CPU model, torch
+  version, threads) in `$ATTNLAB_CACHE/precision.json` (`~/.cache/attnlab`), so every run
+  on a machine makes the same choice without measuring again.
+
+The choice is written to the run's `metrics.jsonl` (a `setup` record at step 0) and its
+`summary.json` (`precision`, `precision_choice`), and printed. A resumed run keeps the
+precision it started with (a run from before `auto` measured anything resumes in float32,
+which `auto` then meant).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import torch
+
+FAST = 1.5  # bf16 matmul speed-up over float32 that makes `auto` pick bf16-mixed on a CPU
+CHECK_N = 1024  # the check's matmul size (a d512 model's feed-forward is this large)
+BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def cpu_flags() -> set[str]:
+    """This CPU's feature flags (Linux `/proc/cpuinfo`; empty elsewhere)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return set(line.split(":", 1)[1].split())
+    return set()
+
+
+SPEED_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
+
+
+def speed_flags() -> list[str]:
+    """The CPU flags that matter for the benchmarks' speeds, in a fixed order."""
+    have = cpu_flags()
+    return [f for f in SPEED_FLAGS if f in have]
+
+
+def cpu_model() -> str:
+    """The CPU's model name (`/proc/cpuinfo`), else `platform.processor()`."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cpu_has_bf16() -> bool | None:
+    """Whether this CPU computes bf16 natively (avx512_bf16 or AMX); None if unknown."""
+    flags = cpu_flags()
+    return bool(flags & set(BF16_FLAGS)) if flags else None
+
+
+def matmul_peak(device: str, dtype: torch.dtype, n: int, repeats: int = 5) -> float:
+    """Median FLOP/s of an (n, n) @ (n, n) matmul on `device` in `dtype`."""
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(n, n, generator=g).to(device, dtype)
+    b = torch.randn(n, n, generator=g).to(device, dtype)
+    times = []
+    for i in range(repeats + 2):
+        if device == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        a @ b
+        if device == "cuda":
+            torch.cuda.synchronize()
+        if i >= 2:
+            times.append(time.perf_counter() - t0)
+    return 2 * n**3 / statistics.median(times)
+
+
+def _cache_file() -> Path:
+    root = os.environ.get("ATTNLAB_CACHE") or "~/.cache/attnlab"
+    return Path(root).expanduser() / "precision.json"
+
+
+def bf16_check() -> dict:
+    """The measured bf16-vs-float32 matmul check on this CPU (cached per machine): its
+    GFLOP/s, speed-up, flags and verdict `fast`."""
+    key = f"{cpu_model()}|torch {torch.__version__}|{torch.get_num_threads()} threads"
+    path = _cache_file()
+    try:
+        cached = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        cached = {}
+    if key in cached:
+        return cached[key]
+    flags = sorted(cpu_flags() & set(BF16_FLAGS))
+    f32 = matmul_peak("cpu", torch.float32, CHECK_N)
+    bf16 = matmul_peak("cpu", torch.bfloat16, CHECK_N)
+    result = {
+        "float32_gflops": round(f32 / 1e9, 1),
+        "bf16_gflops": round(bf16 / 1e9, 1),
+        "speedup": round(bf16 / f32, 2),
+        "flags": flags,
+        "fast": bool(flags) and bf16 / f32 >= FAST,
+    }
+    cached[key] = result
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(cached, indent=1), encoding="utf-8")
+        tmp.replace(path)
+    except OSError:
+        pass  # a read-only cache: measure again next time
+    return result
+
+
+def choose(precision: str, device: str) -> tuple[str, str]:
+    """(the precision to train in, why) for the config's `precision` on `device`."""
+    if precision != "auto":
+        return precision, "set in the config"
+    if device == "cuda":
+        return "16-mixed", "auto on CUDA: fp16 mixed precision (the write-ups' AMP)"
+    if device != "cpu":
+        return "32-true", f"auto on {device}: float32"
+    check = bf16_check()
+    numbers = (
+        f"bf16 matmul {check['bf16_gflops']:,} GFLOP/s against float32 "
+        f"{check['float32_gflops']:,} ({check['speedup']}x; flags: "
+        f"{', '.join(check['flags']) or 'no avx512_bf16 / amx_bf16'})"
+    )
+    if check["fast"]:
+        return "bf16-mixed", f"auto on this CPU: {numbers} >= {FAST}x"
+    return "32-true", f"auto on this CPU: {numbers} < {FAST}x or no native bf16"
+
+
+def announce(precision: str, reason: str) -> None:
+    """Print the run's precision and why (stderr, beside Fabric's own lines)."""
+    print(f"precision: {precision} ({reason})", file=sys.stderr)
+
+
+def warn_emulated_bf16(precision: str, device: str) -> None:
+    """Warn when bf16-mixed is asked for on a CPU without native bf16."""
+    if precision == "bf16-mixed" and device == "cpu" and cpu_has_bf16() is False:
+        warnings.warn(
+            "bf16-mixed on a CPU without avx512_bf16 / AMX: bf16 matmuls are emulated and "
+            "were measured 2-3x slower than float32 (see `attnlab bench train`)",
+            stacklevel=3,
+        )

@@ -1,0 +1,88 @@
+"""`train.precision: auto`: a measured bf16 check cached per machine decides a CPU run's
+precision; the choice is printed, logged and kept on resume."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from attnlab.run_dir import RunDir, read_metrics
+from attnlab.train import precision as prec
+from tests.helpers import run_cli, tiny_file
+
+
+def _fake_cpu(monkeypatch, flags: set[str], f32: float, bf16: float) -> list:
+    calls = []
+
+    def peak(device, dtype, n, repeats=5):
+        calls.append(dtype)
+        return bf16 if "bfloat16" in str(dtype) else f32
+
+    monkeypatch.setattr(prec, "cpu_flags", lambda: flags)
+    monkeypatch.setattr(prec, "matmul_peak", peak)
+    return calls
+
+
+def test_auto_picks_bf16_where_the_measured_check_says_fast(monkeypatch):
+    _fake_cpu(monkeypatch, {"amx_bf16", "avx512_bf16"}, 100e9, 1000e9)
+    chosen, why = prec.choose("auto", "cpu")
+    assert chosen == "bf16-mixed" and "10.0x" in why and "amx_bf16" in why
+
+
+def test_auto_keeps_float32_where_bf16_is_slow_or_emulated(monkeypatch):
+    _fake_cpu(monkeypatch, {"avx512_bf16"}, 100e9, 120e9)  # native but only 1.2x
+    assert prec.choose("auto", "cpu")[0] == "32-true"
+    monkeypatch.setenv("ATTNLAB_CACHE", str(prec._cache_file().parent / "other"))
+    _fake_cpu(monkeypatch, set(), 100e9, 300e9)  # no flags: a flag list is needed too
+    assert prec.choose("auto", "cpu")[0] == "32-true"
+
+
+def test_the_check_is_cached_per_machine(monkeypatch):
+    calls = _fake_cpu(monkeypatch, {"amx_bf16"}, 100e9, 1000e9)
+    first = prec.bf16_check()
+    assert len(calls) == 2
+    assert prec.bf16_check() == first and len(calls) == 2  # read back, not measured
+    cached = json.loads(prec._cache_file().read_text())
+    assert list(cached.values()) == [first]
+
+
+def test_explicit_and_cuda_choices():
+    assert prec.choose("32-true", "cpu") == ("32-true", "set in the config")
+    assert prec.choose("auto", "cuda")[0] == "16-mixed"
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_a_run_shows_and_keeps_its_choice(tmp_path, monkeypatch, capsys, fast):
+    if fast:
+        _fake_cpu(monkeypatch, {"amx_bf16"}, 100e9, 1000e9)
+    else:
+        _fake_cpu(monkeypatch, {"avx2"}, 100e9, 50e9)
+    want = "bf16-mixed" if fast else "32-true"
+    run = tmp_path / "run"
+    args = ["train", str(tiny_file(tmp_path)), "--out", str(run), "--stop-after", "4"]
+    code, out, err = run_cli(args, monkeypatch, capsys)
+    assert code == 0, out + err
+    assert f"precision: {want} (auto on this CPU" in err
+    setup = [r for r in read_metrics(RunDir(run).metrics) if r["split"] == "setup"]
+    assert [r["precision"] for r in setup] == [want]
+    # the machine's answer changes; the resumed run keeps the precision it started with
+    _fake_cpu(monkeypatch, {"amx_bf16"}, 100e9, 1000e9 if not fast else 10e9)
+    monkeypatch.setenv("ATTNLAB_CACHE", str(tmp_path / "new-cache"))
+    code, out, err = run_cli(["train", "--resume", str(run)], monkeypatch, capsys)
+    assert code == 0, out + err
+    summary = RunDir(run).read_summary()
+    assert summary["precision"] == want
+    assert summary["precision_choice"].startswith("kept from the run's start: auto on this CPU")
+
+
+def test_a_run_from_before_auto_measured_resumes_in_float32(tmp_path, monkeypatch, capsys):
+    _fake_cpu(monkeypatch, {"amx_bf16"}, 100e9, 1000e9)
+    run = tmp_path / "run"
+    args = ["train", str(tiny_file(tmp_path)), "--out", str(run), "--stop-after", "4"]
+    assert run_cli(args, monkeypatch, capsys)[0] == 0
+    rd = RunDir(run)
+    old = [r for r in read_metrics(rd.metrics) if r["split"] != "setup"]  # as such runs were
+    rd.metrics.write_text("".join(json.dumps(r) + "\n" for r in old))
+    assert run_cli(["train", "--resume", str(run)], monkeypatch, capsys)[0] == 0
+    assert rd.read_summary()["precision"] == "32-true"
