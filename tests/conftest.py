@@ -12,8 +12,11 @@ from tests.helpers import tiny_raw
 
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
-    """Every test gets its own token cache, so no test sees another's files."""
+    """Every test gets its own token cache, so no test sees another's files; and
+    `train.precision: auto` means float32 (tests compare float32 figures; a CPU with AMX
+    would otherwise train them in bf16). tests/test_precision.py tests auto itself."""
     monkeypatch.setenv("ATTNLAB_CACHE", str(tmp_path_factory.mktemp("cache")))
+    monkeypatch.setenv("ATTNLAB_AUTO_PRECISION", "32-true")
 
 
 @pytest.fixture

@@ -7,9 +7,16 @@ import json
 
 import pytest
 
+from attnlab.errors import ConfigError
 from attnlab.run_dir import RunDir, read_metrics
 from attnlab.train import precision as prec
 from tests.helpers import run_cli, tiny_file
+
+
+@pytest.fixture(autouse=True)
+def _measure(monkeypatch):
+    """These tests measure (the suite's conftest fixes auto at float32)."""
+    monkeypatch.delenv("ATTNLAB_AUTO_PRECISION", raising=False)
 
 
 def _fake_cpu(monkeypatch, flags: set[str], f32: float, bf16: float) -> list:
@@ -50,6 +57,16 @@ def test_the_check_is_cached_per_machine(monkeypatch):
 def test_explicit_and_cuda_choices():
     assert prec.choose("32-true", "cpu") == ("32-true", "set in the config")
     assert prec.choose("auto", "cuda")[0] == "16-mixed"
+
+
+def test_the_environment_can_fix_auto(monkeypatch):
+    calls = _fake_cpu(monkeypatch, {"amx_bf16"}, 100e9, 1000e9)
+    monkeypatch.setenv("ATTNLAB_AUTO_PRECISION", "32-true")
+    chosen, why = prec.choose("auto", "cpu")
+    assert chosen == "32-true" and "ATTNLAB_AUTO_PRECISION" in why and not calls
+    monkeypatch.setenv("ATTNLAB_AUTO_PRECISION", "fp8")
+    with pytest.raises(ConfigError, match="32-true or bf16-mixed"):
+        prec.choose("auto", "cpu")
 
 
 @pytest.mark.parametrize("fast", [True, False])

@@ -36,6 +36,7 @@ from attnlab.report.sweep import figure, group_runs
 from attnlab.report.tables import fmt, markdown_table
 from attnlab.run_dir import REPORT, REPRODUCTION, SPEC, RunDir, atomic_write_text
 from attnlab.stats import format_pm, mean_interval, welch_interval
+from attnlab.train.precision import AUTO_ENV
 
 SCALES = ("full", "cpu", "quick")
 
@@ -377,7 +378,11 @@ def run_reproduction(
     sets: list[str] | None = None,
 ) -> Path:
     """Run (or resume) every part of a reproduction and write `reproduction.md`; `sets`
-    are overrides for every run (e.g. `data.path=DIR` offline)."""
+    are overrides for every run (e.g. `data.path=DIR` offline). `train.precision: auto`
+    means float32 on a CPU here unless `ATTNLAB_AUTO_PRECISION` says otherwise: the
+    write-ups' figures are float32 (fp16 AMP on their GPUs), and a study's runs must not
+    differ in precision by the machine they ran on."""
+    os.environ.setdefault(AUTO_ENV, "32-true")  # its worker processes inherit it
     if name not in REPRODUCTIONS:
         raise UserError(f"unknown reproduction {name!r}; known: {', '.join(REPRODUCTIONS)}")
     if scale not in SCALES:

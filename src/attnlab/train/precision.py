@@ -8,6 +8,10 @@
   version, threads) in `$ATTNLAB_CACHE/precision.json` (`~/.cache/attnlab`), so every run
   on a machine makes the same choice without measuring again.
 
+`ATTNLAB_AUTO_PRECISION=32-true` (or `bf16-mixed`) fixes what `auto` means on a CPU
+instead of measuring: the test suite and `attnlab reproduce` (the write-ups' figures are
+float32) set it to `32-true`.
+
 The choice is written to the run's `metrics.jsonl` (a `setup` record at step 0) and its
 `summary.json` (`precision`, `precision_choice`), and printed. A resumed run keeps the
 precision it started with (a run from before `auto` measured anything resumes in float32,
@@ -27,9 +31,12 @@ from pathlib import Path
 
 import torch
 
+from attnlab.errors import ConfigError
+
 FAST = 1.5  # bf16 matmul speed-up over float32 that makes `auto` pick bf16-mixed on a CPU
 CHECK_N = 1024  # the check's matmul size (a d512 model's feed-forward is this large)
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+AUTO_ENV = "ATTNLAB_AUTO_PRECISION"  # 32-true | bf16-mixed: auto on a CPU without measuring
 
 
 def cpu_flags() -> set[str]:
@@ -133,6 +140,11 @@ def choose(precision: str, device: str) -> tuple[str, str]:
         return "16-mixed", "auto on CUDA: fp16 mixed precision (the write-ups' AMP)"
     if device != "cpu":
         return "32-true", f"auto on {device}: float32"
+    forced = os.environ.get(AUTO_ENV)
+    if forced:
+        if forced not in ("32-true", "bf16-mixed"):
+            raise ConfigError(f"{AUTO_ENV}={forced!r}: use 32-true or bf16-mixed")
+        return forced, f"auto on this CPU, fixed by {AUTO_ENV}={forced}"
     check = bf16_check()
     numbers = (
         f"bf16 matmul {check['bf16_gflops']:,} GFLOP/s against float32 "
