@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 import typer
@@ -30,14 +30,14 @@ app.add_typer(bench_app, name="bench")
 SET_HELP = "Override a config value, e.g. --set train.lr=1e-3 (repeatable)."
 
 
-class Weights(str, Enum):
+class Weights(StrEnum):
     """Which checkpoint of a run: the last weights or the best by validation loss."""
 
     final = "final"
     best = "best"
 
 
-class Scale(str, Enum):
+class Scale(StrEnum):
     """`attnlab reproduce --scale`: the write-up's settings, a 2-core CPU's hour, minutes."""
 
     full = "full"
@@ -45,7 +45,7 @@ class Scale(str, Enum):
     quick = "quick"
 
 
-class Precision(str, Enum):
+class Precision(StrEnum):
     """`train.precision` choices."""
 
     auto = "auto"
