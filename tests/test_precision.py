@@ -103,3 +103,16 @@ def test_a_run_from_before_auto_measured_resumes_in_float32(tmp_path, monkeypatc
     rd.metrics.write_text("".join(json.dumps(r) + "\n" for r in old))
     assert run_cli(["train", "--resume", str(run)], monkeypatch, capsys)[0] == 0
     assert rd.read_summary()["precision"] == "32-true"
+
+
+def test_bf16_mixed_is_reproducible_on_a_cpu(tiny_cfg, tmp_path):
+    """Same config and seed, same metrics, in bf16-mixed as in float32."""
+    from attnlab.runs import train
+
+    a = train(tiny_cfg(train__precision="bf16-mixed"), tmp_path / "a")
+    b = train(tiny_cfg(train__precision="bf16-mixed"), tmp_path / "b")
+    losses = [
+        [r["loss"] for r in read_metrics(RunDir(d).metrics) if r["split"] == "train"]
+        for d in (tmp_path / "a", tmp_path / "b")
+    ]
+    assert losses[0] == losses[1] and a["final_val_loss"] == b["final_val_loss"]
