@@ -31,11 +31,32 @@ def test_naive_reference_only_for_the_models_it_implements():
     assert "MLP" in naive_fits(validate(mlp, "t"))
 
 
+@pytest.mark.parametrize(
+    ("variant", "precision", "chunk", "tied"),
+    [
+        ("32-true", "32-true", None, False),
+        ("bf16-mixed", "bf16-mixed", None, False),
+        ("chunked", "32-true", 1024, False),
+        ("bf16-chunked", "bf16-mixed", 1024, False),
+        ("32-tied", "32-true", None, True),
+        ("bf16-chunked-tied", "bf16-mixed", 1024, True),
+        ("compile", "32-true", None, False),
+    ],
+)
+def test_each_variant_is_the_config_it_names(variant, precision, chunk, tied):
+    from attnlab.bench.train import _variant_config
+
+    cfg = _variant_config(validate(tiny_raw(), "tiny"), variant, 5)
+    assert cfg.train.precision == precision and cfg.train.loss_chunk == chunk
+    assert cfg.model.tie_embeddings is tied and cfg.train.max_steps == 5
+
+
 @pytest.mark.slow  # starts several processes
 def test_bench_train_measures_each_variant(tmp_path):
     cfg = validate(tiny_raw(), "tiny")
     variants = ["naive", "32-true", "chunked", "16-mixed"]
     report = bench_train(cfg, tmp_path, variants, steps=2, warmup=1, echo=lambda _: None)
+    assert "bf16:" in (tmp_path / "bench_train.md").read_text()  # the CPU's bf16 capability
     saved = json.loads((tmp_path / "bench_train.json").read_text())
     assert saved["results"] == report["results"]
     assert report["matmul_peak"]["float32_flops"] > 0

@@ -7,7 +7,9 @@ Each measurement runs in its own process, so its peak memory is its own:
 - one process per variant — `naive` (as a write-up runs it), `naive-reuse` (the same with
   attnlab's CPU allocator setting, `train.memory.keep_freed_memory`, to tell the
   allocator's share from the model code's), `32-true`, `bf16-mixed`, `16-mixed` (CUDA),
-  `chunked` (float32 with `train.loss_chunk`), `compile` (float32 with `torch.compile`):
+  `chunked` (float32 with `train.loss_chunk`), `bf16-chunked`, `32-tied` (float32 with
+  tied embeddings, as the usual small-GPT code), `bf16-chunked-tied`, `compile` (float32
+  with `torch.compile`):
   the median step time after warm-up, tokens/s, achieved FLOP/s and its share of the
   peak of the variant's matmul dtype, peak memory (CPU: the process's peak RSS; CUDA:
   peak allocated), the share of step time spent building batches, every step's loss,
@@ -43,7 +45,18 @@ from attnlab.errors import UserError
 from attnlab.train.precision import cpu_model, matmul_peak, speed_flags
 from attnlab.train.run import device_kind
 
-VARIANTS = ("naive", "naive-reuse", "32-true", "bf16-mixed", "16-mixed", "chunked", "compile")
+VARIANTS = (
+    "naive",
+    "naive-reuse",
+    "32-true",
+    "bf16-mixed",
+    "16-mixed",
+    "chunked",
+    "bf16-chunked",
+    "32-tied",
+    "bf16-chunked-tied",
+    "compile",
+)
 DEFAULT_CHUNK = 1024
 
 
@@ -86,13 +99,17 @@ def _dataset(cfg: RunConfig, random_vocab: int | None, n_seq: int):
 
 
 def _variant_config(cfg: RunConfig, variant: str, steps: int) -> RunConfig:
+    """The config of one variant: its precision (`bf16-…` bf16-mixed, else float32), the
+    chunked loss for `…chunked…`, tied embeddings for `…tied`."""
     t = {"max_steps": steps, "progress": False, "compile": False, "check_causal": False}
-    t["precision"] = variant if variant in ("32-true", "bf16-mixed", "16-mixed") else "32-true"
-    if variant == "chunked":
-        t["loss_chunk"] = cfg.train.loss_chunk or DEFAULT_CHUNK
-    elif variant != "32-true":
-        t["loss_chunk"] = None
-    return cfg.model_copy(update={"train": cfg.train.model_copy(update=t)})
+    t["precision"] = "bf16-mixed" if variant.startswith("bf16") else "32-true"
+    if variant == "16-mixed":
+        t["precision"] = "16-mixed"
+    t["loss_chunk"] = (cfg.train.loss_chunk or DEFAULT_CHUNK) if "chunked" in variant else None
+    model = cfg.model
+    if "tied" in variant:
+        model = model.model_copy(update={"tie_embeddings": True})
+    return cfg.model_copy(update={"train": cfg.train.model_copy(update=t), "model": model})
 
 
 def _run_attnlab(cfg: RunConfig, variant: str, steps: int, warmup: int, ds) -> dict:

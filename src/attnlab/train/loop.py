@@ -158,7 +158,8 @@ class Trainer:
             self.step_tokens += batch.x.numel() * f.world_size
             last = m == len(parts) - 1
             with f.no_backward_sync(self.model, enabled=not last):
-                loss_sum, _, correct = self.stats(self.model, batch, accuracy=accuracy)
+                with f.autocast():  # the chunked loss's matmuls in the run's precision
+                    loss_sum, _, correct = self.stats(self.model, batch, accuracy=accuracy)
                 # DDP averages gradients over processes: scale back to a global-batch mean
                 f.backward(loss_sum * (f.world_size / n_total))
             loss_total += loss_sum.detach()

@@ -47,27 +47,55 @@ def _chunk_logits(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
     return F.linear(h, weight, bias).float()
 
 
+CACHE_ROWS = 8  # rows of logits whose float32 softmax fits a core's L2 cache (8 x 50k x 4 B)
+
+
+def _softmax_rows(logits: torch.Tensor, y: torch.Tensor, grad: bool) -> torch.Tensor:
+    """Σ CE of (C, Vp) `logits` against `y` (C,); with `grad`, `logits` is overwritten by
+    softmax − one-hot. Worked `CACHE_ROWS` rows at a time in float32, so the five passes
+    of the softmax read the cache, not memory (the pass over memory is what costs on a
+    CPU: ~4 GB/s a core here)."""
+    loss = torch.zeros((), dtype=torch.float32, device=logits.device)
+    for r in range(0, logits.shape[0], CACHE_ROWS):
+        x = logits[r : r + CACHE_ROWS].float()  # (R, Vp): a copy unless already float32
+        yr = y[r : r + CACHE_ROWS, None]  # (R, 1)
+        lse = torch.logsumexp(x, dim=-1, keepdim=True)  # (R, 1)
+        loss += (lse - x.gather(1, yr)).sum()
+        if grad:
+            x.sub_(lse).exp_()  # softmax
+            x.scatter_add_(1, yr, torch.full_like(yr, -1.0, dtype=x.dtype))  # − one-hot
+            logits[r : r + CACHE_ROWS] = x
+    return loss
+
+
 class _LinearCrossEntropy(torch.autograd.Function):
-    """Σ CE(h Wᵀ + bias, y) with its gradients for h and W computed during the forward."""
+    """Σ CE(h Wᵀ + bias, y) with its gradients for h and W computed during the forward.
+
+    Under autocast (bf16-mixed) the matmuls run in autocast's dtype with the unembedding
+    cast once and each chunk's softmax − one-hot cast once (autocast would cast them at
+    every matmul); the softmax, the loss and W's gradient accumulate in float32.
+    """
 
     @staticmethod
     def forward(ctx, h, weight, bias, y, chunk: int):  # h (N, D), weight (Vp, D), y (N,)
         need_h, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        device = h.device.type
+        mm = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else h.dtype
         loss = torch.zeros((), dtype=torch.float32, device=h.device)
         grad_h = torch.empty_like(h) if need_h else None  # (N, D)
         grad_w = torch.zeros_like(weight, dtype=torch.float32) if need_w else None  # (Vp, D)
-        for s in range(0, h.shape[0], chunk):
-            hc, yc = h[s : s + chunk], y[s : s + chunk]  # (C, D), (C,)
-            logits = _chunk_logits(hc, weight, bias)  # (C, Vp)
-            lse = torch.logsumexp(logits, dim=-1)  # (C,)
-            loss += (lse - logits.gather(1, yc[:, None]).squeeze(1)).sum()
-            if need_h or need_w:
-                g = logits.sub_(lse[:, None]).exp_()  # (C, Vp) softmax, in place
-                g[torch.arange(len(yc), device=g.device), yc] -= 1.0  # − one-hot
+        with torch.autocast(device, enabled=False):
+            w = weight.to(mm)  # (Vp, D), cast once
+            b = None if bias is None else bias.to(mm)  # (Vp,) 0 / -inf
+            hm = h.to(mm)  # (N, D)
+            for s in range(0, h.shape[0], chunk):
+                hc, yc = hm[s : s + chunk], y[s : s + chunk]  # (C, D), (C,)
+                g = F.linear(hc, w, b)  # (C, Vp) logits in mm's dtype; the gradient in place
+                loss += _softmax_rows(g, yc, need_h or need_w)
                 if need_h:
-                    grad_h[s : s + chunk] = g.to(hc.dtype) @ weight.to(hc.dtype)  # (C, D)
+                    grad_h[s : s + chunk] = g @ w  # (C, D)
                 if need_w:
-                    grad_w += g.t().to(hc.dtype) @ hc  # (Vp, D)
+                    grad_w += g.t() @ hc  # (Vp, D)
         ctx.save_for_backward(grad_h, grad_w)
         ctx.weight_dtype = weight.dtype
         return loss
