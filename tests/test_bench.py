@@ -120,3 +120,22 @@ def test_bench_generate_cli(tmp_path, monkeypatch, capsys):
     assert len(res["results"]) == 4 and all(r["tokens_s"] > 0 for r in res["results"])
     assert all("early_ms" in r for r in res["results"] if r["cache"])
     assert "speed-up" in (out / "bench_generate.md").read_text()
+
+
+def test_the_gpt_reference_learns_and_fits_only_its_models():
+    import torch
+
+    from attnlab.bench.gpt_ref import GPTRef, gpt_optimizer, gpt_step
+    from attnlab.bench.train import gpt_fits
+
+    assert gpt_fits(validate(tiny_raw(), "t")) is None
+    conv = tiny_raw(model__mixer={"n_heads": 4, "conv_kernel": 3})
+    assert "conv" in gpt_fits(validate(conv, "t"))
+    torch.manual_seed(0)
+    model = GPTRef(16, 32, 4, 2, 24, mlp=True)
+    assert model.lm_head.weight is model.wte.weight and model.wte.weight.shape[0] == 64
+    opt = gpt_optimizer(model, 3e-3, 0.01, (0.9, 0.95))
+    x = torch.randint(0, 16, (8, 24))
+    y = torch.roll(x, -1, dims=1)
+    losses = [gpt_step(model, opt, x, y) for _ in range(30)]
+    assert losses[-1] < losses[0] - 0.5  # it trains

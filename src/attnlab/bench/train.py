@@ -6,7 +6,9 @@ Each measurement runs in its own process, so its peak memory is its own:
   CPU, 8192 on CUDA) in float32 and in bf16, with the same threads as the training runs;
 - one process per variant — `naive` (as a write-up runs it), `naive-reuse` (the same with
   attnlab's CPU allocator setting, `train.memory.keep_freed_memory`, to tell the
-  allocator's share from the model code's), `32-true`, `bf16-mixed`, `16-mixed` (CUDA),
+  allocator's share from the model code's), `gpt-ref` (the best small-GPT code's model
+  and step, `attnlab.bench.gpt_ref`, with that allocator setting), `32-true`,
+  `bf16-mixed`, `16-mixed` (CUDA),
   `chunked` (float32 with `train.loss_chunk`), `bf16-chunked`, `32-tied` (float32 with
   tied embeddings, as the usual small-GPT code), `bf16-chunked-tied`, `compile` (float32
   with `torch.compile`):
@@ -48,6 +50,7 @@ from attnlab.train.run import device_kind
 VARIANTS = (
     "naive",
     "naive-reuse",
+    "gpt-ref",
     "32-true",
     "bf16-mixed",
     "16-mixed",
@@ -164,6 +167,42 @@ def naive_fits(cfg: RunConfig) -> str | None:
     return None
 
 
+def gpt_fits(cfg: RunConfig) -> str | None:
+    """Why the nanoGPT-style reference cannot stand in for this config's model (None when
+    it can)."""
+    m = cfg.model
+    if m.arch != "decoder" or m.mixer.name != "attention":
+        return "the gpt reference is an attention decoder"
+    if m.mixer.conv_kernel or m.mixer.smear_keys or m.pos != "learned" or m.norm != "layernorm":
+        return "the gpt reference has no conv or smeared keys, learned positions, LayerNorm"
+    if m.mlp and m.ff_width != 4 * m.d_model:
+        return "the gpt reference's MLP is 4 x d_model wide"
+    return None
+
+
+def _run_gpt(cfg: RunConfig, steps: int, warmup: int, ds) -> dict:
+    from attnlab.bench.gpt_ref import GPTRef, gpt_optimizer, gpt_step
+    from attnlab.data.splits import train_ids
+    from attnlab.train.memory import keep_freed_memory
+
+    device, m, t = device_kind(cfg), cfg.model, cfg.train
+    if device == "cpu":
+        keep_freed_memory()  # attnlab's allocator setting: only the model and step differ
+    torch.manual_seed(t.seed)
+    model = GPTRef(ds.vocab_size, m.d_model, m.mixer.n_heads, m.n_layers, ds.seq_len, m.mlp)
+    model = model.to(device)
+    opt = gpt_optimizer(model, t.lr, t.weight_decay, t.betas)
+    split = ds.splits["train"]
+
+    def step(i: int) -> tuple[float, float]:
+        t0 = time.perf_counter()
+        batch = split.get(train_ids(split.num_sequences, ds.batch_size, t.seed, i)).to(device)
+        data_s = time.perf_counter() - t0
+        return gpt_step(model, opt, batch.x, batch.y), data_s
+
+    return {"precision": "32-true", **_timed_steps(step, steps, warmup)}
+
+
 def _run_naive(cfg: RunConfig, steps: int, warmup: int, ds, reuse: bool) -> dict:
     from attnlab.bench.naive_lm import NaiveLM, naive_step
     from attnlab.data.splits import train_ids
@@ -223,6 +262,8 @@ def child(spec: dict) -> dict:
         torch.backends.cuda.matmul.allow_tf32 = False  # float32 means float32
     if spec["what"].startswith("naive"):
         res = _run_naive(cfg, spec["steps"], spec["warmup"], ds, spec["what"] == "naive-reuse")
+    elif spec["what"] == "gpt-ref":
+        res = _run_gpt(cfg, spec["steps"], spec["warmup"], ds)
     else:
         res = _run_attnlab(cfg, spec["what"], spec["steps"], spec["warmup"], ds)
     res.update(
@@ -256,7 +297,7 @@ def _derive(results: list[dict], peak: dict) -> None:
                 r["share_of_peak"] = r["flops_per_s"] / peak[key]
                 r["peak_dtype"] = key.removesuffix("_flops")
     for r in by.values():
-        for ref in ("naive", "32-true"):
+        for ref in ("naive", "32-true", "gpt-ref"):
             if ref in by and ref != r["variant"]:
                 b = by[ref]
                 r[f"speed_vs_{ref}"] = r["tokens_per_s"] / b["tokens_per_s"]
@@ -272,7 +313,7 @@ def table(results: list[dict]) -> str:
     for r in results:
         if "step_s" not in r:
             why = r.get("skipped") or r.get("error", "")
-            rows.append([r["variant"], f"not run: {why}", *[None] * 9])
+            rows.append([r["variant"], f"not run: {why}", *[None] * 10])
             continue
         rows.append(
             [
@@ -280,6 +321,7 @@ def table(results: list[dict]) -> str:
                 round(r["step_s"], 3),
                 round(r["tokens_per_s"]),
                 r.get("speed_vs_naive"),
+                r.get("speed_vs_gpt-ref"),
                 round(r["flops_per_s"] / 1e9, 1) if "flops_per_s" in r else None,
                 f"{r['share_of_peak']:.0%}" if "share_of_peak" in r else None,
                 round(r["peak_memory_mb"]),
@@ -294,6 +336,7 @@ def table(results: list[dict]) -> str:
         "step s",
         "tokens/s",
         "x naive",
+        "x gpt-ref",
         "GFLOP/s",
         "of peak",
         "peak MB",
@@ -327,6 +370,8 @@ def bench_train(
     results = []
     for v in variants:
         why = naive_fits(cfg) if v.startswith("naive") else None
+        if v == "gpt-ref":
+            why = gpt_fits(cfg)
         if v == "16-mixed" and device == "cpu":
             why = "fp16 with loss scaling is for CUDA"
         if why:
