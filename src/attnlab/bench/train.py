@@ -198,7 +198,8 @@ def _run_gpt(cfg: RunConfig, steps: int, warmup: int, ds) -> dict:
         t0 = time.perf_counter()
         batch = split.get(train_ids(split.num_sequences, ds.batch_size, t.seed, i)).to(device)
         data_s = time.perf_counter() - t0
-        return gpt_step(model, opt, batch.x, batch.y), data_s
+        x, y = batch.x.contiguous(), batch.y.contiguous()  # as nanoGPT's batches are
+        return gpt_step(model, opt, x, y), data_s
 
     return {"precision": "32-true", **_timed_steps(step, steps, warmup)}
 
