@@ -299,7 +299,7 @@ def test_resume_keeps_the_fp16_loss_scaler(tiny_cfg, tmp_path, monkeypatch):
         return Fabric(accelerator="cpu", devices=1, plugins=[plugin])
 
     monkeypatch.setattr(run_mod, "_fabric", fp16_fabric)
-    cfg = tiny_cfg(model__dropout=0.1, train__checkpoint_every=1)
+    cfg = tiny_cfg(model__dropout=0.1, train__checkpoint_every=1, train__precision="16-mixed")
     full = train(cfg, tmp_path / "full")
     end_state = scalers[-1].state_dict()
     train(cfg, tmp_path / "cut", stop_after=5)
@@ -360,3 +360,13 @@ def test_logged_training_steps_record_their_batch_accuracy(tmp_path, tiny_cfg):
     recs = [r for r in read_metrics(tmp_path / "run" / "metrics.jsonl") if r["split"] == "train"]
     assert [r["step"] for r in recs] == [2, 4, 6]
     assert all(0.0 <= r["accuracy"] <= 1.0 for r in recs)
+
+
+def test_adamw_is_fused_except_under_the_fp16_loss_scaler(tiny_cfg):
+    from attnlab.train.optim import make_optimizer
+
+    cfg = tiny_cfg()
+    model = models.build(cfg.model, 16)
+    for precision, fused in (("32-true", True), ("bf16-mixed", True), ("16-mixed", False)):
+        opt = make_optimizer(model, cfg.train, precision)
+        assert bool(opt.defaults["fused"]) is fused, precision

@@ -141,7 +141,7 @@ def _setup(cfg: RunConfig, run_dir: Path, fresh: bool, task):
         from attnlab.train.checkpoint import init_from_run
 
         init_from_run(model, cfg.model.init_from)
-    optimizer = make_optimizer(model, cfg.train)
+    optimizer = make_optimizer(model, cfg.train, precision)
     to_wrap = torch.compile(model) if cfg.train.compile else model
     wrapped, optimizer = fabric.setup(to_wrap, optimizer)
     trainer = Trainer(fabric, wrapped, model, optimizer, dataset, cfg.train, run_dir)
