@@ -276,6 +276,9 @@ def test_two_process_ddp_equals_one_process(tmp_path):
     for r1, r2 in zip(one, two, strict=True):  # the gradient itself, not only the loss
         if r1["split"] == "train":
             assert r1["grad_norm"] == pytest.approx(r2["grad_norm"], rel=1e-5)
+        if r1["split"] == "setup":  # the precision record: the same choice, no loss
+            assert r1["precision"] == r2["precision"]
+            continue
         assert r1["loss"] == pytest.approx(r2["loss"], rel=1e-5)
     assert json.loads((tmp_path / "d2" / "summary.json").read_text())["world_size"] == 2
 
