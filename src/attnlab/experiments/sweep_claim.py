@@ -94,18 +94,29 @@ def open_storage(url: str):
         return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 120}})
     engine = sa.create_engine(url)
     try:
-        with engine.connect() as conn:
-            key = {"k": "attnlab.sweep.schema"}
-            conn.execute(sa.text("SELECT pg_advisory_lock(hashtext(:k))"), key)
-            try:
-                return optuna.storages.RDBStorage(url)
-            finally:
-                conn.execute(sa.text("SELECT pg_advisory_unlock(hashtext(:k))"), key)
-                conn.commit()
+        with _advisory_lock(engine, "attnlab.sweep.schema"):
+            return optuna.storages.RDBStorage(url)
     except sa.exc.OperationalError as e:
         raise UserError(f"cannot reach the sweep database: {e.orig}") from e
     finally:
         engine.dispose()
+
+
+@contextmanager
+def _advisory_lock(engine, name: str) -> Iterator[None]:
+    """A PostgreSQL session advisory lock keyed by `name`, held on a connection of its own
+    (so the storage's own sessions, which may lock rows, never wait on it)."""
+    import sqlalchemy as sa
+
+    key = {"k": name}
+    with engine.connect() as conn:
+        conn.execute(sa.text("SELECT pg_advisory_lock(hashtext(:k))"), key)
+        conn.commit()
+        try:
+            yield
+        finally:
+            conn.execute(sa.text("SELECT pg_advisory_unlock(hashtext(:k))"), key)
+            conn.commit()
 
 
 @contextmanager
@@ -114,17 +125,8 @@ def claim_lock(sweep_dir: Path, storage, study_name: str) -> Iterator[None]:
     advisory lock keyed by the study's name, held on a connection of its own, or a file
     lock beside the SQLite database."""
     if storage.engine.dialect.name == "postgresql":
-        import sqlalchemy as sa
-
-        with storage.engine.connect() as conn:
-            key = {"k": f"attnlab.sweep:{study_name}"}
-            conn.execute(sa.text("SELECT pg_advisory_lock(hashtext(:k))"), key)
-            conn.commit()
-            try:
-                yield
-            finally:
-                conn.execute(sa.text("SELECT pg_advisory_unlock(hashtext(:k))"), key)
-                conn.commit()
+        with _advisory_lock(storage.engine, f"attnlab.sweep:{study_name}"):
+            yield
         return
     import fcntl
 

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import torch
 
+from attnlab.data.cache import cache_root
 from attnlab.errors import ConfigError
 
 FAST = 1.5  # bf16 matmul speed-up over float32 that makes `auto` pick bf16-mixed on a CPU
@@ -96,8 +97,7 @@ def matmul_peak(device: str, dtype: torch.dtype, n: int, repeats: int = 5) -> fl
 
 
 def _cache_file() -> Path:
-    root = os.environ.get("ATTNLAB_CACHE") or "~/.cache/attnlab"
-    return Path(root).expanduser() / "precision.json"
+    return cache_root(None) / "precision.json"
 
 
 def bf16_check() -> dict:
