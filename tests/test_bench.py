@@ -39,6 +39,7 @@ def test_naive_reference_only_for_the_models_it_implements():
         ("chunked", "32-true", 1024, False),
         ("bf16-chunked", "bf16-mixed", 1024, False),
         ("32-tied", "32-true", None, True),
+        ("chunked-tied", "32-true", 1024, True),
         ("bf16-chunked-tied", "bf16-mixed", 1024, True),
         ("compile", "32-true", None, False),
     ],

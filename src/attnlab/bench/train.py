@@ -10,8 +10,8 @@ Each measurement runs in its own process, so its peak memory is its own:
   and step, `attnlab.bench.gpt_ref`, with that allocator setting), `32-true`,
   `bf16-mixed`, `16-mixed` (CUDA),
   `chunked` (float32 with `train.loss_chunk`), `bf16-chunked`, `32-tied` (float32 with
-  tied embeddings, as the usual small-GPT code), `bf16-chunked-tied`, `compile` (float32
-  with `torch.compile`):
+  tied embeddings, as the usual small-GPT code), `chunked-tied`, `bf16-chunked-tied`,
+  `compile` (float32 with `torch.compile`):
   the median step time after warm-up, tokens/s, achieved FLOP/s and its share of the
   peak of the variant's matmul dtype, peak memory (CPU: the process's peak RSS; CUDA:
   peak allocated), the share of step time spent building batches, every step's loss,
@@ -57,6 +57,7 @@ VARIANTS = (
     "chunked",
     "bf16-chunked",
     "32-tied",
+    "chunked-tied",
     "bf16-chunked-tied",
     "compile",
 )
