@@ -4,8 +4,10 @@ precision; the choice is printed, logged and kept on resume."""
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
+import torch
 
 from attnlab.errors import ConfigError
 from attnlab.run_dir import RunDir, read_metrics
@@ -19,15 +21,23 @@ def _measure(monkeypatch):
     monkeypatch.delenv("ATTNLAB_AUTO_PRECISION", raising=False)
 
 
-def _fake_cpu(monkeypatch, flags: set[str], f32: float, bf16: float) -> list:
+def _fake_cpu(
+    monkeypatch, flags: set[str], f32: float, bf16: float, step_speedup: float = 2.0
+) -> list:
+    """This CPU's flags and matmul speeds, and the model check's bf16 speed-up."""
     calls = []
 
     def peak(device, dtype, n, repeats=5):
         calls.append(dtype)
         return bf16 if "bfloat16" in str(dtype) else f32
 
+    def step(signature, fwd_bwd, repeats=2):
+        return {"float32_s": 1.0, "bf16_s": 1 / step_speedup, "speedup": step_speedup,
+                "fast": step_speedup >= prec.STEP_FAST}  # fmt: skip
+
     monkeypatch.setattr(prec, "cpu_flags", lambda: flags)
     monkeypatch.setattr(prec, "matmul_peak", peak)
+    monkeypatch.setattr(prec, "step_check", step)
     return calls
 
 
@@ -43,6 +53,55 @@ def test_auto_keeps_float32_where_bf16_is_slow_or_emulated(monkeypatch):
     monkeypatch.setenv("ATTNLAB_CACHE", str(prec._cache_file().parent / "other"))
     _fake_cpu(monkeypatch, set(), 100e9, 300e9)  # no flags: a flag list is needed too
     assert prec.choose("auto", "cpu")[0] == "32-true"
+
+
+def test_auto_keeps_float32_where_the_models_own_step_is_slow_in_bf16(monkeypatch):
+    """Large matmuls gain, but a small model's step loses to autocast's casts."""
+    _fake_cpu(monkeypatch, {"amx_bf16"}, 100e9, 800e9, step_speedup=0.53)
+    chosen, why = prec.choose("auto", "cpu", ("model", lambda bf16: None))
+    assert chosen == "32-true" and "8.0x" in why and "(0.53x) < 1.2x" in why
+    _fake_cpu(monkeypatch, {"amx_bf16"}, 100e9, 800e9, step_speedup=2.5)
+    chosen, why = prec.choose("auto", "cpu", ("model", lambda bf16: None))
+    assert chosen == "bf16-mixed" and "(2.5x) >= 1.2x" in why
+
+
+def test_the_model_check_is_cached_per_shape_and_restores_the_random_state():
+    calls = []
+
+    def fwd_bwd(bf16: bool) -> None:
+        calls.append(bf16)
+        torch.rand(3)  # dropout draws
+        time.sleep(0.002 if bf16 else 0.004)
+
+    torch.manual_seed(0)
+    before = torch.get_rng_state()
+    first = prec.step_check("d64 (32, 64)", fwd_bwd)
+    assert torch.equal(torch.get_rng_state(), before)
+    assert calls == [False] * 3 + [True] * 3  # one warm-up and two timed calls each
+    assert first["float32_s"] > first["bf16_s"] and first["fast"] == (first["speedup"] >= 1.2)
+    assert prec.step_check("d64 (32, 64)", fwd_bwd) == first and len(calls) == 6
+    prec.step_check("d64 (16, 64)", fwd_bwd)  # another shape is measured
+    assert len(calls) == 12
+
+
+def test_the_model_check_runs_the_runs_own_loss_path(tiny_cfg):
+    """`precision_probe` runs forward and backward in both precisions and leaves no
+    gradients behind."""
+    from attnlab import data as data_mod
+    from attnlab import models
+    from attnlab.tasks import task_for
+    from attnlab.train.loop import precision_probe
+    from attnlab.train.run import resolve
+
+    cfg = tiny_cfg()
+    ds = data_mod.build(cfg.data)
+    cfg = resolve(cfg, ds, task_for(cfg).model_fields(cfg, ds))
+    model = models.build(cfg.model)
+    signature, fwd_bwd = precision_probe(model, ds, cfg.train, cfg.model.model_dump_json(), 64)
+    for bf16 in (False, True):
+        fwd_bwd(bf16)
+        assert all(p.grad is None for p in model.parameters())
+    assert cfg.model.model_dump_json() in signature and f"{64 // ds.seq_len}," in signature
 
 
 def test_the_check_is_cached_per_machine(monkeypatch):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,6 +68,29 @@ class LossStats:
         h = model(*batch.inputs(), hidden=True)  # (B, T, D)
         weight, bias = self.head
         return chunked_token_stats(h, weight, bias, batch.y, batch.mask, self.chunk, accuracy)
+
+
+def precision_probe(
+    model, data: Dataset, cfg: TrainConfig, model_json: str, tokens: int
+) -> tuple[str, Callable[[bool], None]]:
+    """(signature, fwd_bwd) for `precision.step_check`: `fwd_bwd(bf16)` runs this run's
+    loss path forward and backward (under bf16 autocast when asked) on the first training
+    sequences, as many as one micro-batch holds up to `tokens` tokens, and drops the
+    gradients; the signature is the model config and that batch's shape."""
+    split = data.splits["train"]
+    micro = max(1, data.batch_size // cfg.grad_accum)
+    n = max(1, min(micro, split.num_sequences, tokens // max(1, data.seq_len)))
+    batch = split.get(np.arange(n))
+    stats = LossStats(model, cfg.loss_chunk)
+
+    def fwd_bwd(bf16: bool) -> None:
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss_sum, _, _ = stats(model, batch, accuracy=False)
+        loss_sum.backward()
+        model.zero_grad(set_to_none=True)
+
+    signature = f"{model_json}|{tuple(batch.x.shape)}|chunk {cfg.loss_chunk}"
+    return signature, fwd_bwd
 
 
 def evaluate(

@@ -1,12 +1,18 @@
 """`train.precision: auto`: which precision a run trains in, and why.
 
 - CUDA: `16-mixed` (the write-ups' AMP).
-- CPU: `bf16-mixed` when this CPU's bf16 matmuls are fast, else `32-true`. The CPU flags
-  (`avx512_bf16`, `amx_bf16`) only say bf16 is native; a short measured check decides: an
-  (n, n) @ (n, n) matmul in bf16 against float32 with the run's threads, `bf16-mixed` when
-  bf16 is at least `FAST` times faster. The result is cached per machine (CPU model, torch
-  version, threads) in `$ATTNLAB_CACHE/precision.json` (`~/.cache/attnlab`), so every run
-  on a machine makes the same choice without measuring again.
+- CPU: `bf16-mixed` when bf16 makes this run's own step fast, else `32-true`. The CPU
+  flags (`avx512_bf16`, `amx_bf16`) only say bf16 is native; two short measured checks
+  decide. The machine's: an (n, n) @ (n, n) matmul in bf16 against float32 with the run's
+  threads, at least `FAST` times faster. Then the model's (`step_check`): the run's
+  forward and backward on a batch of its own shape (up to `CHECK_TOKENS` tokens), float32
+  against bf16 autocast, at least `STEP_FAST` times faster — small models lose to
+  autocast's casts (a 2-layer d64 model on this 2-core CPU: 0.30 s float32 against
+  0.57 s bf16 a step, docs/LOG.md) even where large matmuls gain 3-8x. Both results are
+  cached in `$ATTNLAB_CACHE/precision.json` (`~/.cache/attnlab`): per machine (CPU model,
+  torch version, threads), and per machine and model shape, so the runs of a sweep make
+  the same choice without measuring again. Multi-process (DDP) runs skip the model's
+  check, so their processes cannot disagree.
 
 `ATTNLAB_AUTO_PRECISION=32-true` (or `bf16-mixed`) fixes what `auto` means on a CPU
 instead of measuring: the test suite and `attnlab reproduce` (the write-ups' figures are
@@ -20,6 +26,7 @@ which `auto` then meant).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -27,6 +34,7 @@ import statistics
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -35,6 +43,8 @@ from attnlab.data.cache import cache_root
 from attnlab.errors import ConfigError
 
 FAST = 1.5  # bf16 matmul speed-up over float32 that makes `auto` pick bf16-mixed on a CPU
+STEP_FAST = 1.2  # and the speed-up of the model's own forward and backward it needs too
+CHECK_TOKENS = 2048  # tokens in the model check's batch (fewer when the run's batch is smaller)
 CHECK_N = 1024  # the check's matmul size (a d512 model's feed-forward is this large)
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 AUTO_ENV = "ATTNLAB_AUTO_PRECISION"  # 32-true | bf16-mixed: auto on a CPU without measuring
@@ -100,10 +110,12 @@ def _cache_file() -> Path:
     return cache_root(None) / "precision.json"
 
 
-def bf16_check() -> dict:
-    """The measured bf16-vs-float32 matmul check on this CPU (cached per machine): its
-    GFLOP/s, speed-up, flags and verdict `fast`."""
-    key = f"{cpu_model()}|torch {torch.__version__}|{torch.get_num_threads()} threads"
+def _machine_key() -> str:
+    return f"{cpu_model()}|torch {torch.__version__}|{torch.get_num_threads()} threads"
+
+
+def _cached(key: str, measure: Callable[[], dict]) -> dict:
+    """`measure()`, or its earlier result under `key` in the precision cache."""
     path = _cache_file()
     try:
         cached = json.loads(path.read_text(encoding="utf-8"))
@@ -111,17 +123,7 @@ def bf16_check() -> dict:
         cached = {}
     if key in cached:
         return cached[key]
-    flags = sorted(cpu_flags() & set(BF16_FLAGS))
-    f32 = matmul_peak("cpu", torch.float32, CHECK_N)
-    bf16 = matmul_peak("cpu", torch.bfloat16, CHECK_N)
-    result = {
-        "float32_gflops": round(f32 / 1e9, 1),
-        "bf16_gflops": round(bf16 / 1e9, 1),
-        "speedup": round(bf16 / f32, 2),
-        "flags": flags,
-        "fast": bool(flags) and bf16 / f32 >= FAST,
-    }
-    cached[key] = result
+    cached[key] = result = measure()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
@@ -132,8 +134,61 @@ def bf16_check() -> dict:
     return result
 
 
-def choose(precision: str, device: str) -> tuple[str, str]:
-    """(the precision to train in, why) for the config's `precision` on `device`."""
+def bf16_check() -> dict:
+    """The measured bf16-vs-float32 matmul check on this CPU (cached per machine): its
+    GFLOP/s, speed-up, flags and verdict `fast`."""
+
+    def measure() -> dict:
+        flags = sorted(cpu_flags() & set(BF16_FLAGS))
+        f32 = matmul_peak("cpu", torch.float32, CHECK_N)
+        bf16 = matmul_peak("cpu", torch.bfloat16, CHECK_N)
+        return {
+            "float32_gflops": round(f32 / 1e9, 1),
+            "bf16_gflops": round(bf16 / 1e9, 1),
+            "speedup": round(bf16 / f32, 2),
+            "flags": flags,
+            "fast": bool(flags) and bf16 / f32 >= FAST,
+        }
+
+    return _cached(_machine_key(), measure)
+
+
+def step_check(signature: str, fwd_bwd: Callable[[bool], None], repeats: int = 2) -> dict:
+    """The model's check (cached per machine and `signature`, the model's shape): the
+    fastest of `repeats` calls of `fwd_bwd(bf16)` after one warm-up, in float32 and under
+    bf16 autocast; its seconds, speed-up and verdict `fast`. torch's random state is
+    restored afterwards (dropout draws), so the run's own draws do not depend on whether
+    the check ran or was read back."""
+
+    def measure() -> dict:
+        best = {}
+        with torch.random.fork_rng(devices=[]):
+            for bf16 in (False, True):
+                fwd_bwd(bf16)
+                times = []
+                for _ in range(repeats):
+                    t0 = time.perf_counter()
+                    fwd_bwd(bf16)
+                    times.append(time.perf_counter() - t0)
+                best[bf16] = min(times)
+        speedup = best[False] / best[True]
+        return {
+            "float32_s": round(best[False], 4),
+            "bf16_s": round(best[True], 4),
+            "speedup": round(speedup, 2),
+            "fast": speedup >= STEP_FAST,
+        }
+
+    digest = hashlib.sha1(signature.encode()).hexdigest()[:16]
+    return _cached(f"{_machine_key()}|model {digest}", measure)
+
+
+def choose(
+    precision: str, device: str, step: tuple[str, Callable[[bool], None]] | None = None
+) -> tuple[str, str]:
+    """(the precision to train in, why) for the config's `precision` on `device`; `step`
+    = (signature, fwd_bwd) of the run's model for `step_check` (None: the machine's check
+    alone)."""
     if precision != "auto":
         return precision, "set in the config"
     if device == "cuda":
@@ -151,9 +206,18 @@ def choose(precision: str, device: str) -> tuple[str, str]:
         f"{check['float32_gflops']:,} ({check['speedup']}x; flags: "
         f"{', '.join(check['flags']) or 'no avx512_bf16 / amx_bf16'})"
     )
-    if check["fast"]:
+    if not check["fast"]:
+        return "32-true", f"auto on this CPU: {numbers} < {FAST}x or no native bf16"
+    if step is None:
         return "bf16-mixed", f"auto on this CPU: {numbers} >= {FAST}x"
-    return "32-true", f"auto on this CPU: {numbers} < {FAST}x or no native bf16"
+    s = step_check(*step)
+    model = (
+        f"this model's forward and backward {s['float32_s']:.3g} s in float32, "
+        f"{s['bf16_s']:.3g} s in bf16 ({s['speedup']}x)"
+    )
+    if s["fast"]:
+        return "bf16-mixed", f"auto on this CPU: {numbers} >= {FAST}x; {model} >= {STEP_FAST}x"
+    return "32-true", f"auto on this CPU: {numbers}, but {model} < {STEP_FAST}x"
 
 
 def announce(precision: str, reason: str) -> None:

@@ -28,9 +28,9 @@ from attnlab.errors import LeakageError, UserError
 from attnlab.run_dir import RunDir
 from attnlab.train import memory
 from attnlab.train.loggers import make_loggers
-from attnlab.train.loop import Trainer
+from attnlab.train.loop import Trainer, precision_probe
 from attnlab.train.optim import make_optimizer
-from attnlab.train.precision import announce, choose, warn_emulated_bf16
+from attnlab.train.precision import CHECK_TOKENS, announce, choose, warn_emulated_bf16
 
 
 def resolve(cfg: RunConfig, dataset, fields: dict | None = None) -> RunConfig:
@@ -122,7 +122,7 @@ def _setup(cfg: RunConfig, run_dir: Path, fresh: bool, task):
     model = models.build(cfg.model)
     leak = _leak_check(cfg, task, model, dataset.seq_len)
     trackers = cfg.train.loggers if is_main_process() else []
-    precision, why = _run_precision(cfg, rd, fresh)
+    precision, why = _run_precision(cfg, rd, fresh, model, dataset)
     if is_main_process():
         announce(precision, why)
     fabric = _fabric(cfg, precision, make_loggers(trackers, rd.logs, cfg.name))
@@ -154,17 +154,22 @@ def _setup(cfg: RunConfig, run_dir: Path, fresh: bool, task):
     return cfg, trainer
 
 
-def _run_precision(cfg: RunConfig, rd: RunDir, fresh: bool) -> tuple[str, str]:
-    """(precision, why) of a run: chosen at its start (`train.precision.choose`), kept
-    from its `setup` record when it resumes (float32 for an `auto` CPU run from before
-    `auto` measured anything, as `auto` meant then)."""
+def _run_precision(cfg: RunConfig, rd: RunDir, fresh: bool, model, dataset) -> tuple[str, str]:
+    """(precision, why) of a run: chosen at its start (`train.precision.choose`, with the
+    model's own check in a one-process CPU run), kept from its `setup` record when it
+    resumes (float32 for an `auto` CPU run from before `auto` measured anything, as `auto`
+    meant then)."""
+    t = cfg.train
     if not fresh:
         setup = next((r for r in rd.read_metrics() if r.get("split") == "setup"), None)
         if setup is not None:
             return setup["precision"], f"kept from the run's start: {setup['precision_why']}"
-        if cfg.train.precision == "auto" and device_kind(cfg) == "cpu":
+        if t.precision == "auto" and device_kind(cfg) == "cpu":
             return "32-true", "auto in a run started before auto measured the CPU: float32"
-    return choose(cfg.train.precision, device_kind(cfg))
+    step = None
+    if t.precision == "auto" and device_kind(cfg) == "cpu" and t.devices * t.num_nodes == 1:
+        step = precision_probe(model, dataset, t, cfg.model.model_dump_json(), CHECK_TOKENS)
+    return choose(t.precision, device_kind(cfg), step)
 
 
 LEAK_WARNING = (
