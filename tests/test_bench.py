@@ -74,6 +74,33 @@ def test_bench_train_measures_each_variant(tmp_path):
     assert "| chunked |" in (tmp_path / "bench_train.md").read_text()
 
 
+def test_rounds_take_each_variants_median_round():
+    from attnlab.bench.train import _merge_rounds
+
+    rounds = [
+        {"variant": "32-true", "step_s": s, "data_share": d, "peak_memory_mb": m, "losses": [loss]}
+        for s, d, m, loss in ((3.0, 0.1, 100, 1.5), (1.0, 0.3, 300, 1.6), (2.0, 0.2, 200, 1.7))
+    ]
+    merged = _merge_rounds(rounds)
+    assert merged["step_s"] == 2.0 and merged["data_share"] == 0.2
+    assert merged["peak_memory_mb"] == 300 and merged["losses"] == [1.5]
+    assert merged["round_step_s"] == [3.0, 1.0, 2.0]
+    failed = [{"variant": "32-true", "error": "killed by SIGKILL"}, *rounds[:1]]
+    assert _merge_rounds(failed)["step_s"] == 3.0  # a failed round does not count
+    assert _merge_rounds(failed[:1]) == failed[0]
+
+
+@pytest.mark.slow  # starts several processes
+def test_bench_train_runs_variants_in_turn_for_rounds(tmp_path):
+    cfg = validate(tiny_raw(), "tiny")
+    lines: list[str] = []
+    report = bench_train(cfg, tmp_path, ["32-true", "naive"], 1, 0, echo=lines.append, rounds=2)
+    order = [line.split(" ")[0] for line in lines if line.endswith("…")]
+    assert order == ["matmul", "32-true", "naive", "matmul", "32-true", "naive"]
+    assert report["rounds"] == 2
+    assert all(len(r["round_step_s"]) == 2 for r in report["results"])
+
+
 def test_bench_data_and_probe_on_the_tiny_task(tmp_path):
     from attnlab.bench.parts import bench_data, bench_probe
 

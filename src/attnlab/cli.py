@@ -412,8 +412,8 @@ def bench_train_cmd(
     variants: str = typer.Option(
         "naive,32-true,bf16-mixed,chunked",
         "--variants",
-        help="Comma-separated: naive, naive-reuse, 32-true, bf16-mixed, 16-mixed, chunked, "
-        "compile.",
+        help="Comma-separated, of: naive, naive-reuse, gpt-ref, 32-true, bf16-mixed, "
+        "16-mixed, chunked, bf16-chunked, 32-tied, chunked-tied, bf16-chunked-tied, compile.",
     ),
     steps: int = typer.Option(8, "--steps", help="Timed optimizer steps per variant (median)."),
     warmup: int = typer.Option(3, "--warmup", help="Untimed steps first."),
@@ -424,6 +424,9 @@ def bench_train_cmd(
         help="Train on uniform random ids of this vocabulary size (no data set needed).",
     ),
     threads: int = typer.Option(None, "--threads", help="torch threads (default: torch's)."),
+    rounds: int = typer.Option(
+        1, "--rounds", help="Run the variants in turn this many times; report the medians."
+    ),
     out: Path = typer.Option(Path("runs/bench-train"), "--out", help="Output directory."),
 ) -> None:
     """Tokens/s, FLOP/s, peak memory and data share of a config beside the naive model.
@@ -443,7 +446,7 @@ def bench_train_cmd(
     if threads:
         os.environ["OMP_NUM_THREADS"] = str(threads)  # the measuring processes inherit it
     names = [v.strip() for v in variants.split(",") if v.strip()]
-    bench_train(cfg, out, names, steps, warmup, random_data, echo=typer.echo)
+    bench_train(cfg, out, names, steps, warmup, random_data, echo=typer.echo, rounds=rounds)
     typer.echo(f"written: {out / 'bench_train.json'}, {out / 'bench_train.md'}")
 
 

@@ -350,6 +350,32 @@ def table(results: list[dict]) -> str:
     return markdown_table(headers, rows)
 
 
+def _skip_reason(cfg: RunConfig, variant: str, device: str) -> str | None:
+    """Why `variant` cannot run for this config on `device` (None when it can)."""
+    if variant.startswith("naive"):
+        return naive_fits(cfg)
+    if variant == "gpt-ref":
+        return gpt_fits(cfg)
+    if variant == "16-mixed" and device == "cpu":
+        return "fp16 with loss scaling is for CUDA"
+    return None
+
+
+def _merge_rounds(rounds: list[dict]) -> dict:
+    """One variant's measurement over rounds: the median step time and data share, the
+    largest peak memory, the first round's losses, and every round's step time."""
+    ok = [r for r in rounds if "step_s" in r]
+    if not ok:
+        return rounds[0]
+    merged = dict(ok[0])
+    merged["step_s"] = statistics.median(r["step_s"] for r in ok)
+    merged["data_share"] = statistics.median(r["data_share"] for r in ok)
+    merged["peak_memory_mb"] = max(r["peak_memory_mb"] for r in ok)
+    if len(rounds) > 1:
+        merged["round_step_s"] = [r.get("step_s") for r in rounds]
+    return merged
+
+
 def bench_train(
     cfg: RunConfig,
     out: Path,
@@ -358,29 +384,41 @@ def bench_train(
     warmup: int,
     random_vocab: int | None = None,
     echo: Callable[[str], None] = print,
+    rounds: int = 1,
 ) -> dict:
     """Measure `variants` of one config, each in its own process; writes
-    `out/bench_train.json` and `out/bench_train.md` and returns the JSON."""
+    `out/bench_train.json` and `out/bench_train.md` and returns the JSON.
+
+    With `rounds` > 1 the variants run in turn that many times (A B C, A B C, …), so a
+    machine whose speed drifts (a shared host's AMX throughput moved 2x within an hour
+    here) slows each variant alike; each variant reports its median round and the matmul
+    peak its median over the rounds' measurements."""
     unknown = sorted(set(variants) - set(VARIANTS))
     if unknown:
         raise UserError(f"unknown variant(s) {unknown}; choose from {list(VARIANTS)}")
+    if rounds < 1:
+        raise UserError("--rounds must be >= 1")
     device = device_kind(cfg)
     base = {"config": json.loads(cfg.model_dump_json()), "steps": steps, "warmup": warmup}
     base["random_vocab"] = random_vocab
-    echo(f"matmul peak on {device} …")
-    peak = _spawn({**base, "what": "peak"})
-    results = []
-    for v in variants:
-        why = naive_fits(cfg) if v.startswith("naive") else None
-        if v == "gpt-ref":
-            why = gpt_fits(cfg)
-        if v == "16-mixed" and device == "cpu":
-            why = "fp16 with loss scaling is for CUDA"
-        if why:
-            results.append({"variant": v, "skipped": why})
-            continue
-        echo(f"{v} …")
-        results.append(_spawn({**base, "what": v}))
+    skipped = {v: _skip_reason(cfg, v, device) for v in variants}
+    peaks: list[dict] = []
+    measured: dict[str, list[dict]] = {v: [] for v in variants if not skipped[v]}
+    for r in range(rounds):
+        tag = f" (round {r + 1} of {rounds})" if rounds > 1 else ""
+        echo(f"matmul peak on {device}{tag} …")
+        peaks.append(_spawn({**base, "what": "peak"}))
+        for v in measured:
+            echo(f"{v}{tag} …")
+            measured[v].append(_spawn({**base, "what": v}))
+    peak = dict(peaks[0])
+    for key in ("float32_flops", "bf16_flops"):
+        if all(key in p for p in peaks):
+            peak[key] = statistics.median(p[key] for p in peaks)
+    results = [
+        {"variant": v, "skipped": skipped[v]} if skipped[v] else _merge_rounds(measured[v])
+        for v in variants
+    ]
     _derive(results, peak)
     tokens = next((r["tokens_per_step"] for r in results if "tokens_per_step" in r), None)
     flags = speed_flags()
@@ -392,6 +430,7 @@ def bench_train(
         "torch": torch.__version__,
         "steps": steps,
         "warmup": warmup,
+        "rounds": rounds,
         "tokens_per_step": tokens,
         "random_data": random_vocab,
         "matmul_peak": peak,
@@ -411,6 +450,7 @@ def bench_train(
             f"matmul peak (n = {peak['n']}): float32 {peak['float32_flops'] / 1e9:,.1f} GFLOP/s, "
             f"bf16 {peak['bf16_flops'] / 1e9:,.1f} GFLOP/s; {tokens} tokens per step, median "
             f"of {steps} steps after {warmup} warm-up"
+            + (f"; the median of {rounds} rounds run in turn" if rounds > 1 else "")
         )
     probe = next((r for r in results if "probe_s" in r), None)
     if probe:
