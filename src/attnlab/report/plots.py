@@ -63,7 +63,8 @@ def seed_lines_plot(
     path: Path,
     logx: bool = False,
 ) -> Path:
-    """Per name: a thin line per seed and a thick line for their mean (where steps agree)."""
+    """Per name: a thin line per seed and a thick line for their mean (where steps agree),
+    with a dot at each point when there are few (so a single point shows)."""
     fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, (name, runs) in enumerate(series.items()):
@@ -74,7 +75,9 @@ def seed_lines_plot(
         same = [y for x, y in runs if x == steps]
         if steps and same:
             mean = [sum(v) / len(same) for v in zip(*same, strict=True)]
-            ax.plot(steps, mean, color=c, linewidth=2.0, label=f"{name} (n={len(same)})")
+            dots = "o" if len(steps) <= 12 else None
+            ax.plot(steps, mean, color=c, linewidth=2.0, marker=dots, markersize=4,
+                    label=f"{name} (n={len(same)})")  # fmt: skip
     if logx:
         ax.set_xscale("log", base=2)
     return finish_plot(fig, ax, xlabel, ylabel, title, path, legend=True)
