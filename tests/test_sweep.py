@@ -267,6 +267,20 @@ def test_a_run_with_another_config_is_trained_again(tmp_path):
     run_sweep(spec, tmp_path / "sw", echo=_quiet)
     assert (run / "summary.json").stat().st_mtime_ns != stamp
     assert RunDir(run).read_summary()["steps"] == 6
+    (old,) = (out / "replaced").iterdir()  # the first run is kept, not deleted
+    assert old.name.startswith("n_layers-1-s1-")
+    assert RunDir(old).read_summary()["steps"] == 4
+
+
+def test_a_packaged_config_path_from_another_install_resolves_here(tmp_path):
+    """A sweep database committed on one machine names packaged configs by absolute path;
+    resumed on another machine (another checkout or venv) they resolve to this install's."""
+    from attnlab.config.load import PACKAGED, config_path
+
+    stale = tmp_path / "gone" / "src" / "attnlab" / "configs" / "piglatin" / "base.yaml"
+    assert config_path(str(stale)) == PACKAGED / "piglatin" / "base.yaml"
+    missing = tmp_path / "elsewhere" / "x.yaml"
+    assert config_path(str(missing)) == missing  # not packaged: reported as missing
 
 
 def test_a_trial_stopped_mid_way_continues_from_its_checkpoint(tmp_path):

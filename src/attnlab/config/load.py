@@ -182,13 +182,23 @@ def _description(path: Path) -> str:
 
 def config_path(name: str | Path, near: Path | None = None) -> Path:
     """A config file: a path (absolute, or relative to `near` then to the working
-    directory), else a name under the packaged configs (`smeared_keys/conv_attn`)."""
+    directory), else a name under the packaged configs (`smeared_keys/conv_attn`).
+
+    A packaged config's absolute path from another install (a sweep database committed
+    on one machine and resumed on another, `/old/venv/.../attnlab/configs/piglatin/
+    base.yaml`) that is not there resolves to this install's packaged config of the
+    same name."""
     p = Path(name)
     cands = [near / p] if near is not None and not p.is_absolute() else []
     cands.append(p)
     for c in cands:
         if c.is_file():
             return c
+    parts = p.parts
+    for i in range(len(parts) - 1, 0, -1):
+        if parts[i - 1 : i + 1] == ("attnlab", "configs") and p.is_absolute():
+            p = Path(*parts[i + 1 :])
+            break
     packaged = PACKAGED / p
     for cand in (packaged, packaged.with_suffix(".yaml")):
         if cand.is_file():

@@ -188,7 +188,7 @@ def train_one(config: str, sets: list[str], run_dir: Path, probe: bool) -> dict:
     from attnlab import runs
     from attnlab.config import load_config
 
-    cfg = load_config(config, [*sets, "train.progress=false"])
+    cfg = load_config(config_path(config), [*sets, "train.progress=false"])
     rd = RunDir(run_dir)
     same = rd.config.is_file() and _same_run(rd, cfg)
     if same and rd.is_finished() and (rd.is_probed() or not probe):
@@ -200,8 +200,22 @@ def train_one(config: str, sets: list[str], run_dir: Path, probe: bool) -> dict:
         runs.report(run_dir)
         return summary
     if run_dir.exists():
-        shutil.rmtree(run_dir)  # another config's, or nothing to continue from
+        _set_aside(rd)  # another config's, or nothing to continue from
     return runs.run(cfg, run_dir, probes=probe)
+
+
+def _set_aside(rd: RunDir) -> None:
+    """Clear a trial's directory for a fresh run. One that holds results (a summary or a
+    checkpoint: hours of training made under another config) is moved to the sweep's
+    `replaced/` folder with a warning, not deleted; one with nothing to keep is removed."""
+    if not (rd.summary.is_file() or rd.state.is_file() or rd.weights.is_file()):
+        shutil.rmtree(rd.path)
+        return
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    dest = rd.path.parent.parent / "replaced" / f"{rd.path.name}-{stamp}"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(rd.path), dest)
+    print(f"warning: {rd.path} was made with another config; moved to {dest}", flush=True)
 
 
 def _same_run(rd: RunDir, cfg) -> bool:
