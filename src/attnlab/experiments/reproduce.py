@@ -164,6 +164,7 @@ REPRODUCTIONS = {
                 "sizes": "reproduce/mamba_piglatin_sizes",
                 "a_dt": "reproduce/mamba_piglatin_a_dt",
                 "discretization": "reproduce/mamba_piglatin_discretization",
+                "matched": "reproduce/mamba_piglatin_matched",
             },
             claims=(
                 _at_least(
@@ -175,13 +176,22 @@ REPRODUCTIONS = {
                 ),
                 _count("sizes", "piglatin_small", 162_000, "Mamba small: parameters"),
                 _count("sizes", "piglatin_large", 276_000, "Mamba large: parameters"),
+                _at_least(
+                    "matched",
+                    "piglatin_large_matched",
+                    "test_word_accuracy",
+                    0.983,
+                    "Mamba large at the write-up's size (hidden 96, 279K): test word accuracy",
+                ),
             ),
             setup=(
                 "Data as the Pig Latin reproduction: 5,120 training words, 2,000 "
                 "validation and 2,000 test words.",
                 "Hidden 64, d_state 16, expand 2, conv 4, no positions, RMSNorm: the "
                 "write-up's parameter counts (162K, 276K) cannot both come from 2 and 4 "
-                "layers of one width (see configs/mamba/piglatin_small.yaml).",
+                "layers of one width (see configs/mamba/piglatin_small.yaml); the "
+                "`matched` part widens each to its own count (small hidden 104: 165,464; "
+                "large hidden 96: 279,264).",
                 "Plateau schedule: halve the lr after 2 epochs without a new best "
                 "validation loss (on a fixed subset of 1,024 validation words).",
                 "The A/Δ table: A frozen at −I is `a_init: neg_identity` with `a_trained: "
