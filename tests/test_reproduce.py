@@ -53,6 +53,24 @@ def test_verdicts_follow_the_interval():
     assert verdict(value, []) == ("–", "no finished run")
 
 
+def test_induction_on_text_is_judged_against_a_uniform_head():
+    from attnlab.experiments.reproduce import _induction_on_text
+
+    def run(score, kind="lm_text"):
+        heads = {
+            "uniform": {"induction": 0.006},
+            "max_induction": {"score": score, "layer": 1, "head": 2},
+        }
+        return {"max_induction": score, "probes": {"kind": kind, "heads": heads}}
+
+    groups = {"main": {"plain": [run(0.03), run(0.25), run(0.3)], "copy": [run(0.9, "synthetic")]}}
+    text = _induction_on_text(groups)
+    row = next(line for line in text.splitlines() if "| plain |" in line)
+    assert "| 0.006 |" in row and "32.2x" in row and "layer 1, head 2" in row and "2 of 3" in row
+    assert "| copy |" not in text  # not a text model
+    assert _induction_on_text({"main": {"copy": [run(0.9, "synthetic")]}}) == ""
+
+
 def test_overrides_reach_the_parts_they_name(tmp_path):
     rep = REPRODUCTIONS["classifier"]
     sets = ["train.seed=3", "pretrain:data.path=/x"]

@@ -31,6 +31,7 @@ from attnlab.config.load import config_path
 from attnlab.errors import UserError
 from attnlab.experiments.sweep import run_sweep
 from attnlab.experiments.sweep_results import load_trials, report_sweep
+from attnlab.probes.ablation import INDUCTION_HEAD
 from attnlab.report.html import write_html
 from attnlab.report.sweep import figure, group_runs
 from attnlab.report.tables import fmt, markdown_table
@@ -558,6 +559,45 @@ def _leak_checks(groups: dict[str, dict]) -> str:
     )
 
 
+def _induction_on_text(groups: dict[str, dict]) -> str:
+    """Whether an induction head formed on text: each text model's highest head induction
+    score against a uniform head's (the write-up-000 question), and in how many seeds it
+    passed the threshold from which a head counts as one."""
+    rows = []
+    for part, by_label in groups.items():
+        for label, rs in by_label.items():
+            text = [r for r in rs if (r.get("probes") or {}).get("kind") == "lm_text"]
+            scores = [r["max_induction"] for r in text if r.get("max_induction") is not None]
+            if not scores:
+                continue
+            heads = text[0]["probes"]["heads"]
+            uniform = heads["uniform"]["induction"]
+            best = heads["max_induction"]
+            formed = sum(v >= INDUCTION_HEAD for v in scores)
+            rows.append(
+                [
+                    part,
+                    label,
+                    format_pm(scores, 4),
+                    fmt(uniform, 4),
+                    f"{sum(scores) / len(scores) / uniform:.1f}x",
+                    f"layer {best['layer']}, head {best['head']}",
+                    f"{formed} of {len(scores)}",
+                ]
+            )
+    if not rows:
+        return ""
+    header = ["part", "configuration", "max induction", "uniform head", "ratio"]
+    return (
+        "## Induction heads on text\n\n"
+        "The highest induction score of any head (attention from a repeated token to the "
+        "token after its first occurrence, on the probe set's repeated random sequences) "
+        f"against a head attending uniformly; a head counts as formed from {INDUCTION_HEAD}.\n\n"
+        + markdown_table([*header, "best head (first seed)", "formed"], rows)
+        + "\n"
+    )
+
+
 def _figures(rep: Reproduction, out: Path, groups: dict[str, dict]) -> str:
     """The write-up's figures from the first run of each configuration (redrawn)."""
     from attnlab import runs
@@ -594,6 +634,7 @@ def write_reproduction(rep: Reproduction, out: Path, scale: str) -> Path:
         + "\n## Parts\n\n"
         + "".join(_part_section(out, p) for p in rep.parts)
         + _leak_checks(groups)
+        + _induction_on_text(groups)
         + _figures(rep, out, groups)
         + "## Differences in setup\n\n"
         + "".join(f"- {s}\n" for s in rep.setup)
