@@ -293,23 +293,25 @@ REPRODUCTIONS = {
                 "full": [],
                 "cpu": [
                     "data.tokenizer=bpe",
-                    "data.bpe_vocab_size=8192",
+                    "data.bpe_vocab_size=2048",
                     "data.batch_size=16",
                     "model.d_model=128",
                     "train.lr=1.0e-3",
                     "train.epochs=null",
-                    "train.max_steps=2000",
+                    "train.max_steps=4000",
                     "train.warmup_steps=100",
-                    "train.eval_every=250",
+                    "train.eval_every=500",
                     "train.eval_batches=20",
                     "train.final_eval_batches=50",
+                    "train.probe_every=500",
                 ],
                 "quick": [*TEXT_QUICK, "data.seq_len=64"],
             },
             scale_notes={
-                "cpu": "d_model 128 instead of 512, a trained 8,192-token BPE instead of "
-                "GPT-2's, batch 16 × 256, lr 1e-3, 2,000 steps (8M tokens) instead of 15 "
-                "epochs",
+                "cpu": "d_model 128 instead of 512, a trained 2,048-token BPE instead of "
+                "GPT-2's, batch 16 × 256, lr 1e-3, 4,000 steps (16M tokens) instead of 15 "
+                "epochs, head probes every 500 steps; the setting where the calibration "
+                "formed an induction head on text (docs/LOG.md, 2026-12-02)",
             },
         ),
         Reproduction(
