@@ -92,6 +92,31 @@ def test_resume_after_a_kill_drops_records_past_the_checkpoint(tiny_cfg, tmp_pat
     assert curve(tmp_path / "cut") == curve(tmp_path / "full")
 
 
+def test_a_killed_runs_wall_time_is_kept_at_its_checkpoints(tiny_cfg, tmp_path, monkeypatch):
+    """Each checkpoint records the wall time so far, so a run killed between checkpoints
+    (no clean stop) still reports the time of its earlier segments once resumed."""
+    import time
+
+    from attnlab.run_dir import RunDir
+    from attnlab.train.loop import Trainer
+
+    fit = Trainer.fit
+
+    def killed(self, stop_after=None):
+        fit(self, 4)  # checkpoints at 2 and 4 ...
+        time.sleep(0.2)
+        raise KeyboardInterrupt  # ... then dies without a clean stop
+
+    monkeypatch.setattr(Trainer, "fit", killed)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_cfg(train__checkpoint_every=2), tmp_path / "run")
+    saved = RunDir(tmp_path / "run").read_wall()
+    assert saved > 0  # written at the step-4 checkpoint, not lost with the process
+    monkeypatch.setattr(Trainer, "fit", fit)
+    summary = resume(tmp_path / "run")
+    assert summary["wall_s"] > saved  # the earlier segment's time is counted
+
+
 def _step_gradients(cfg, run_dir, steps: int = 3) -> list[list[torch.Tensor]]:
     """The gradients each of the first `steps` optimizer steps applies (after any
     accumulation and clipping), read at the optimizer's step."""

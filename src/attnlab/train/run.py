@@ -260,11 +260,11 @@ def _finish(cfg: RunConfig, trainer: Trainer, wall_s: float, task) -> dict:
 
 
 def _go(cfg: RunConfig, trainer: Trainer, task, stop_after: int | None, wall0: float):
-    t0 = time.perf_counter()
+    trainer.wall_from = time.perf_counter() - wall0  # checkpoints write the wall time too
     status = "failed"
     try:
         done = trainer.fit(stop_after)
-        wall = wall0 + time.perf_counter() - t0
+        wall = time.perf_counter() - trainer.wall_from
         if trainer.fabric.global_rank == 0:
             RunDir(trainer.run_dir).write_wall(wall)
         summary = _finish(cfg, trainer, wall, task) if done else None
