@@ -76,6 +76,14 @@ class Reproduction:
     ready: str | None = None  # None, or why it cannot run yet
 
 
+WALL_NOTE = (
+    "Wall times are one thread's, with two to four runs sharing the 2-core CPU. Runs that "
+    "the end of a session killed and a later one resumed report only the time since "
+    "their last clean stop if they were checkpointed before 2026-12-02 (checkpoints now "
+    "record the wall time too): a few minutes for runs that took 20 to 90."
+)
+
+
 def _count(part: str, label: str, value: float, what: str) -> Claim:
     """A parameter count the write-up reports in thousands ("143K")."""
     return Claim(part, label, "params", value, what, "count", 1000)
@@ -143,6 +151,7 @@ REPRODUCTIONS = {
                 "same gradient (tested), ~19x slower here (30 Beast Small steps: 128 s "
                 "against 18 s on one contended core), so not used.",
                 "Word accuracy: exact match of the greedy translation; every 10 epochs.",
+                WALL_NOTE,
                 "The decoder-positions table: `model.decoder_pos: none | learned` with the "
                 "encoder's fixed sinusoids (a trained table starts from the sinusoids).",
             ),
@@ -198,6 +207,7 @@ REPRODUCTIONS = {
                 "The A/Δ table: A frozen at −I is `a_init: neg_identity` with `a_trained: "
                 "false`; Δ as a positional embedding is `dt: positional` (softplus of a "
                 "learned (position, channel) table, started at the learned Δ's start).",
+                WALL_NOTE,
             ),
             figures=(
                 "word_accuracy.png",
