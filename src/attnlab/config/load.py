@@ -194,11 +194,12 @@ def config_path(name: str | Path, near: Path | None = None) -> Path:
     for c in cands:
         if c.is_file():
             return c
-    parts = p.parts
-    for i in range(len(parts) - 1, 0, -1):
-        if parts[i - 1 : i + 1] == ("attnlab", "configs") and p.is_absolute():
-            p = Path(*parts[i + 1 :])
-            break
+    if p.is_absolute():  # another install's packaged config: its name under configs/
+        parts = p.parts
+        for i in range(len(parts) - 1, 0, -1):
+            if parts[i - 1 : i + 1] == ("attnlab", "configs"):
+                p = Path(*parts[i + 1 :])
+                break
     packaged = PACKAGED / p
     for cand in (packaged, packaged.with_suffix(".yaml")):
         if cand.is_file():

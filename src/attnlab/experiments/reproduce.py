@@ -600,12 +600,13 @@ def _induction_on_text(groups: dict[str, dict]) -> str:
     if not rows:
         return ""
     header = ["part", "configuration", "max induction", "uniform head", "ratio"]
+    header += ["best head (first seed)", "formed"]
     return (
         "## Induction heads on text\n\n"
         "The highest induction score of any head (attention from a repeated token to the "
         "token after its first occurrence, on the probe set's repeated random sequences) "
         f"against a head attending uniformly; a head counts as formed from {INDUCTION_HEAD}.\n\n"
-        + markdown_table([*header, "best head (first seed)", "formed"], rows)
+        + markdown_table(header, rows)
         + "\n"
     )
 

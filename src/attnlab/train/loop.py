@@ -138,8 +138,8 @@ class Trainer:
         self.task_eval = None  # (split, max_batches) → extra eval metrics, e.g. word accuracy
         self.step_tokens = 0  # input tokens of the last step
         self.step_data_s = 0.0  # seconds of the last step spent building batches
-        self.wall_from = time.perf_counter()  # wall_s = now − wall_from (fit and the caller
-        # shift it by the wall time of earlier segments, so a killed run's time is not lost)
+        self.wall_from = time.perf_counter()  # wall_s = now − wall_from; a resume moves it
+        # back by the earlier segments' wall time (checkpoints write it: kills lose none)
         self.step_accuracy: float | None = None  # the last step's batch accuracy, if asked
         self.grad_norm = torch.zeros(())  # the last step's gradient norm before clipping
         self.stats = LossStats(raw_model, cfg.loss_chunk)
