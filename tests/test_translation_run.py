@@ -110,3 +110,22 @@ def test_translation_sweep_table(tmp_path):
     text = (run_sweep(spec, tmp_path / "sw", echo=lambda *_: None) / "report.md").read_text()
     assert "| base | 1 |" in text and "| pos_none | 1 |" in text
     assert "best alignment" in text and "val word acc" in text
+
+
+def test_a_run_resumed_without_its_tokenizer_writes_it_again(tmp_path):
+    """A study's committed checkpoint keeps no tokenizer.json: the resumed run writes it
+    again, and a finished run without one is loaded with the tokenizer its data rebuilds
+    (before, its probes failed after training: 'NoneType' has no attribute 'encode')."""
+    from attnlab.data.tokenizers import load_tokenizer
+    from attnlab.probes.run import load_trained
+    from attnlab.runs import resume
+
+    run = tmp_path / "run"
+    assert train(validate(pig_raw(tmp_path)), run, stop_after=2) is None
+    saved = (run / "tokenizer.json").read_text()
+    (run / "tokenizer.json").unlink()
+    resume(run)
+    assert (run / "tokenizer.json").read_text() == saved
+    (run / "tokenizer.json").rename(tmp_path / "kept.json")
+    _, _, rebuilt = load_trained(run)
+    assert rebuilt.fingerprint == load_tokenizer(tmp_path / "kept.json").fingerprint

@@ -49,7 +49,6 @@ def load_trained(
 ) -> tuple[RunConfig, nn.Module, object]:
     """(config, model with the run's final or best weights, tokenizer or None)."""
     from attnlab import models
-    from attnlab.data.tokenizers import load_tokenizer
     from attnlab.train.checkpoint import load_weights
 
     rd = RunDir(run_dir)
@@ -61,7 +60,22 @@ def load_trained(
     model = models.build(cfg.model)
     load_weights(model, file)
     model.eval()
-    return cfg, model, load_tokenizer(rd.tokenizer) if rd.tokenizer.is_file() else None
+    return cfg, model, run_tokenizer(rd, cfg)
+
+
+def run_tokenizer(rd: RunDir, cfg: RunConfig):
+    """The run's tokenizer: its `tokenizer.json`, or, for a run directory that kept none
+    (a finished run taken back from a study's committed files), the one its data config
+    rebuilds (cached); None for generated data, which has no tokenizer."""
+    from attnlab import data as data_mod
+    from attnlab.config.data import GeneratedData
+    from attnlab.data.tokenizers import load_tokenizer
+
+    if rd.tokenizer.is_file():
+        return load_tokenizer(rd.tokenizer)
+    if isinstance(cfg.data, GeneratedData):
+        return None
+    return data_mod.build(cfg.data).tokenizer
 
 
 def probe_set_for(cfg: RunConfig, vocab_size: int, stream: np.ndarray | None = None) -> ProbeSet:

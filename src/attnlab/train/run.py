@@ -131,8 +131,10 @@ def _setup(cfg: RunConfig, run_dir: Path, fresh: bool, task):
         for lg in fabric.loggers:
             with contextlib.suppress(NotImplementedError):  # the CSV logger keeps none
                 lg.log_hyperparams(cfg.model_dump(mode="json"))
-        if dataset.tokenizer is not None:
-            dataset.tokenizer.save(rd.tokenizer)
+    # a resumed run writes its tokenizer too: a directory that kept only the training state
+    # (a study's committed checkpoint) has none, and its probes need one
+    if fabric.global_rank == 0 and dataset.tokenizer is not None and not rd.tokenizer.is_file():
+        dataset.tokenizer.save(rd.tokenizer)
     if not fresh:
         from attnlab.train.checkpoint import load_weights
 
