@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from attnlab.errors import UserError
@@ -101,3 +103,7 @@ def test_each_reproduction_runs_at_quick_scale(name, tmp_path):
     assert path.with_suffix(".html").is_file()
     if REPRODUCTIONS[name].claims:
         assert "| what | write-up | attnlab mean ± std (n) |" in text
+    # every figure lives in the reproduction's own figures/ (runs' plots/ are not committed)
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+    assert links and all(link.startswith("figures/") for link in links), links
+    assert all((tmp_path / name / link).is_file() for link in links)

@@ -27,11 +27,12 @@ LOGS = "logs"  # train.loggers' files (TensorBoard, CSV, W&B)
 COMPARE, COMPARE_REPORT = "compare.json", "compare.md"
 SPEC, RESULTS = "spec.yaml", "results.json"
 REPRODUCTION = "reproduction.md"  # a reproduction directory's report (its parts: sweeps)
+REPRO_FIGURES = "figures"  # its figures, copied out of the runs' (uncommitted) plots/
 
 FILE_NAMES = (
     CONFIG, METRICS, SUMMARY, WEIGHTS, BEST, STATE, WALL, TOKENIZER, TRANSLATIONS,
     PROBES, ATTENTION, REPORT, REPORT_HTML, PLOTS, LOGS, COMPARE, COMPARE_REPORT, SPEC, RESULTS,
-    REPRODUCTION,
+    REPRODUCTION, REPRO_FIGURES,
 )  # fmt: skip
 
 

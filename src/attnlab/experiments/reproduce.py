@@ -24,6 +24,7 @@ a minutes-long smoke version for tests.
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,7 +36,7 @@ from attnlab.probes.ablation import INDUCTION_HEAD
 from attnlab.report.html import write_html
 from attnlab.report.sweep import figure, group_runs
 from attnlab.report.tables import fmt, markdown_table
-from attnlab.run_dir import REPORT, REPRODUCTION, SPEC, RunDir, atomic_write_text
+from attnlab.run_dir import REPORT, REPRO_FIGURES, REPRODUCTION, SPEC, RunDir, atomic_write_text
 from attnlab.stats import format_pm, mean_interval, welch_interval
 from attnlab.train.precision import AUTO_ENV
 
@@ -612,9 +613,12 @@ def _induction_on_text(groups: dict[str, dict]) -> str:
 
 
 def _figures(rep: Reproduction, out: Path, groups: dict[str, dict]) -> str:
-    """The write-up's figures from the first run of each configuration (redrawn)."""
+    """The write-up's figures from the first run of each configuration, redrawn and copied
+    into the reproduction's own `figures/` as `PART-TRIAL-NAME` (a run's `plots/` is not
+    kept with a study's committed results, so a link into it would break)."""
     from attnlab import runs
 
+    folder = out / REPRO_FIGURES
     lines = []
     for part, by_label in groups.items():
         for label, rs in by_label.items():
@@ -622,8 +626,10 @@ def _figures(rep: Reproduction, out: Path, groups: dict[str, dict]) -> str:
             runs.report(rd.path)  # draws every figure from the run's files
             for name in rep.figures:
                 if rd.plot(name).is_file():
-                    rel = rd.plot(name).relative_to(out)
-                    lines.append(f"![{part} / {label}: {name}]({rel})\n")
+                    copy = folder / f"{part}-{rd.path.name}-{name}"
+                    folder.mkdir(exist_ok=True)
+                    shutil.copyfile(rd.plot(name), copy)
+                    lines.append(f"![{part} / {label}: {name}]({copy.relative_to(out)})\n")
     if not lines:
         return ""
     return "## Figures (first seed of each configuration)\n\n" + "\n".join(lines) + "\n"
