@@ -64,6 +64,21 @@ def classification_section(rd: RunDir, summary: dict) -> str:
     return text + f"\n![accuracy per epoch]({plot_link('accuracy_by_epoch.png')})\n"
 
 
+def best_configuration(groups: dict, order: list[str]) -> str:
+    """The configuration whose runs reach the highest mean best-epoch validation accuracy
+    (the first in `order` among equals)."""
+
+    def mean_best(g: str) -> float:
+        vals = [
+            c["best_val_accuracy"]
+            for r in groups[g]
+            if (c := r["summary"].get("classification")) and "best_val_accuracy" in c
+        ]
+        return sum(vals) / len(vals) if vals else float("-inf")
+
+    return max(order, key=mean_best)  # max keeps the first of equals
+
+
 def sweep_section(groups: dict, order: list[str], plots: Path) -> str:
     """Accuracy per epoch of every configuration (its first seed) and the best one's table."""
     for split, file in (
@@ -83,8 +98,10 @@ def sweep_section(groups: dict, order: list[str], plots: Path) -> str:
                 f"{split} accuracy per epoch, per configuration",
                 plots / file,
             )
-    best = groups[order[0]][0]
+    name = best_configuration(groups, order)
+    best = groups[name][0]
     c = best["summary"]["classification"]
+    by = "validation accuracy" if c.get("selected_by") == "val_accuracy" else "validation loss"
     rows = [
         [e["epoch"], e["train_accuracy"], e["val_loss"], e["val_accuracy"]] for e in c["epochs"]
     ]
@@ -92,8 +109,9 @@ def sweep_section(groups: dict, order: list[str], plots: Path) -> str:
         "### Accuracy curves per configuration\n\n"
         f"![validation accuracy per epoch]({plot_link('val_acc_by_epoch.png')})\n\n"
         f"![train accuracy per epoch]({plot_link('train_acc_by_epoch.png')})\n\n"
-        f"### Best configuration: {order[0]}\n\n"
-        f"Run `{best['dir'].name}`; best epoch by validation loss {c.get('best_epoch', '–')}, "
+        f"### Best configuration: {name}\n\n"
+        "The configuration with the highest mean best-epoch validation accuracy over its "
+        f"seeds. Run `{best['dir'].name}`; best epoch by {by} {c.get('best_epoch', '–')}, "
         f"overfitting after epoch {c.get('overfit_after_epoch') or '– (none within the run)'}.\n\n"
         + markdown_table(["epoch", "train acc", "val loss", "val acc"], rows)
         + "\n"
