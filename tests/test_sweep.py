@@ -254,6 +254,9 @@ def test_a_sweep_without_its_database_takes_finished_runs_back(tmp_path):
     _, trials = load_trials(out)
     assert sorted(t["state"] for t in trials) == ["complete", "complete"]
     assert (run / "summary.json").stat().st_mtime_ns == stamp
+    # a taken-back trial's time is its run's own wall time, not the read-back's
+    wall = RunDir(run).read_summary()["wall_s"]
+    assert [t["seconds"] for t in trials if t["run_dirs"] == ["trials/n_layers-1-s1"]] == [wall]
 
 
 def test_a_run_with_another_config_is_trained_again(tmp_path):

@@ -264,6 +264,10 @@ REPRODUCTIONS = {
                     ]
                 },
             },
+            scale_notes={
+                "cpu": "the same as full: the write-up's own settings fit a 2-core CPU "
+                "(about 40 minutes of training in all)"
+            },
             part_sets={"finetuned": ("model.init_from={out}/pretrain/trials/pretrain_lm-s1",)},
         ),
         Reproduction(
@@ -479,7 +483,7 @@ def verdict(claim: Claim, values: list[float]) -> tuple[str, str]:
             return shown, "reproduced"
         if hi < claim.value:
             return shown, f"not reproduced (mean {m - claim.value:+.4f} below it)"
-        return shown, "not established (the interval holds it)"
+        return shown, f"not established (the interval holds it; mean {m - claim.value:+.4f})"
     if lo <= claim.value <= hi:
         return shown, "reproduced"
     side = "above" if lo > claim.value else "below"

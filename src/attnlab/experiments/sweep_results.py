@@ -35,10 +35,21 @@ def load_trials(sweep_dir: Path, storage: str | None = None) -> tuple[SweepSpec,
                     k: t.user_attrs.get(k)
                     for k in (*JOB_ATTRS, "run_dirs", "fail_reason", "retry_of", "host", "pid")
                 },
-                "seconds": (t.duration.total_seconds() if t.duration is not None else None),
+                "seconds": _seconds(sweep_dir, t),
             }
         )
     return spec, out
+
+
+def _seconds(sweep_dir: Path, trial) -> float | None:
+    """A trial's time: its runs' own wall time where every run has a summary (a trial
+    taken back from committed results took the study a fraction of a second), else the
+    study's duration of the trial."""
+    dirs = [RunDir(sweep_dir / d) for d in trial.user_attrs.get("run_dirs") or []]
+    walls = [d.read_summary().get("wall_s") if d.summary.is_file() else None for d in dirs]
+    if walls and all(w is not None for w in walls):
+        return float(sum(walls))
+    return trial.duration.total_seconds() if trial.duration is not None else None
 
 
 def report_sweep(sweep_dir: Path, storage: str | None = None) -> Path:
