@@ -302,3 +302,23 @@ def test_a_trial_stopped_mid_way_continues_from_its_checkpoint(tmp_path):
     assert summary["steps"] == 4 and (run / "config.yaml").stat().st_mtime_ns == stamp
     steps = [r["step"] for r in RunDir(run).read_metrics() if r["split"] == "validation"]
     assert steps[0] == 2  # the first part's evaluation is kept
+
+
+def test_the_hub_name_of_a_text_read_from_a_local_path_does_not_change_the_run(tmp_path):
+    """Runs made before the Hub name's default moved (`wikitext` → `Salesforce/wikitext`)
+    from a local copy are the same runs: the name is never read. From the Hub, it is not."""
+    from attnlab.config import load_config, save_config
+    from attnlab.config.load import config_path
+    from attnlab.experiments.sweep import _same_run
+
+    local = [f"data.path={tmp_path}"]
+    old = load_config(config_path("smeared_keys/conv_attn"), [*local, "data.dataset=wikitext"])
+    save_config(old, tmp_path / "config.yaml")
+    rd = RunDir(tmp_path)
+    assert _same_run(rd, load_config(config_path("smeared_keys/conv_attn"), local))
+    hub = load_config(config_path("smeared_keys/conv_attn"), ["data.dataset=wikitext"])
+    save_config(hub, tmp_path / "config.yaml")
+    assert not _same_run(rd, load_config(config_path("smeared_keys/conv_attn")))
+    other = load_config(config_path("smeared_keys/conv_attn"), [*local, "data.seq_len=64"])
+    save_config(old, tmp_path / "config.yaml")
+    assert not _same_run(rd, other)

@@ -220,7 +220,9 @@ def _set_aside(rd: RunDir) -> None:
 
 def _same_run(rd: RunDir, cfg) -> bool:
     """Whether the run directory's saved config is `cfg` (fields `cfg` leaves unset, which
-    training fills from the data, and `train.progress` aside)."""
+    training fills from the data, and `train.progress` aside; so is the Hub dataset's name
+    of a text read from a local `data.path`, which never reads it: the name's default
+    moved to `Salesforce/wikitext` after runs had been made with `wikitext`)."""
     from attnlab.config import load_config
 
     def fits(want, have) -> bool:
@@ -231,7 +233,11 @@ def _same_run(rd: RunDir, cfg) -> bool:
         return want is None or want == have
 
     saved = load_config(rd.config).model_dump(mode="json")
-    return fits(cfg.model_dump(mode="json"), saved)
+    want = cfg.model_dump(mode="json")
+    if want["data"].get("path") is not None and "dataset" in want["data"]:
+        for key in ("dataset", "dataset_config"):
+            want["data"][key] = None  # unset: anything fits
+    return fits(want, saved)
 
 
 def run_trial(study, storage, trial, spec: SweepSpec, sweep_dir: Path, spec_dir: Path) -> None:
