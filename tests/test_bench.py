@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from attnlab import models
 from attnlab.bench.train import bench_train, flops_per_token, naive_fits
@@ -167,3 +168,17 @@ def test_the_gpt_reference_learns_and_fits_only_its_models():
     y = torch.roll(x, -1, dims=1)
     losses = [gpt_step(model, opt, x, y) for _ in range(30)]
     assert losses[-1] < losses[0] - 0.5  # it trains
+
+
+@pytest.mark.parametrize("native, bf16_n", [(True, 2048), (False, 512), (None, 2048)])
+def test_the_bf16_peak_is_measured_small_where_the_cpu_emulates_bf16(monkeypatch, native, bf16_n):
+    """An emulated bf16 matmul of 2,048 took minutes a round (CI's bench tests 1,008 s and
+    557 s on a CPU without bf16 units); where bf16 is emulated the peak measures n = 512."""
+    import attnlab.bench.train as bench
+
+    sizes = {}
+    monkeypatch.setattr(bench, "cpu_has_bf16", lambda: native)
+    monkeypatch.setattr(bench, "matmul_peak", lambda d, dtype, n: sizes.setdefault(dtype, n))
+    peak = bench.child({"what": "peak", "config": tiny_raw()})
+    assert peak["n"] == 2048 and peak["bf16_n"] == bf16_n
+    assert sizes == {torch.float32: 2048, torch.bfloat16: bf16_n}

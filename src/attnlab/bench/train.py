@@ -3,7 +3,8 @@ and against the naive write-up-style model (`attnlab.bench.naive_lm`).
 
 Each measurement runs in its own process, so its peak memory is its own:
 - `peak`: this machine's matmul peak, the median FLOP/s of an n x n matmul (n = 2048 on
-  CPU, 8192 on CUDA) in float32 and in bf16, with the same threads as the training runs;
+  CPU, 8192 on CUDA) in float32 and in bf16 (n = 512 for bf16 on a CPU without bf16
+  units, which emulates it), with the same threads as the training runs;
 - one process per variant — `naive` (as a write-up runs it), `naive-reuse` (the same with
   attnlab's CPU allocator setting, `train.memory.keep_freed_memory`, to tell the
   allocator's share from the model code's), `gpt-ref` (the best small-GPT code's model
@@ -44,7 +45,7 @@ from attnlab.bench.child import peak_memory_mb, run_child
 from attnlab.config import validate
 from attnlab.config.schema import RunConfig
 from attnlab.errors import UserError
-from attnlab.train.precision import cpu_model, matmul_peak, speed_flags
+from attnlab.train.precision import cpu_has_bf16, cpu_model, matmul_peak, speed_flags
 from attnlab.train.run import device_kind
 
 VARIANTS = (
@@ -253,11 +254,15 @@ def child(spec: dict) -> dict:
     device = device_kind(cfg)
     if spec["what"] == "peak":
         n = 8192 if device == "cuda" else 2048
+        # a CPU without bf16 units emulates bf16 matmuls some 50x slower than float32: a
+        # small one measures that rate as well, in seconds instead of minutes a round
+        bf16_n = n if device == "cuda" or cpu_has_bf16() is not False else 512
         return {
             "device": device,
             "n": n,
+            "bf16_n": bf16_n,
             "float32_flops": matmul_peak(device, torch.float32, n),
-            "bf16_flops": matmul_peak(device, torch.bfloat16, n),
+            "bf16_flops": matmul_peak(device, torch.bfloat16, bf16_n),
         }
     ds = _dataset(cfg, spec["random_vocab"], max(256, 4 * cfg.data.batch_size))
     if device == "cuda":
@@ -448,7 +453,9 @@ def bench_train(
     if "float32_flops" in peak:
         lines.append(
             f"matmul peak (n = {peak['n']}): float32 {peak['float32_flops'] / 1e9:,.1f} GFLOP/s, "
-            f"bf16 {peak['bf16_flops'] / 1e9:,.1f} GFLOP/s; {tokens} tokens per step, median "
+            f"bf16 {peak['bf16_flops'] / 1e9:,.1f} GFLOP/s"
+            + (f" (n = {bn})" if (bn := peak.get("bf16_n", peak["n"])) != peak["n"] else "")
+            + f"; {tokens} tokens per step, median "
             f"of {steps} steps after {warmup} warm-up"
             + (f"; the median of {rounds} rounds run in turn" if rounds > 1 else "")
         )
