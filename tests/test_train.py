@@ -93,11 +93,11 @@ def test_resume_after_a_kill_drops_records_past_the_checkpoint(tiny_cfg, tmp_pat
 
 
 def test_a_killed_runs_wall_time_is_kept_at_its_checkpoints(tiny_cfg, tmp_path, monkeypatch):
-    """Each checkpoint records the wall time so far, so a run killed between checkpoints
-    (no clean stop) still reports the time of its earlier segments once resumed."""
+    """Each checkpoint records the wall time so far in its state, so a run killed between
+    checkpoints (no clean stop), or resumed from committed checkpoint files alone, still
+    reports the time of its earlier segments once resumed."""
     import time
 
-    from attnlab.run_dir import RunDir
     from attnlab.train.loop import Trainer
 
     fit = Trainer.fit
@@ -110,8 +110,10 @@ def test_a_killed_runs_wall_time_is_kept_at_its_checkpoints(tiny_cfg, tmp_path, 
     monkeypatch.setattr(Trainer, "fit", killed)
     with pytest.raises(KeyboardInterrupt):
         train(tiny_cfg(train__checkpoint_every=2), tmp_path / "run")
-    saved = RunDir(tmp_path / "run").read_wall()
-    assert saved > 0  # written at the step-4 checkpoint, not lost with the process
+    state = torch.load(tmp_path / "run" / "state.pt", weights_only=False)
+    saved = state["wall_s"]
+    assert state["step"] == 4 and saved > 0  # at the step-4 checkpoint, not lost with the process
+    assert {p.name for p in (tmp_path / "run").iterdir() if p.name.startswith(".")} == set()
     monkeypatch.setattr(Trainer, "fit", fit)
     summary = resume(tmp_path / "run")
     assert summary["wall_s"] > saved  # the earlier segment's time is counted

@@ -18,7 +18,7 @@ from pathlib import Path
 
 # a run directory
 CONFIG, METRICS, SUMMARY = "config.yaml", "metrics.jsonl", "summary.json"
-WEIGHTS, BEST, STATE, WALL = "model.safetensors", "best.safetensors", "state.pt", ".wall_s"
+WEIGHTS, BEST, STATE = "model.safetensors", "best.safetensors", "state.pt"
 TOKENIZER, TRANSLATIONS = "tokenizer.json", "translations.json"
 PROBES, ATTENTION = "probes.json", "attention.json"
 REPORT, REPORT_HTML, PLOTS = "report.md", "report.html", "plots"
@@ -30,7 +30,7 @@ REPRODUCTION = "reproduction.md"  # a reproduction directory's report (its parts
 REPRO_FIGURES = "figures"  # its figures, copied out of the runs' (uncommitted) plots/
 
 FILE_NAMES = (
-    CONFIG, METRICS, SUMMARY, WEIGHTS, BEST, STATE, WALL, TOKENIZER, TRANSLATIONS,
+    CONFIG, METRICS, SUMMARY, WEIGHTS, BEST, STATE, TOKENIZER, TRANSLATIONS,
     PROBES, ATTENTION, REPORT, REPORT_HTML, PLOTS, LOGS, COMPARE, COMPARE_REPORT, SPEC, RESULTS,
     REPRODUCTION, REPRO_FIGURES,
 )  # fmt: skip
@@ -151,13 +151,6 @@ class RunDir:
 
     def metrics_log(self, enabled: bool = True, mirror=None) -> MetricsLog:
         return MetricsLog(self.metrics, enabled, mirror)
-
-    def read_wall(self) -> float:
-        """Seconds of training so far (0 before the first checkpoint)."""
-        return float(self.path.joinpath(WALL).read_text()) if (self / WALL).is_file() else 0.0
-
-    def write_wall(self, seconds: float) -> None:
-        atomic_write_text(self / WALL, f"{seconds}\n")
 
     def write_report(self, text: str) -> Path:
         return atomic_write_text(self.report, text)

@@ -44,6 +44,7 @@ class LoopState:
     data_seconds: float = 0.0  # of train_seconds, building batches
     plateau_scale: float = 1.0  # schedule plateau: the lr multiplier so far
     plateau_bad: int = 0  # evaluations since the last new best validation loss
+    wall_s: float = 0.0  # wall time up to the checkpoint (a resume counts on from it)
 
 
 def total_steps(data: Dataset, cfg: TrainConfig) -> int:
@@ -139,7 +140,7 @@ class Trainer:
         self.step_tokens = 0  # input tokens of the last step
         self.step_data_s = 0.0  # seconds of the last step spent building batches
         self.wall_from = time.perf_counter()  # wall_s = now − wall_from; a resume moves it
-        # back by the earlier segments' wall time (checkpoints write it: kills lose none)
+        # back by the earlier segments' wall time (the checkpoint's state: kills lose none)
         self.step_accuracy: float | None = None  # the last step's batch accuracy, if asked
         self.grad_norm = torch.zeros(())  # the last step's gradient norm before clipping
         self.stats = LossStats(raw_model, cfg.loss_chunk)
@@ -272,8 +273,8 @@ class Trainer:
         if self.fabric.global_rank != 0:
             return
         ckpt.save_weights(self.raw_model, self.files.weights)
-        self.files.write_wall(time.perf_counter() - self.wall_from)
         s = self.state
+        s.wall_s = time.perf_counter() - self.wall_from
         ckpt.save_state(
             self.files.state,
             self.opt,
@@ -287,6 +288,7 @@ class Trainer:
             data_seconds=s.data_seconds,
             plateau_scale=s.plateau_scale,
             plateau_bad=s.plateau_bad,
+            wall_s=s.wall_s,
         )
 
     def restore(self) -> None:
@@ -304,6 +306,7 @@ class Trainer:
             data_seconds=extra.get("data_seconds", 0.0),
             plateau_scale=extra.get("plateau_scale", 1.0),
             plateau_bad=extra.get("plateau_bad", 0),
+            wall_s=extra.get("wall_s", 0.0),  # 0: a checkpoint from before 2026-12-06
         )
         self.log.truncate_after(self.state.step)
 

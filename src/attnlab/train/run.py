@@ -261,14 +261,13 @@ def _finish(cfg: RunConfig, trainer: Trainer, wall_s: float, task) -> dict:
     return summary
 
 
-def _go(cfg: RunConfig, trainer: Trainer, task, stop_after: int | None, wall0: float):
-    trainer.wall_from = time.perf_counter() - wall0  # checkpoints write the wall time too
+def _go(cfg: RunConfig, trainer: Trainer, task, stop_after: int | None):
+    # a resumed run counts on from its checkpoint's wall time (checkpoints keep it)
+    trainer.wall_from = time.perf_counter() - trainer.state.wall_s
     status = "failed"
     try:
         done = trainer.fit(stop_after)
         wall = time.perf_counter() - trainer.wall_from
-        if trainer.fabric.global_rank == 0:
-            RunDir(trainer.run_dir).write_wall(wall)
         summary = _finish(cfg, trainer, wall, task) if done else None
         status = "success"
         return summary
@@ -284,7 +283,7 @@ def train(cfg: RunConfig, run_dir: str | Path, task, stop_after: int | None = No
     if is_main_process():
         _prepare_dir(run_dir)
     cfg, trainer = _setup(cfg, run_dir, True, task)
-    return _go(cfg, trainer, task, stop_after, 0.0)
+    return _go(cfg, trainer, task, stop_after)
 
 
 def resume(run_dir: str | Path, task, stop_after: int | None = None) -> dict | None:
@@ -295,4 +294,4 @@ def resume(run_dir: str | Path, task, stop_after: int | None = None) -> dict | N
             raise UserError(f"cannot resume {rd.path}: {path.name} is missing (no checkpoint yet)")
     cfg, trainer = _setup(load_config(rd.config), rd.path, False, task)
     trainer.restore()
-    return _go(cfg, trainer, task, stop_after, rd.read_wall())
+    return _go(cfg, trainer, task, stop_after)
