@@ -79,7 +79,7 @@ class Reproduction:
 
 WALL_NOTE = (
     "Wall times are one thread's, with two to four runs sharing the 2-core CPU (an Intel "
-    "Xeon until 2026-12-02, an AMD EPYC after, about twice as fast here). A run resumed "
+    "Xeon until 2026-12-02, an AMD EPYC after). A run resumed "
     "from a checkpoint committed before 2026-12-06 reports only the time after the resume: "
     "those checkpoints did not carry the wall time so far (it was in a side file that was "
     "not committed; the checkpoint's state holds it now)."
