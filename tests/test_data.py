@@ -384,6 +384,10 @@ def test_rows_layout_pads_each_line_and_scores_padding_only_when_asked(tmp_path)
     # 8 targets; the 1-character line has no target and is dropped
     assert split.mask[:2].sum(1).tolist() == [4, 8] and split.num_sequences % 2 == 0
     scored = validate({"data": {**raw, "score_pad": True}}, "t")
-    assert data.build(scored.data).splits["train"].mask.all()
+    padded = data.build(scored.data).splits["train"]
+    assert padded.mask.all()
+    # which targets are the row's own tokens is kept either way (the probes leave padding out)
+    assert (padded.real == split.mask).all() and (split.real == split.mask).all()
+    assert padded.get(np.arange(2)).real.sum(1).tolist() == [4, 8]
     with pytest.raises(ConfigError, match="score_pad"):
         validate({"data": {**raw, "layout": "stream", "score_pad": True}}, "t")

@@ -196,7 +196,7 @@ class _PositionConfidence(torch.nn.Module):
 
     def __init__(self, a: torch.Tensor, vocab: int):
         super().__init__()
-        self.a, self.vocab = a, vocab
+        self.a, self.vocab, self.vocab_size = a, vocab, vocab
         self.anchor = torch.nn.Parameter(torch.zeros(()))  # gives the model a device
 
     def forward(self, x):
@@ -222,6 +222,33 @@ def test_icl_score_has_the_known_value_and_sign():
         assert got["sequences"] == 6 and got["stderr"] == pytest.approx(0.0, abs=1e-9)
         assert got["score"] == pytest.approx(float(want), rel=1e-5)
         assert np.sign(got["score"]) == sign and abs(got["score"]) > 1.0
+
+
+def test_icl_score_and_frequency_buckets_leave_padding_out():
+    """On padded text rows (`data.layout: rows`) only rows whose windows hold their own
+    tokens count for the ICL score, and no padding target lands in a frequency bucket,
+    whether padding is scored or not (before: the rows runs' ICL scores were +4.03 with
+    padding unscored and -1.32 with it scored, both read off the padding)."""
+    from attnlab.data.splits import RowSplit
+    from attnlab.probes.frequency import loss_by_frequency
+
+    T, V, N = 128, 10, 6
+    a = torch.linspace(0.0, 6.0, T)
+    zeros = np.zeros((N, T), dtype=np.int64)
+    real = np.ones((N, T), dtype=bool)
+    real[::2, 40:] = False  # every other row ends at 40 tokens: padding after
+    model = _PositionConfidence(a, V)
+    for mask in (real, np.ones_like(real)):  # padding left out of the loss, or scored
+        split = RowSplit(zeros, zeros, mask, real)
+        got = icl_score(model, split, batch_size=4)
+        full = icl_score(model, RowSplit(zeros[1::2], zeros[1::2], mask[1::2]), batch_size=4)
+        assert got["sequences"] == N // 2 and got["score"] == pytest.approx(full["score"])
+        assert np.isnan(got["loss_by_position"]).sum() == 0  # the full rows cover every t
+        buckets = loss_by_frequency(model, split, np.zeros(100, np.int64), 4, None)
+        assert sum(b["targets"] for b in buckets.values()) == int(real.sum())
+    short = RowSplit(zeros, zeros, real, np.broadcast_to(real[0], real.shape).copy())
+    none = icl_score(model, short, batch_size=4)
+    assert none["sequences"] == 0 and np.isnan(none["score"])
 
 
 def test_pattern_stats_of_known_patterns():

@@ -101,7 +101,7 @@ def _row_split(text: str, tok, cfg: LMTextData, root: Path) -> RowSplit:
     tokens, lengths = tokens[rows_kept], lengths[rows_kept]
     real = np.arange(T)[None, :] < (lengths[:, None] - 1)  # (N, T) targets inside the row
     mask = np.ones_like(real) if cfg.score_pad else real
-    return RowSplit(tokens[:, :-1], tokens[:, 1:], mask)
+    return RowSplit(tokens[:, :-1], tokens[:, 1:], mask, real)
 
 
 def _lm_text(cfg: LMTextData) -> Dataset:

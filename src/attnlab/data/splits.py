@@ -31,11 +31,14 @@ class Batch:
     y: torch.Tensor  # (B, T) int64
     mask: torch.Tensor | None = None  # (B, T) bool, None = every target counts
     src: torch.Tensor | None = None  # (B, S) int64, padded with 0
+    real: torch.Tensor | None = None  # (B, T) bool: targets that are the row's own tokens,
+    # not padding (text rows; None = all), whether or not they are scored
 
     def to(self, device) -> Batch:
         m = None if self.mask is None else self.mask.to(device)
         src = None if self.src is None else self.src.to(device)
-        return Batch(self.x.to(device), self.y.to(device), m, src)
+        real = None if self.real is None else self.real.to(device)
+        return Batch(self.x.to(device), self.y.to(device), m, src, real)
 
     def inputs(self) -> tuple[torch.Tensor, ...]:
         """The model's positional arguments: `(x,)` or `(x, src)`."""
@@ -63,13 +66,21 @@ class StreamSplit:
 
 
 class RowSplit:
-    """Fixed sequences (synthetic tasks): inputs, a target at every position, and the mask
-    of the targets that are scored, (N, T) each (`attnlab.data.synthetic`)."""
+    """Fixed sequences (synthetic tasks, text rows): inputs, a target at every position, the
+    mask of the targets that are scored, and for padded rows the targets that are not
+    padding, (N, T) each (`attnlab.data.synthetic`, `data.layout: rows`)."""
 
-    def __init__(self, inputs: np.ndarray, targets: np.ndarray, mask: np.ndarray):
+    def __init__(
+        self,
+        inputs: np.ndarray,
+        targets: np.ndarray,
+        mask: np.ndarray,
+        real: np.ndarray | None = None,
+    ):
         self.inputs = inputs  # (N, T)
         self.targets = targets  # (N, T)
         self.mask = mask  # (N, T) bool
+        self.real = real  # (N, T) bool, or None: no padding
         self.num_sequences = len(inputs)
         self.seq_len = inputs.shape[1]
 
@@ -83,7 +94,10 @@ class RowSplit:
         x = torch.from_numpy(self.inputs[ids].astype(np.int64))  # (B, T)
         y = torch.from_numpy(self.targets[ids].astype(np.int64))  # (B, T)
         mask = torch.from_numpy(np.asarray(self.mask[ids], dtype=bool))  # (B, T)
-        return Batch(x, y, mask)
+        real = None
+        if self.real is not None:
+            real = torch.from_numpy(np.asarray(self.real[ids], dtype=bool))  # (B, T)
+        return Batch(x, y, mask, real=real)
 
 
 def steps_per_epoch(split, batch_size: int) -> int:

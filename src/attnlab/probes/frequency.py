@@ -5,6 +5,7 @@ split: the tokens sorted from most to least frequent and cut where the cumulativ
 training occurrences reaches 50%, 90% and 99% (so `head` is the few tokens that make half
 of the text, `tail` those that make its last 1%), plus `unseen` (never in training). Per
 bucket: the mean next-token loss, the accuracy and how many validation targets fall in it.
+Padding targets of padded text rows (`data.layout: rows`) are left out, scored or not.
 """
 
 from __future__ import annotations
@@ -51,9 +52,11 @@ def loss_by_frequency(
         loss = F.cross_entropy(logits.transpose(1, 2), y, reduction="none").cpu()  # (B, T)
         right = (logits.argmax(-1) == y).float().cpu()  # (B, T)
         b = bucket[y.cpu()]  # (B, T)
-        loss_sum.index_add_(0, b.flatten(), loss.flatten().double())
-        hits.index_add_(0, b.flatten(), right.flatten())
-        count.index_add_(0, b.flatten(), torch.ones(b.numel()))
+        keep = torch.ones_like(b, dtype=torch.bool) if batch.real is None else batch.real
+        b, loss, right = b[keep], loss[keep], right[keep]  # (n,) the rows' own targets
+        loss_sum.index_add_(0, b, loss.double())
+        hits.index_add_(0, b, right)
+        count.index_add_(0, b, torch.ones(b.numel()))
     model.train(was_training)
     names = [name for name, _ in BUCKETS] + ["unseen"]
     return {

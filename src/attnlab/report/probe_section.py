@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -209,16 +210,22 @@ def _icl(rd: RunDir, icl: dict) -> str:
         return f"ICL score not measured: {icl['skipped']}\n\n"
     if "score" not in icl:
         return ""
-    curve = icl["loss_by_position"]
+    if icl["score"] is None:  # padded rows: none reaches the late window
+        return (
+            f"ICL score not measured: no validation row holds its own tokens at both "
+            f"positions {icl['early_position']} and {icl['late_position']} (± "
+            f"{icl['window']}).\n\n"
+        )
+    curve = [math.nan if v is None else v for v in icl["loss_by_position"]]  # None: padding
     line_plot(
         {"validation": (list(range(len(curve))), curve)},
         "position",
         "mean next-token loss (nats)",
-        f"loss by position (ICL score {icl['score']:+.3f} ± {icl['stderr']:.3f})",
+        f"loss by position (ICL score {icl['score']:+.3f} ± {fmt(icl['stderr'], 3)})",
         rd.plot("loss_by_position.png"),
     )
     return (
-        f"ICL score **{icl['score']:+.3f} ± {icl['stderr']:.3f}** nats (positions "
+        f"ICL score **{icl['score']:+.3f} ± {fmt(icl['stderr'], 3)}** nats (positions "
         f"{icl['late_position']} minus {icl['early_position']}, each ± {icl['window']}, "
         f"{icl['sequences']} validation sequences, ± standard error).\n\n"
         f"![loss by position]({plot_link('loss_by_position.png')})\n\n"
