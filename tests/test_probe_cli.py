@@ -219,3 +219,34 @@ def test_length_generalisation_probe(tmp_path, monkeypatch, capsys, pos):
     assert "### Length generalisation (trained at 16 tokens)" in (out / "report.md").read_text()
     code, _, err = run_cli(["probe", str(out), "--lengths", "1x"], monkeypatch, capsys)
     assert code == 2 and "comma-separated" in err
+
+
+def test_padded_rows_probe_the_rows_own_tokens(tmp_path):
+    """With padding scored (`data.score_pad`), the frequency buckets still rank the text's
+    own tokens and count only its own targets: padding is neither ranked nor counted (it
+    took the head bucket alone, and the k = 3 rows runs' buckets differed by the flag)."""
+    import numpy as np
+
+    from attnlab import data
+    from attnlab.config import validate
+    from attnlab.probes.frequency import frequency_buckets
+    from attnlab.runs import probe, train
+
+    text = tmp_path / "t.txt"
+    text.write_text("the cat sat on the mat\n\nab\nthe end of it all\n" * 60)
+    raw = {
+        "name": "rows",
+        "data": {"task": "lm_text", "path": str(text), "tokenizer": "char", "seq_len": 24,
+                 "layout": "rows", "score_pad": True, "batch_size": 8},
+        "model": {"d_model": 16, "n_layers": 1, "mixer": {"n_heads": 2}},
+        "train": {"max_steps": 2, "eval_every": 2, "progress": False},
+    }  # fmt: skip
+    cfg = validate(raw, "t")
+    train(cfg, tmp_path / "run")
+    freq = probe(tmp_path / "run")["loss_by_frequency"]
+    ds = data.build(cfg.data)
+    tr, val = ds.splits["train"], ds.splits["validation"]
+    bucket = frequency_buckets(tr.targets[tr.real], ds.vocab_size)
+    want = np.bincount(bucket[val.targets[val.real]], minlength=5)
+    assert [b["targets"] for b in freq.values()] == want.tolist()
+    assert sum(want) == int(val.real.sum()) < val.targets.size  # there is padding to leave out

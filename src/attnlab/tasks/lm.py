@@ -43,9 +43,10 @@ class LanguageModelling(Task):
         out = lm_probes(rd, cfg, model, tok, val, why)
         if self.text and data is not None:
             split = data.splits["train"]
-            # a stream's tokens, or the scored targets of one-example-per-row text
+            # a stream's tokens, or the rows' own targets of one-example-per-row text (not
+            # its padding, even where padding is scored: the buckets rank text's tokens)
             train = getattr(split, "tokens", None)
-            train = split.targets[split.mask] if train is None else train
+            train = split.targets[split.real] if train is None else train
             out["loss_by_frequency"] = loss_by_frequency(
                 model, val, train, cfg.data.batch_size, cfg.probes.icl_batches
             )
