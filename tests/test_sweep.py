@@ -322,3 +322,26 @@ def test_the_hub_name_of_a_text_read_from_a_local_path_does_not_change_the_run(t
     other = load_config(config_path("smeared_keys/conv_attn"), [*local, "data.seq_len=64"])
     save_config(old, tmp_path / "config.yaml")
     assert not _same_run(rd, other)
+
+
+def test_more_seeds_later_add_only_the_new_seeds_trials(tmp_path):
+    """A grid run with 1 seed and again with 2 trains only the seed-2 runs (same sweep,
+    same directory); a changed grid is still another sweep."""
+    spec = _spec(tmp_path, grid={"model.n_layers": [1, 2]})
+    out = run_sweep(spec, tmp_path / "sw", echo=_quiet)
+    first = out / "trials" / "n_layers-1-s1"
+    stamp = (first / "summary.json").stat().st_mtime_ns
+    said = []
+    run_sweep(spec, tmp_path / "sw", echo=said.append, seeds=2)
+    assert any("seeds 1 → 2" in line for line in said)
+    _, trials = load_trials(out)
+    assert sorted(t["job"] for t in trials if t["state"] == "complete") == [
+        "n_layers-1-s1", "n_layers-1-s2", "n_layers-2-s1", "n_layers-2-s2",
+    ]  # fmt: skip
+    assert (first / "summary.json").stat().st_mtime_ns == stamp  # not trained again
+    assert RunDir(out / "trials" / "n_layers-2-s2").read_summary()["seed"] == 2
+    run_sweep(spec, tmp_path / "sw", echo=_quiet, seeds=2)  # again: nothing to add
+    assert len(load_trials(out)[1]) == 4
+    other = _spec(tmp_path, grid={"model.n_layers": [1, 3]})
+    with pytest.raises(UserError, match="another sweep"):
+        run_sweep(other, tmp_path / "sw", echo=_quiet, seeds=2)

@@ -112,6 +112,12 @@ class SweepSpec(BaseModel):
         blob = json.dumps(self.model_dump(mode="json", by_alias=True), sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
+    def differs_only_in_seeds(self, other: SweepSpec) -> bool:
+        """Whether `other` is this grid or ablation with other seeds: the same sweep, its
+        configurations run with more (or fewer) seeds."""
+        same = self.model_copy(update={"seeds": other.seeds}).fingerprint() == other.fingerprint()
+        return self.search is None and same
+
 
 def load_sweep_spec(path: str | Path, extra_sets: list[str] | None = None) -> SweepSpec:
     """Read and validate a sweep spec; `extra_sets` are appended to its `set`."""

@@ -288,8 +288,12 @@ class _TrialFailed(Exception):
 # ---- the sweep -----------------------------------------------------------------------
 
 
-def open_study(sweep_dir: Path, spec: SweepSpec, url: str, spec_dir: Path):
-    """Create (and enqueue) or load the sweep's study; a different spec is an error."""
+def open_study(
+    sweep_dir: Path, spec: SweepSpec, url: str, spec_dir: Path, before: SweepSpec | None = None
+):
+    """Create (and enqueue) or load the sweep's study; a different spec is an error, but for
+    a grid or ablation whose seeds changed from `before` (the spec the study was made
+    from): the trials of seeds it lacks are enqueued."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -305,16 +309,24 @@ def open_study(sweep_dir: Path, spec: SweepSpec, url: str, spec_dir: Path):
             load_if_exists=True,
         )
         have = study.user_attrs.get("spec_fingerprint")
-        if have is not None and have != spec.fingerprint():
+        reseeded = (
+            before is not None
+            and have == before.fingerprint()
+            and before.differs_only_in_seeds(spec)
+        )
+        if have is not None and have != spec.fingerprint() and not reseeded:
             raise UserError(
                 f"the study {spec.name!r} in {url} was made from another spec; use a new "
                 "--out (or --storage) or rename the sweep"
             )
-        if have is None:
+        if have is None or reseeded:
             study.set_user_attr("spec_fingerprint", spec.fingerprint())
             study.set_user_attr("kind", spec.kind)
             if spec.search is None:
+                queued = {t.user_attrs.get("job") for t in study.get_trials(deepcopy=False)}
                 for j in jobs(spec, spec_dir):
+                    if j.name in queued:
+                        continue
                     attrs = {
                         "job": j.name,
                         "label": j.label,
@@ -411,11 +423,14 @@ def run_sweep(
     sweep_dir.mkdir(parents=True, exist_ok=True)
     saved = sweep_dir / SPEC
     text = yaml.safe_dump(spec.model_dump(mode="json", by_alias=True), sort_keys=False)
-    if saved.is_file() and read_spec(sweep_dir).fingerprint() != spec.fingerprint():
-        raise UserError(f"{sweep_dir} holds another sweep's spec.yaml; choose another --out")
+    before = read_spec(sweep_dir) if saved.is_file() else None
+    if before is not None and before.fingerprint() != spec.fingerprint():
+        if not before.differs_only_in_seeds(spec):
+            raise UserError(f"{sweep_dir} holds another sweep's spec.yaml; choose another --out")
+        echo(f"seeds {before.seeds} → {spec.seeds}: the trials of the new seeds are added")
     saved.write_text(text, encoding="utf-8")
     url = storage_url(sweep_dir, storage)
-    study = open_study(sweep_dir, spec, url, spec_path.parent)
+    study = open_study(sweep_dir, spec, url, spec_path.parent, before)
     (sweep_dir / "storage.txt").write_text(_redact(url) + "\n", encoding="utf-8")
     t0 = time.perf_counter()
     echo(f"sweep {spec.name} ({spec.kind}): storage {_redact(url)}, {workers} worker(s)")
