@@ -64,6 +64,13 @@ def classification_section(rd: RunDir, summary: dict) -> str:
     return text + f"\n![accuracy per epoch]({plot_link('accuracy_by_epoch.png')})\n"
 
 
+def _epoch(value, none: str = "") -> str:
+    """An epoch number as the table shows it (20, not 20.0); an en dash (and why) if none."""
+    if value is None:
+        return f"– ({none})" if none else "–"
+    return f"{value:g}"
+
+
 def best_configuration(groups: dict, order: list[str]) -> str:
     """The configuration whose runs reach the highest mean best-epoch validation accuracy
     (the first in `order` among equals)."""
@@ -111,8 +118,9 @@ def sweep_section(groups: dict, order: list[str], plots: Path) -> str:
         f"![train accuracy per epoch]({plot_link('train_acc_by_epoch.png')})\n\n"
         f"### Best configuration: {name}\n\n"
         "The configuration with the highest mean best-epoch validation accuracy over its "
-        f"seeds. Run `{best['dir'].name}`; best epoch by {by} {c.get('best_epoch', '–')}, "
-        f"overfitting after epoch {c.get('overfit_after_epoch') or '– (none within the run)'}.\n\n"
+        f"seeds. Run `{best['dir'].name}`; best epoch by {by} {_epoch(c.get('best_epoch'))}, "
+        f"overfitting after epoch {_epoch(c.get('overfit_after_epoch'), 'none within the run')}"
+        ".\n\n"
         + markdown_table(["epoch", "train acc", "val loss", "val acc"], rows)
         + "\n"
         + markdown_table(
