@@ -267,7 +267,7 @@ REPRODUCTIONS = {
             },
             scale_notes={
                 "cpu": "the same as full: the write-up's own settings fit a 2-core CPU "
-                "(about 40 minutes of training in all)"
+                "(20 to 40 minutes of training in all, by the CPU)"
             },
             part_sets={"finetuned": ("model.init_from={out}/pretrain/trials/pretrain_lm-s1",)},
         ),
