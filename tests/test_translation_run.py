@@ -33,6 +33,14 @@ def test_train_probe_report_translate(tmp_path, arch, monkeypatch, capsys):
     errors = sum(v["errors"] for v in details["test"]["errors_by_length"].values())
     assert errors == round(6 * (1 - t["test"]["word_accuracy"]))
     assert len(details["test"]["mistakes"]) == errors  # all kept (fewer than 50)
+    # the mistakes by first letter and the repeated last characters reach the file (they
+    # were computed, then left out of it)
+    by_start = details["test"]["errors_by_start"]
+    assert sum(v["words"] for v in by_start.values()) == 6 and set(by_start) <= {
+        "vowel", "consonant",
+    }  # fmt: skip
+    assert sum(v["errors"] for v in by_start.values()) == errors
+    assert 0 <= details["test"]["mistakes_repeating_last"] <= errors
     records = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert any("word_accuracy" in r for r in records if r["split"] == "validation")
 
@@ -63,6 +71,8 @@ def test_train_probe_report_translate(tmp_path, arch, monkeypatch, capsys):
     )
     report = (run / "report.md").read_text()
     assert "## Translation" in report and "errors_by_length.png" in report
+    assert "Test word accuracy by first letter: " in report
+    assert "Test mistakes that repeat the word's last character" in report
     assert "Alignment" in report and (run / "plots" / "errors_by_length.png").is_file()
 
     code, text, err = run_cli(

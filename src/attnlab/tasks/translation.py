@@ -61,7 +61,7 @@ class Translation(Task):
                 "word_accuracy": sc["word_accuracy"],
                 "words": sc["words"],
             }
-            details[split] = {k: sc[k] for k in ("errors_by_length", "errors_by_kind", "mistakes")}
+            details[split] = {k: sc[k] for k in DETAILS}
         if trainer.fabric.global_rank == 0:
             RunDir(trainer.run_dir).write_translations({"scores": table, **details})
         return {
