@@ -17,7 +17,7 @@ import yaml
 from attnlab import stats
 from attnlab.config.sweep import SweepSpec, load_sweep_spec
 from attnlab.errors import ConfigError, UserError
-from attnlab.experiments.sweep import configurations, jobs, run_sweep
+from attnlab.experiments.sweep import configurations, jobs, read_spec, run_sweep
 from attnlab.experiments.sweep_results import load_trials
 from attnlab.run_dir import RunDir
 
@@ -341,6 +341,11 @@ def test_more_seeds_later_add_only_the_new_seeds_trials(tmp_path):
     assert (first / "summary.json").stat().st_mtime_ns == stamp  # not trained again
     assert RunDir(out / "trials" / "n_layers-2-s2").read_summary()["seed"] == 2
     run_sweep(spec, tmp_path / "sw", echo=_quiet, seeds=2)  # again: nothing to add
+    assert len(load_trials(out)[1]) == 4
+    said.clear()
+    run_sweep(spec, tmp_path / "sw", echo=said.append)  # the spec's 1 seed: the 2 kept
+    assert any("all 2 kept" in line for line in said)
+    assert read_spec(out).seeds == 2
     assert len(load_trials(out)[1]) == 4
     other = _spec(tmp_path, grid={"model.n_layers": [1, 3]})
     with pytest.raises(UserError, match="another sweep"):

@@ -422,12 +422,16 @@ def run_sweep(
     sweep_dir = Path(out or Path("runs") / f"sweep-{spec.name}")
     sweep_dir.mkdir(parents=True, exist_ok=True)
     saved = sweep_dir / SPEC
-    text = yaml.safe_dump(spec.model_dump(mode="json", by_alias=True), sort_keys=False)
     before = read_spec(sweep_dir) if saved.is_file() else None
     if before is not None and before.fingerprint() != spec.fingerprint():
         if not before.differs_only_in_seeds(spec):
             raise UserError(f"{sweep_dir} holds another sweep's spec.yaml; choose another --out")
-        echo(f"seeds {before.seeds} → {spec.seeds}: the trials of the new seeds are added")
+        if spec.seeds < before.seeds:  # fewer seeds remove no trial: the sweep keeps its own
+            echo(f"seeds {spec.seeds} < the {before.seeds} in {sweep_dir}: all {before.seeds} kept")
+            spec = before
+        else:
+            echo(f"seeds {before.seeds} → {spec.seeds}: the trials of the new seeds are added")
+    text = yaml.safe_dump(spec.model_dump(mode="json", by_alias=True), sort_keys=False)
     saved.write_text(text, encoding="utf-8")
     url = storage_url(sweep_dir, storage)
     study = open_study(sweep_dir, spec, url, spec_path.parent, before)
