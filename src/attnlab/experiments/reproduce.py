@@ -209,6 +209,11 @@ REPRODUCTIONS = {
                 "The A/Δ table: A frozen at −I is `a_init: neg_identity` with `a_trained: "
                 "false`; Δ as a positional embedding is `dt: positional` (softplus of a "
                 "learned (position, channel) table, started at the learned Δ's start).",
+                "What we tried against a shortfall from 0.983: the write-up's widths (the "
+                "`matched` part), A and Δ as its table varies them, and the three "
+                "discretisations; the train word accuracy column tells a model that "
+                "cannot fit the training words from one that fits them and does not "
+                "generalise.",
                 WALL_NOTE,
             ),
             figures=(
