@@ -168,7 +168,9 @@ def test_killed_worker_is_rerun_without_loss_or_duplicate(tmp_path):
     retry = [t for t in trials if t.get("retry_of") == failed[0]["number"]]
     assert len(retry) == 1 and retry[0]["state"] == "complete"
     assert (metrics.parent / "summary.json").is_file()
-    assert "Failed trials" in (out / "report.md").read_text()
+    report = (out / "report.md").read_text()
+    assert "3 complete, 1 stopped and rerun" in report
+    assert f"trial {retry[0]['number']} (complete)" in report
 
 
 def test_failed_trial_is_recorded_and_the_sweep_goes_on(tmp_path):
@@ -183,6 +185,8 @@ def test_failed_trial_is_recorded_and_the_sweep_goes_on(tmp_path):
     assert "Traceback" in (out / "trials" / "num_train-4-s1" / "error.txt").read_text()
     run_sweep(spec, tmp_path / "sw", echo=_quiet)  # a failure by itself is not retried
     assert len(load_trials(out)[1]) == 2
+    report = (out / "report.md").read_text()
+    assert "1 complete, 1 failed (see below)" in report and "stopped and rerun" not in report
 
 
 def test_search_stops_at_its_budget(tmp_path):

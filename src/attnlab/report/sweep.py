@@ -131,7 +131,8 @@ def write_sweep_report(
 def _header(spec, trials: list[dict]) -> str:
     from collections import Counter
 
-    states = Counter(t["state"] for t in trials)
+    rerun = _reruns(trials)
+    states = Counter("rerun" if t["number"] in rerun else t["state"] for t in trials)
     what = {
         "grid": "every combination of " + ", ".join(f"`{k}`" for k in spec.grid or {}),
         "ablation": "the base, then one change at a time: "
@@ -155,7 +156,21 @@ def _header(spec, trials: list[dict]) -> str:
     )
 
 
-_STATE_WORDS = {"complete": "complete", "fail": "failed (see below)", "running": "running"}
+_STATE_WORDS = {
+    "complete": "complete",
+    "fail": "failed (see below)",
+    "rerun": "stopped and rerun (see below)",
+    "running": "running",
+}
+
+
+def _reruns(trials: list[dict]) -> dict[int, dict]:
+    """The failed trials that were enqueued again (their worker died): number → the rerun."""
+    return {
+        t["retry_of"]: t
+        for t in sorted(trials, key=lambda t: t["number"])
+        if t.get("retry_of") is not None
+    }
 
 
 def _config_table(spec, groups: dict, order: list[str]) -> str:
@@ -270,10 +285,19 @@ def _failures(trials: list[dict]) -> str:
     failed = [t for t in trials if t["state"] == "fail"]
     if not failed:
         return ""
-    rows = [[t["number"], t.get("job"), t.get("fail_reason") or "–"] for t in failed]
+    rerun = _reruns(trials)
+    rows = [
+        [
+            t["number"],
+            t.get("job"),
+            t.get("fail_reason") or "–",
+            f"trial {r['number']} ({r['state']})" if (r := rerun.get(t["number"])) else "–",
+        ]
+        for t in failed
+    ]
     return (
-        "## Failed trials\n\n"
-        + markdown_table(["trial", "job", "reason"], rows)
+        "## Stopped or failed trials\n\n"
+        + markdown_table(["trial", "job", "reason", "rerun as"], rows)
         + "\nA trial whose worker died is enqueued again and rerun; a trial that failed by "
         "itself (NaN loss, an error) is not retried; its run directory holds `error.txt`.\n"
     )
