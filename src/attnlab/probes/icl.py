@@ -68,7 +68,8 @@ def icl_score(model: nn.Module, split, batch_size: int, max_batches: int | None 
     w = icl_window(T)
     lo = losses[:, max(0, early - w) : early + w + 1].double().mean(1)  # (N,) NaN: padding
     hi = losses[:, late - w : min(T, late + w + 1)].double().mean(1)  # (N,)
-    diff = (hi - lo)[~(hi - lo).isnan()]  # (n,) the sequences long enough
+    diff = hi - lo  # (N,)
+    diff = diff[~diff.isnan()]  # (n,) the sequences long enough
     n = len(diff)
     se = float(diff.std() / math.sqrt(n)) if n > 1 else float("nan")
     return {
