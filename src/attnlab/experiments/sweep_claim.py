@@ -84,14 +84,20 @@ def _importable(module: str) -> bool:
 
 
 def open_storage(url: str):
-    """Optuna's RDB storage for `url` (SQLite waits up to 120 s for a lock). On PostgreSQL
-    the tables are made under an advisory lock, so two workers starting at once do not
-    race to create them; a database that cannot be reached is a UserError."""
+    """Optuna's RDB storage for `url`. Its tables are made under a lock, so two workers
+    starting at once do not race to create them: a file lock beside a SQLite database (which
+    then waits up to 120 s for a lock), an advisory lock on PostgreSQL. A database that
+    cannot be reached is a UserError."""
     import optuna
     import sqlalchemy as sa
 
     if url.startswith("sqlite"):
-        return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 120}})
+        db = sa.engine.make_url(url).database  # None or ":memory:": no file to share
+        shared = db and db != ":memory:"
+        # two commands starting at once on a new file race to create the tables
+        with _file_lock(Path(db + ".lock")) if shared else contextlib.nullcontext():
+            kwargs = {"connect_args": {"timeout": 120}}
+            return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
     engine = sa.create_engine(url)
     try:
         with _advisory_lock(engine, "attnlab.sweep.schema"):
@@ -128,9 +134,16 @@ def claim_lock(sweep_dir: Path, storage, study_name: str) -> Iterator[None]:
         with _advisory_lock(storage.engine, f"attnlab.sweep:{study_name}"):
             yield
         return
+    with _file_lock(Path(sweep_dir) / ".claim.lock"):
+        yield
+
+
+@contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """An exclusive `flock` on the file `path` (made if missing) between processes."""
     import fcntl
 
-    with open(Path(sweep_dir) / ".claim.lock", "a+") as fh:
+    with open(path, "a+") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield
