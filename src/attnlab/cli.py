@@ -307,6 +307,9 @@ def reproduce(
         None, "--out", help="Where its sweeps go (default runs/reproduce-NAME-SCALE)."
     ),
     sets: list[str] = typer.Option([], "--set", help="Override for every run (repeatable)."),
+    parts: list[str] = typer.Option(
+        [], "--part", help="Run only this part (repeatable); the report covers every part."
+    ),
 ) -> None:
     """Rerun a write-up's studies; its numbers beside ours, with intervals and verdicts."""
     from attnlab.experiments.reproduce import list_reproductions, run_reproduction
@@ -316,7 +319,7 @@ def reproduce(
             typer.echo(f"  {n:<18} {line}")
         return
     out = out or Path("runs") / f"reproduce-{name}-{scale.value}"
-    path = run_reproduction(name, out, scale.value, seeds, jobs, typer.echo, sets)
+    path = run_reproduction(name, out, scale.value, seeds, jobs, typer.echo, sets, parts)
     typer.echo(f"written: {path}")
 
 

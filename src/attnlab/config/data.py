@@ -42,6 +42,12 @@ class LMTextData(Section):
         description="rows: score the padding targets too, as a pipeline that forgets to "
         "mask them does (predicting padding is easy: it inflates accuracy)",
     )
+    all_rows: bool = Field(
+        False,
+        description="rows: every row of the split as the Hub's `datasets` hands it out, "
+        "blank ones included (all padding) and each other row with its newline, as a "
+        "pipeline that tokenises the split row by row does (write-up 001's 36,718)",
+    )
     cache_dir: str | None = Field(None, description="token cache; default ~/.cache/attnlab")
 
     @model_validator(mode="after")
@@ -50,6 +56,8 @@ class LMTextData(Section):
             raise ValueError("lm_text needs data.path (local) or data.dataset (Hugging Face)")
         if self.score_pad and self.layout != "rows":
             raise ValueError("data.score_pad is for layout: rows (a stream has no padding)")
+        if self.all_rows and self.layout != "rows":
+            raise ValueError("data.all_rows is for layout: rows (a stream has no rows)")
         return self
 
 

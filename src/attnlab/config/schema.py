@@ -73,6 +73,12 @@ class TrainConfig(Section):
     )
     epochs: float | None = Field(1.0, gt=0)
     max_steps: int | None = Field(None, gt=0, description="wins over epochs when set")
+    stop_step: int | None = Field(
+        None,
+        gt=0,
+        description="end the run after this many steps with the lr schedule still planned "
+        "for epochs / max_steps: the first part of a longer run, as that run would see it",
+    )
     grad_clip: float | None = Field(1.0, gt=0)
     grad_accum: PositiveInt = 1
     precision: Literal["auto", "32-true", "bf16-mixed", "16-mixed"] = "auto"

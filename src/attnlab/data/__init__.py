@@ -78,15 +78,26 @@ def _tokenizer(cfg: LMTextData, train_text: str, root: Path):
     return tok
 
 
+def _rows(text: str, all_rows: bool) -> list[str]:
+    """The rows of a split: its non-blank lines, or with `all_rows` every line as the Hub's
+    `datasets` hands WikiText out (a blank line as "", any other with its newline)."""
+    lines = text.split("\n")
+    if text.endswith("\n"):
+        lines = lines[:-1]  # the file's last newline ends a row; it opens none
+    if not all_rows:
+        return [line for line in lines if line.strip()]
+    return [line + "\n" if line.strip() else "" for line in lines]
+
+
 def _row_split(text: str, tok, cfg: LMTextData, root: Path) -> RowSplit:
-    """One example per non-blank line: its first seq_len + 1 tokens, padded after its end
+    """One example per row (`_rows`): its first seq_len + 1 tokens, padded after its end
     with the tokenizer's end-of-text id (GPT-2's, else 0); the padding targets are scored
     only with `score_pad`. Cached as (N, T + 2): the tokens, then each row's length."""
     T = cfg.seq_len
 
     def make() -> np.ndarray:
         pad = tok.eos_id if tok.eos_id is not None else 0
-        lines = [line for line in text.split("\n") if line.strip()]
+        lines = _rows(text, cfg.all_rows)
         out = np.full((len(lines), T + 2), pad, dtype=np.int64)  # (N, T + 2)
         for i, ids in enumerate(tok.encode_lines(lines)):
             ids = ids[: T + 1]
@@ -94,11 +105,13 @@ def _row_split(text: str, tok, cfg: LMTextData, root: Path) -> RowSplit:
             out[i, -1] = len(ids)
         return out
 
-    key = f"rows-{content_hash(text)}-{tok.name}-{tok.fingerprint}-{T}"
+    layout = "all-rows" if cfg.all_rows else "rows"
+    key = f"{layout}-{content_hash(text)}-{tok.name}-{tok.fingerprint}-{T}"
     rows = cached_array(root, key, make)
     tokens, lengths = np.asarray(rows[:, :-1]), np.asarray(rows[:, -1])  # (N, T+1), (N,)
-    rows_kept = lengths >= 2  # a row needs an input and a target
-    tokens, lengths = tokens[rows_kept], lengths[rows_kept]
+    if not cfg.all_rows:  # a row needs an input and a target
+        rows_kept = lengths >= 2
+        tokens, lengths = tokens[rows_kept], lengths[rows_kept]
     real = np.arange(T)[None, :] < (lengths[:, None] - 1)  # (N, T) targets inside the row
     mask = np.ones_like(real) if cfg.score_pad else real
     return RowSplit(tokens[:, :-1], tokens[:, 1:], mask, real)

@@ -75,6 +75,8 @@ class Reproduction:
     part_sets: dict[str, tuple[str, ...]] = field(default_factory=dict)  # a part's own
     # --set; "{out}" is the reproduction's directory (a later part reads an earlier one's)
     ready: str | None = None  # None, or why it cannot run yet
+    skip: dict[str, tuple[str, ...]] = field(default_factory=dict)  # scale → parts not run
+    # there (a part that only matters at that scale)
 
 
 WALL_NOTE = (
@@ -284,7 +286,9 @@ REPRODUCTIONS = {
             parts={
                 "main": "reproduce/smeared_keys",
                 "kernels": "reproduce/smeared_keys_kernels",
+                "writeup_model": "reproduce/smeared_keys_writeup_model",
             },
+            skip={"full": ("writeup_model",)},  # at full scale `main` is the write-up's model
             claims=(
                 Claim(
                     "main",
@@ -311,7 +315,7 @@ REPRODUCTIONS = {
                 "attention_text.png",
             ),
             scales={
-                "full": [],
+                "full": ["model.pos=none"],
                 "cpu": [
                     "data.tokenizer=bpe",
                     "data.bpe_vocab_size=2048",
@@ -328,6 +332,17 @@ REPRODUCTIONS = {
                 ],
                 "quick": [*TEXT_QUICK, "data.seq_len=64"],
             },
+            part_scales={
+                "writeup_model": {
+                    "cpu": [
+                        "train.stop_step=160",
+                        "train.eval_every=40",
+                        "train.eval_batches=8",
+                        "train.final_eval_batches=16",
+                    ],
+                    "quick": [*TEXT_QUICK, "data.seq_len=64"],
+                }
+            },
             scale_notes={
                 "cpu": "d_model 128 instead of 512, a trained 2,048-token BPE instead of "
                 "GPT-2's, batch 16 × 256, lr 1e-3, 4,000 steps (16M tokens) instead of 15 "
@@ -340,7 +355,23 @@ REPRODUCTIONS = {
             writeup="write-up 001: the k = 3 variant (its 99.8% accuracy)",
             question="What does the k = 3, 2-layer variant reach when it cannot see the "
             "future, and does a centred conv reach the write-up's 99.8%?",
-            parts={"k3": "reproduce/smeared_keys_k3", "rows": "reproduce/smeared_keys_k3_rows"},
+            parts={
+                "k3": "reproduce/smeared_keys_k3",
+                "rows": "reproduce/smeared_keys_k3_rows",
+                "as_run": "reproduce/smeared_keys_k3_as_run",
+            },
+            part_scales={
+                "as_run": {
+                    "full": [],
+                    "cpu": [
+                        "model.d_model=64",
+                        "train.epochs=1",
+                        "train.eval_batches=20",
+                        "train.final_eval_batches=50",
+                    ],
+                    "quick": [*TEXT_QUICK, "data.seq_len=31"],
+                }
+            },
             claims=(
                 Claim(
                     "k3",
@@ -410,9 +441,10 @@ def run_reproduction(
     jobs: int | None = None,
     echo=print,
     sets: list[str] | None = None,
+    only: list[str] | None = None,
 ) -> Path:
-    """Run (or resume) every part of a reproduction and write `reproduction.md`; `sets`
-    are overrides for every run (e.g. `data.path=DIR` offline). `train.precision: auto`
+    """Run (or resume) every part of a reproduction (or the parts in `only`) and write
+    `reproduction.md`; `sets` are overrides for every run (e.g. `data.path=DIR` offline). `train.precision: auto`
     means float32 on a CPU here unless `ATTNLAB_AUTO_PRECISION` says otherwise: the
     write-ups' figures are float32 (fp16 AMP on their GPUs), and a study's runs must not
     differ in precision by the machine they ran on."""
@@ -429,7 +461,12 @@ def run_reproduction(
     workers = max(1, min(jobs or cpus, cpus))
     if scale == "quick" and seeds is None:
         seeds = 1
+    unknown = [p for p in only or [] if p not in rep.parts]
+    if unknown:
+        raise UserError(f"--part {unknown[0]!r}: {name} has {', '.join(rep.parts)}")
     for part, spec in rep.parts.items():
+        if (only and part not in only) or part in rep.skip.get(scale, ()):
+            continue
         echo(f"[{name}/{part}] {scale} scale")
         run_sweep(
             config_path(f"sweeps/{spec}"),

@@ -47,8 +47,9 @@ class LoopState:
     wall_s: float = 0.0  # wall time up to the checkpoint (a resume counts on from it)
 
 
-def total_steps(data: Dataset, cfg: TrainConfig) -> int:
-    """`max_steps` when set, else `epochs` passes over the training split."""
+def planned_steps(data: Dataset, cfg: TrainConfig) -> int:
+    """The steps the lr schedule is planned for: `max_steps` when set, else `epochs`
+    passes over the training split."""
     if cfg.max_steps is not None:
         return cfg.max_steps
     return max(1, math.ceil(cfg.epochs * steps_per_epoch(data.splits["train"], data.batch_size)))
@@ -130,7 +131,8 @@ class Trainer:
     ):
         self.fabric, self.model, self.raw_model = fabric, model, raw_model
         self.opt, self.data, self.cfg, self.run_dir = optimizer, data, cfg, run_dir
-        self.total = total_steps(data, cfg)
+        self.planned = planned_steps(data, cfg)  # the schedule's horizon
+        self.total = min(self.planned, cfg.stop_step or self.planned)  # the steps run
         self.files = RunDir(run_dir)
         send = mirror(fabric.loggers) if fabric.loggers else None  # train.loggers
         self.log = self.files.metrics_log(enabled=fabric.global_rank == 0, mirror=send)
@@ -170,8 +172,10 @@ class Trainer:
         split, cfg, f = self.data.splits["train"], self.cfg, self.fabric
         t_data = time.perf_counter()
         ids = train_ids(split.num_sequences, self.data.batch_size, cfg.seed, step)  # (B,)
-        n_total = self._scored(split, ids)
-        lr = lr_at(step, self.total, cfg, self.state.plateau_scale)
+        # a batch with no scored target (blank rows with their padding masked) adds no
+        # gradient; the optimizer still steps, as it would on any batch
+        n_total = max(self._scored(split, ids), 1)
+        lr = lr_at(step, self.planned, cfg, self.state.plateau_scale)
         for group in self.opt.param_groups:
             group["lr"] = lr
         loss_total = torch.zeros((), device=f.device)

@@ -208,6 +208,7 @@ def _finish(cfg: RunConfig, trainer: Trainer, wall_s: float, task) -> dict:
         "name": cfg.name,
         "params": trainer.raw_model.num_params(),
         "steps": s.step,
+        "planned_steps": trainer.planned,  # the lr schedule's horizon (train.stop_step)
         "final_val_loss": val["loss"],
         "final_val_accuracy": val["accuracy"],
         "val_perplexity": val["perplexity"],
