@@ -300,7 +300,9 @@ def study(
 def reproduce(
     name: str = typer.Argument(None, help="A write-up's reproduction (see --list)."),
     list_them: bool = typer.Option(False, "--list", help="List the reproductions."),
-    scale: Scale = typer.Option(Scale.full, "--scale", help="full | cpu | quick."),
+    scale: Scale = typer.Option(
+        None, "--scale", help="full | cpu | quick (default full; --report-only: as last written)."
+    ),
     seeds: int = typer.Option(None, "--seeds", help="Seeds per configuration (1..N)."),
     jobs: int = typer.Option(None, "--jobs", help="Runs at a time (default: CPU cores)."),
     out: Path = typer.Option(
@@ -310,16 +312,39 @@ def reproduce(
     parts: list[str] = typer.Option(
         [], "--part", help="Run only this part (repeatable); the report covers every part."
     ),
+    report_only: bool = typer.Option(
+        False, "--report-only", help="Rebuild the report and verdicts from --out; run nothing."
+    ),
+    headline: Path = typer.Option(
+        None,
+        "--headline",
+        help="Rewrite this file's marked headline table (README.md) from --out's reproductions.",
+    ),
 ) -> None:
     """Rerun a write-up's studies; its numbers beside ours, with intervals and verdicts."""
-    from attnlab.experiments.reproduce import list_reproductions, run_reproduction
+    from attnlab.experiments.reproduce import run_reproduction
+    from attnlab.experiments.reproductions import list_reproductions
 
+    if headline is not None:
+        from attnlab.experiments.reproduce import write_headline
+
+        changed = write_headline(headline, out or Path("docs/results"))
+        typer.echo(f"{headline}: {'rewritten' if changed else 'already current'}")
+        return
     if list_them or name is None:
         for n, line in list_reproductions():
             typer.echo(f"  {n:<18} {line}")
         return
-    out = out or Path("runs") / f"reproduce-{name}-{scale.value}"
-    path = run_reproduction(name, out, scale.value, seeds, jobs, typer.echo, sets, parts)
+    if report_only:
+        from attnlab.experiments.reproduce import rebuild_report
+
+        if out is None:
+            raise UserError("--report-only rebuilds a reproduction directory: give --out DIR")
+        path = rebuild_report(name, out, scale.value if scale else None)
+    else:
+        scale = scale or Scale.full
+        out = out or Path("runs") / f"reproduce-{name}-{scale.value}"
+        path = run_reproduction(name, out, scale.value, seeds, jobs, typer.echo, sets, parts)
     typer.echo(f"written: {path}")
 
 

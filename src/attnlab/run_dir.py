@@ -28,11 +28,12 @@ COMPARE, COMPARE_REPORT = "compare.json", "compare.md"
 SPEC, RESULTS = "spec.yaml", "results.json"
 REPRODUCTION = "reproduction.md"  # a reproduction directory's report (its parts: sweeps)
 REPRO_FIGURES = "figures"  # its figures, copied out of the runs' (uncommitted) plots/
+VERDICTS = "verdicts.json"  # its verdicts as data (the README's headline table reads them)
 
 FILE_NAMES = (
     CONFIG, METRICS, SUMMARY, WEIGHTS, BEST, STATE, TOKENIZER, TRANSLATIONS,
     PROBES, ATTENTION, REPORT, REPORT_HTML, PLOTS, LOGS, COMPARE, COMPARE_REPORT, SPEC, RESULTS,
-    REPRODUCTION, REPRO_FIGURES,
+    REPRODUCTION, REPRO_FIGURES, VERDICTS,
 )  # fmt: skip
 
 

@@ -1,0 +1,315 @@
+"""Verdicts: each claim of a write-up (`experiments.claims`) against our runs, by one rule.
+
+The write-ups report one run each. A reported single run is judged against our seeds by a
+**prediction interval for one new run**, mean ± t(n−1)·s·√(1 + 1/n) at 95%:
+`consistent` when the write-up's value lies inside, `above` / `below` when it lies
+above or below it; with fewer than 3 seeds it is **not judged** (our value and the gap are
+shown). Testing a single run against the interval of our *mean* instead would reject a
+run drawn from our own distribution 16% of the time at n = 3 and 51% at n = 10
+(`stats.false_rejection_rate`), more often the more seeds we run.
+
+Orderings ("A beats B") and differences ("A − B = d") use the 95% Welch interval of our
+difference of means: an ordering is `same order` when the interval lies on the write-up's
+side of 0, `opposite order` on the other side, `not established` when it holds 0; a
+difference is `consistent` when the write-up's d lies in the interval, else `above` /
+`below`. A count ("143K") is `reproduced` when ours rounds to it.
+
+Every verdict names its setting: the settings the write-up states are compared with the
+resolved config of the run that answers it, and each difference is listed beside the
+verdict; a verdict at another scale or setting says so in its own words.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from attnlab.experiments.claims import Claim, ClaimsFile, Ours, parse_number
+from attnlab.report.sweep import figure, run_figures
+from attnlab.run_dir import RESULTS, RunDir, read_json
+from attnlab.stats import format_pm, mean_std, prediction_interval, welch_interval
+
+MIN_SEEDS = 3  # a single reported run is judged against at least this many of ours
+
+Groups = dict[str, dict[str, list[dict]]]  # part → configuration label → finished runs
+
+
+@dataclass
+class Verdict:
+    """One claim against one answer of ours."""
+
+    claim: Claim
+    writeup: str  # the write-up's number or statement, as quoted
+    ours: str = "–"  # our figure: mean ± std (n), or the measurement
+    interval: str = "–"  # the interval the verdict used
+    word: str = "not tested"  # consistent | above | below | not judged | same order | …
+    setting: str = ""  # "at CPU scale", "at the write-up's settings", …
+    differences: list[str] = field(default_factory=list)  # setting: write-up vs ours
+    candidates: list[str] = field(default_factory=list)  # other readings of the metric
+    answer: Ours | None = None
+    why: str = ""  # not tested / not judged: the reason
+
+    def to_dict(self) -> dict:
+        """The verdict as data (`verdicts.json`)."""
+        a = self.answer
+        return {
+            "claim": self.claim.id,
+            "kind": self.claim.kind,
+            "where": self.claim.where,
+            "quote": self.claim.quote,
+            "writeup": self.writeup,
+            "headline": self.claim.headline,
+            "answer": a.model_dump(exclude_defaults=True) if a else None,
+            "ours": self.ours,
+            "interval": self.interval,
+            "word": self.word,
+            "setting": self.setting,
+            "verdict": self.text,
+            "differences": self.differences,
+            "candidates": self.candidates,
+            "why": self.why,
+        }
+
+    @property
+    def text(self) -> str:
+        """The verdict as one phrase, its setting in it."""
+        if self.setting and self.word not in ("not tested", "no finished run"):
+            return f"{self.setting}: {self.word}"
+        return self.word
+
+
+def part_runs(out: Path, part: str) -> dict[str, list[dict]]:
+    """Configuration label → the finished runs of one part, read from its `results.json`
+    (a committed reproduction needs no sweep database)."""
+    path = Path(out) / part / RESULTS
+    if not path.is_file():
+        return {}
+    groups: dict[str, list[dict]] = {}
+    for t in read_json(path)["trials"]:
+        if t["state"] != "complete":
+            continue
+        for rel in t.get("run_dirs") or []:
+            d = Path(out) / part / rel
+            if RunDir(d).is_finished():
+                groups.setdefault(t["label"], []).append({"dir": d, **run_figures(d)})
+    return groups
+
+
+def metric_value(run: dict, key: str) -> float | None:
+    """A run's figure: a (dotted) summary key or probe figure, or from its metrics log
+    `first:SPLIT.FIELD` / `last:SPLIT.FIELD` (the first or last periodic record of that
+    split, e.g. `first:train_eval.accuracy`: the end of the first epoch)."""
+    if key.startswith("per100:"):  # mistakes per 100 words of an accuracy
+        acc = metric_value(run, key.removeprefix("per100:"))
+        return None if acc is None else 100.0 * (1.0 - acc)
+    if key.startswith(("first:", "last:")):
+        which, _, rest = key.partition(":")
+        split, _, name = rest.partition(".")
+        recs = [
+            r
+            for r in run["records"]
+            if r.get("split") == split and not r.get("final") and r.get(name) is not None
+        ]
+        if not recs:
+            return None
+        return float((recs[0] if which == "first" else recs[-1])[name])
+    return figure(run, key)
+
+
+def values(groups: Groups, part: str, label: str, key: str) -> list[float]:
+    """`key` over the seeds of one configuration (runs that lack it left out)."""
+    runs = groups.get(part, {}).get(label, [])
+    return [v for r in runs if (v := metric_value(r, key)) is not None]
+
+
+# --- settings ----------------------------------------------------------------------------
+
+DERIVED = {
+    "data.variant": "raw text or the word-level v1 `.tokens` files (from the data source)",
+    "epochs": "steps × batch size / training sequences",
+    "tokens_seen": "training tokens",
+    "data.max_length": "tokens an example holds (seq_len inputs + the last target)",
+    "precision": "the precision the run trained in",
+    "params": "parameters",
+}
+
+
+def _variant(summary: dict, cfg: dict) -> str:
+    src = " ".join((summary.get("data", {}).get("sources") or {}).values())
+    if ".tokens" in src:
+        return "v1"
+    if ".raw" in src or "raw" in str(cfg.get("data", {}).get("dataset_config") or ""):
+        return "raw"
+    return src or "–"
+
+
+def resolved(key: str, cfg: dict, summary: dict):
+    """Our value of a setting key: a config path, or one of `DERIVED`."""
+    if key == "data.variant":
+        return _variant(summary, cfg)
+    if key == "epochs":
+        n = summary.get("data", {}).get("train_sequences")
+        batch = cfg.get("data", {}).get("batch_size")
+        return round(summary["steps"] * batch / n, 2) if n and batch else None
+    if key == "data.max_length":  # tokens an example holds: inputs and the last target
+        return cfg.get("data", {}).get("seq_len", 0) + 1
+    if key == "tokens_seen":
+        return summary.get("train_tokens")
+    if key in ("precision", "params"):
+        return summary.get(key)
+    cur = cfg
+    for part in key.split("."):
+        if not isinstance(cur, dict) or part not in cur:
+            return "(no such setting)"
+        cur = cur[part]
+    return cur
+
+
+def _same(want, have) -> bool:
+    if isinstance(want, bool) or isinstance(have, bool):
+        return want == have
+    w = parse_number(str(want)) if isinstance(want, str) else want
+    h = parse_number(str(have)) if isinstance(have, str) else have
+    if isinstance(w, int | float) and isinstance(h, int | float):
+        return math.isclose(float(w), float(h), rel_tol=1e-6)
+    return str(want).strip().lower() == str(have).strip().lower()
+
+
+def stated_settings(cf: ClaimsFile, claim: Claim) -> dict:
+    """The settings the write-up states for this claim: its named sets, then its own."""
+    out: dict = {}
+    for name in claim.settings:
+        out.update(cf.settings[name].values)
+    return {**out, **claim.own_settings}
+
+
+def differences(cf: ClaimsFile, claim: Claim, run: dict) -> list[str]:
+    """Each stated setting where the run's resolved config differs: `key: write-up W, ours
+    O`."""
+    cfg = yaml.safe_load(RunDir(run["dir"]).config.read_text(encoding="utf-8"))
+    out = []
+    for key, want in stated_settings(cf, claim).items():
+        have = resolved(key, cfg, run["summary"])
+        if not _same(want, have):
+            shown = f"{have:,}" if isinstance(have, int) and not isinstance(have, bool) else have
+            out.append(f"{key}: write-up {want}, ours {shown}")
+    return out
+
+
+def setting_phrase(scale: str, diffs: list[str]) -> str:
+    """How a verdict names its setting."""
+    if scale in ("cpu", "quick"):
+        return f"at {scale.upper() if scale == 'cpu' else scale} scale"
+    return "at a different setting" if diffs else "at the write-up's settings"
+
+
+# --- judging -----------------------------------------------------------------------------
+
+
+def judge_value(value: float, ours: list[float]) -> tuple[str, str]:
+    """(interval, word) of a single reported run against our seeds (module docstring)."""
+    if len(ours) < MIN_SEEDS:
+        gap = (ours and f"; ours {mean_std(ours)[0] - value:+.4f} from it") or ""
+        return "none", f"not judged ({len(ours)} seed{'s' * (len(ours) != 1)}{gap})"
+    _, lo, hi = prediction_interval(ours)
+    word = "consistent" if lo <= value <= hi else ("above" if value > hi else "below")
+    return f"[{lo:.4f}, {hi:.4f}]", word
+
+
+def judge_count(value: float, value_text: str, ours: list[float]) -> tuple[str, str]:
+    """A count as the write-up rounds it: "143K" is 1,000s."""
+    unit = {"K": 1e3, "k": 1e3, "M": 1e6}.get(value_text.strip()[-1:], 1.0)
+    mine = ours[0]
+    if round(mine / unit) * unit == value:
+        return "–", "reproduced"
+    return "–", f"differs (ours {mine:,.0f}, {mine - value:+,.0f})"
+
+
+def judge_ordering(a: list[float], b: list[float], better: str) -> tuple[str, str, str]:
+    """(our figures, the Welch interval of mean(a) − mean(b), word) for "a beats b"."""
+    ours = f"{format_pm(a, 4)} vs {format_pm(b, 4)}"
+    d = welch_interval(a, b)
+    if d is None:
+        return ours, "none", "not judged (fewer than 2 seeds a side)"
+    shown = f"{d.diff:+.4f} [{d.low:+.4f}, {d.high:+.4f}]"
+    wins = d.high < 0 if better == "lower" else d.low > 0
+    loses = d.low > 0 if better == "lower" else d.high < 0
+    word = "same order" if wins else ("opposite order" if loses else "not established")
+    return ours, shown, word
+
+
+def judge_difference(
+    value: float, a: list[float], b: list[float], relative: bool
+) -> tuple[str, str, str]:
+    """(our figures, the Welch interval of our difference, word) for "a − b = value";
+    `relative`: the interval divided by mean(b), against a / b − 1."""
+    ours = f"{format_pm(a, 4)} vs {format_pm(b, 4)}"
+    d = welch_interval(a, b)
+    if d is None:
+        diff = mean_std(a)[0] - mean_std(b)[0] if a and b else None
+        if diff is not None and relative:
+            diff /= mean_std(b)[0]
+        shown = "none" if diff is None else f"{diff:+.4f} (no interval)"
+        return ours, shown, "not judged (fewer than 2 seeds a side)"
+    base = mean_std(b)[0] if relative else 1.0
+    lo, hi, mid = d.low / base, d.high / base, d.diff / base
+    word = "consistent" if lo <= value <= hi else ("above" if value > hi else "below")
+    return ours, f"{mid:+.4f} [{lo:+.4f}, {hi:+.4f}]", word
+
+
+def judge(cf: ClaimsFile, claim: Claim, groups: Groups, scale: str) -> list[Verdict]:
+    """Every verdict of one claim: one per answer of ours (a measured observation, or
+    not tested, is one)."""
+    shown = claim.value_text or claim.quote
+    if claim.kind == "observation" and claim.measure:
+        from attnlab.experiments.observations import measure
+
+        return measure(cf, claim, groups, scale)
+    if not claim.ours:
+        return [Verdict(claim, shown, why=claim.not_tested)]
+    return [_answer(cf, claim, ans, groups, scale) for ans in claim.ours]
+
+
+def _answer(cf: ClaimsFile, claim: Claim, ans: Ours, groups: Groups, scale: str) -> Verdict:
+    metric = cf.metrics.get(claim.metric)
+    key = metric.ours if metric else ""
+    v = Verdict(claim, claim.value_text or claim.quote, answer=ans)
+    runs = groups.get(ans.part, {}).get(ans.label, [])
+    if not runs:
+        v.word, v.why = "no finished run", f"{ans.part} / {ans.label} has not run"
+        return v
+    v.differences = differences(cf, claim, runs[0])
+    v.setting = setting_phrase(scale, v.differences)
+    if not key:
+        v.why = "we have no measurement of this metric"
+        return v
+    mine = values(groups, ans.part, ans.label, key)
+    if claim.kind in ("ordering", "difference"):
+        other = values(groups, ans.other_part or ans.part, ans.other or "", key)
+        if claim.kind == "ordering":
+            v.ours, v.interval, v.word = judge_ordering(mine, other, claim.better)
+        else:
+            v.ours, v.interval, v.word = judge_difference(claim.value, mine, other, claim.relative)
+        return v
+    if not mine:
+        v.word, v.why = "no measurement", f"the runs have no {key}"
+        return v
+    v.ours = format_pm(mine, 4)
+    if claim.kind == "count":
+        v.ours = f"{mine[0]:,.0f}" + ("" if len(set(mine)) == 1 else f" … {max(mine):,.0f}")
+        v.interval, v.word = judge_count(claim.value, claim.value_text, mine)
+    else:
+        v.interval, v.word = judge_value(claim.value, mine)
+    for name, other_key in (metric.candidates if metric else {}).items():
+        alt = values(groups, ans.part, ans.label, other_key)
+        if alt:
+            v.candidates.append(f"{name}: {format_pm(alt, 4)}")
+    return v
+
+
+def judge_all(cf: ClaimsFile, groups: Groups, scale: str) -> list[Verdict]:
+    """Every verdict of a claims file, in its order."""
+    return [v for c in cf.all_claims() for v in judge(cf, c, groups, scale)]
