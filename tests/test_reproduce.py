@@ -1,4 +1,4 @@
-"""`attnlab reproduce`: the list, the verdicts, and each runnable study at --scale quick."""
+"""`attnlab reproduce`: the list, the parts, and each runnable study at --scale quick."""
 
 from __future__ import annotations
 
@@ -7,13 +7,7 @@ import re
 import pytest
 
 from attnlab.errors import UserError
-from attnlab.experiments.reproduce import (
-    REPRODUCTIONS,
-    Claim,
-    part_overrides,
-    run_reproduction,
-    verdict,
-)
+from attnlab.experiments.reproduce import REPRODUCTIONS, part_overrides, run_reproduction
 from tests.helpers import WIKI_TOK, run_cli
 
 
@@ -29,33 +23,6 @@ def test_unknown_reproduction_and_scale(tmp_path, monkeypatch, capsys):
     assert code == 2 and "unknown reproduction" in err
     code, _, err = run_cli(["reproduce", "piglatin", "--scale", "huge"], monkeypatch, capsys)
     assert code == 2
-
-
-def test_comparison_verdicts():
-    from attnlab.experiments.reproduce import comparison_verdict
-
-    assert comparison_verdict([5.0, 5.1, 5.05], [6.0, 6.1, 6.05])[1] == "reproduced"
-    assert comparison_verdict([6.0, 6.1, 6.05], [5.0, 5.1, 5.05])[1].startswith("contradicted")
-    assert comparison_verdict([5.0, 6.0, 5.5], [5.4, 5.6, 5.5])[1].startswith("not established")
-    assert comparison_verdict([5.0], [6.0, 6.1])[1].startswith("not tested")
-
-
-def test_verdicts_follow_the_interval():
-    at_least = Claim("p", "c", "m", 0.97, "x", "at_least")
-    assert verdict(at_least, [0.98, 0.985, 0.99])[1] == "reproduced"
-    assert verdict(at_least, [0.90, 0.91, 0.92])[1].startswith("not reproduced")
-    assert verdict(at_least, [0.95, 0.99, 0.97])[1] == (
-        "not established (the interval holds it; mean +0.0000)"
-    )
-    assert verdict(at_least, [0.95, 0.97])[1].endswith("mean -0.0100)")
-    value = Claim("p", "c", "m", 0.5, "x")
-    assert verdict(value, [0.49, 0.51, 0.50])[1] == "reproduced"
-    assert "above" in verdict(value, [0.60, 0.61, 0.62])[1]
-    assert verdict(value, [0.6])[1].startswith("not tested (one seed")
-    count = Claim("p", "c", "params", 143_000, "x", "count", 1000)
-    assert verdict(count, [142_600])[1] == "reproduced"
-    assert verdict(count, [140_416])[1].startswith("not reproduced (ours 140,416: -2,584")
-    assert verdict(value, []) == ("–", "no finished run")
 
 
 def test_induction_on_text_is_judged_against_a_uniform_head():
@@ -100,12 +67,12 @@ def test_each_reproduction_runs_at_quick_scale(name, tmp_path):
         sets = [f"{'pretrain:' if name == 'classifier' else ''}data.path={WIKI_TOK}"]
     path = run_reproduction(name, tmp_path / name, "quick", jobs=1, echo=lambda *_: None, sets=sets)
     text = path.read_text()
-    assert text.startswith(f"# Reproduction: {name}") and "## Differences in setup" in text
+    assert text.startswith(f"# Reproduction: {name}") and "## Settings" in text
+    assert "## Verdicts" in text and "**The rule.**" in text
     for part in REPRODUCTIONS[name].parts:
         assert (tmp_path / name / part / "report.md").is_file()
     assert path.with_suffix(".html").is_file()
-    if REPRODUCTIONS[name].claims:
-        assert "| what | write-up | attnlab mean ± std (n) |" in text
+    assert (tmp_path / name / "verdicts.json").is_file()
     # every figure lives in the reproduction's own figures/ (runs' plots/ are not committed)
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
     assert links and all(link.startswith("figures/") for link in links), links

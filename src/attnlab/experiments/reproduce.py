@@ -21,7 +21,7 @@ from attnlab.experiments.claims import load_claims
 from attnlab.experiments.reproductions import REPRODUCTIONS, SCALES, Reproduction
 from attnlab.experiments.sweep import run_sweep
 from attnlab.experiments.sweep_results import report_sweep
-from attnlab.experiments.verdicts import Groups, judge_all, part_runs
+from attnlab.experiments.verdicts import Groups, judge, judge_all, part_runs
 from attnlab.probes.ablation import INDUCTION_HEAD
 from attnlab.report.claims_section import (
     metrics_section,
@@ -130,14 +130,9 @@ def claim_groups(rep: Reproduction, out: Path) -> Groups:
 
 
 def _refresh_parts(out: Path, parts: list[str]) -> None:
-    """Each part's sweep report, current, where its study database is here (a committed
-    reproduction keeps its reports and results files, not the database)."""
+    """Each part's sweep report, redrawn from its study database, or from its
+    `results.json` where the database is not here (a committed reproduction)."""
     for part in parts:
-        storage = out / part / "storage.txt"
-        url = storage.read_text(encoding="utf-8").strip() if storage.is_file() else ""
-        db = Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite:///") else None
-        if db is not None and not db.is_file():
-            continue
         try:
             report_sweep(out / part)
         except KeyError:  # a database without this sweep's study (made by a bare read)
@@ -243,7 +238,18 @@ def _figures(rep: Reproduction, out: Path, groups: dict[str, dict]) -> str:
                     lines.append(f"![{part} / {label}: {name}]({copy.relative_to(out)})\n")
     if not lines:
         return ""
-    return "## Figures (first seed of each configuration)\n\n" + "\n".join(lines) + "\n"
+    return "## More figures (first seed of each configuration)\n\n" + "\n".join(lines) + "\n"
+
+
+def _writeup_figures(rep: Reproduction, out: Path, groups: Groups) -> str:
+    """Each figure the write-up shows, from our runs (`experiments.writeup_figures`)."""
+    from attnlab.experiments.writeup_figures import draw
+
+    rows = draw(rep.name, out, groups)
+    if not rows:
+        return ""
+    body = "".join(f"**{what}**\n\n![{what}]({path})\n\n" for what, path in rows)
+    return "## The write-up's figures, from our runs\n\n" + body
 
 
 def write_reproduction(rep: Reproduction, out: Path, scale: str, refresh: bool = True) -> Path:
@@ -270,6 +276,7 @@ def write_reproduction(rep: Reproduction, out: Path, scale: str, refresh: bool =
         + "".join(_part_section(out, p) for p in rep.parts if p not in rep.skip.get(scale, ()))
         + _leak_checks({p: groups[p] for p in done})
         + _induction_on_text({p: groups[p] for p in done})
+        + _writeup_figures(rep, out, groups)
         + _figures(rep, out, {p: groups[p] for p in done})
         + settings_section(cf)
         + ("## Notes on the setup\n\n" + "".join(f"- {s}\n" for s in rep.setup) + "\n")
@@ -297,9 +304,11 @@ def headline(root: Path) -> str:
         scale = read_scale(out)
         if scale is None:
             continue
-        cf = load_claims(name)
-        rows += [(cf.writeup, v) for v in judge_all(cf, claim_groups(rep, out), scale)]
-    return headline_table([(w, v) for w, v in rows if v.claim.headline])
+        cf, groups = load_claims(name), claim_groups(rep, out)
+        for claim in cf.all_claims():
+            if claim.headline:
+                rows += [(cf.writeup, v) for v in judge(cf, claim, groups, scale)]
+    return headline_table(rows)
 
 
 def write_headline(path: Path, root: Path) -> bool:

@@ -9,19 +9,25 @@ from attnlab.config.sweep import SweepSpec
 from attnlab.errors import UserError
 from attnlab.experiments.sweep import configurations, read_spec
 from attnlab.experiments.sweep_claim import JOB_ATTRS, open_storage, storage_url
-from attnlab.run_dir import SPEC, RunDir
+from attnlab.run_dir import RESULTS, SPEC, RunDir, read_json
 
 
 def load_trials(sweep_dir: Path, storage: str | None = None) -> tuple[SweepSpec, list[dict]]:
-    """The spec and every trial of a sweep directory as plain dicts (state, value, attrs)."""
+    """The spec and every trial of a sweep directory as plain dicts (state, value, attrs).
+
+    A committed sweep keeps `results.json` but not its SQLite database: with no `storage`
+    given and no database file here, the trials are read from `results.json`."""
     import optuna
 
     sweep_dir = Path(sweep_dir)
     if not (sweep_dir / SPEC).is_file():
         raise UserError(f"{sweep_dir} is not a sweep directory (no spec.yaml)")
     spec = read_spec(sweep_dir)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     url = storage_url(sweep_dir, storage)
+    db = url.removeprefix("sqlite:///")
+    if storage is None and not Path(db).is_file() and (sweep_dir / RESULTS).is_file():
+        return spec, read_json(sweep_dir / RESULTS)["trials"]
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.load_study(study_name=spec.name, storage=open_storage(url))
     out = []
     for t in study.get_trials(deepcopy=False):

@@ -2,17 +2,17 @@
 
 The write-ups report one run each. A reported single run is judged against our seeds by a
 **prediction interval for one new run**, mean ± t(n−1)·s·√(1 + 1/n) at 95%:
-`consistent` when the write-up's value lies inside, `above` / `below` when it lies
-above or below it; with fewer than 3 seeds it is **not judged** (our value and the gap are
-shown). Testing a single run against the interval of our *mean* instead would reject a
-run drawn from our own distribution 16% of the time at n = 3 and 51% at n = 10
-(`stats.false_rejection_rate`), more often the more seeds we run.
+`consistent` when the write-up's value lies inside, `write-up above` / `write-up below`
+when it lies above or below it; with fewer than 3 seeds it is **not judged** (our value
+and the gap are shown). Testing a single run against the interval of our *mean* instead
+would reject a run drawn from our own distribution 16% of the time at n = 3 and 51% at
+n = 10 (`stats.false_rejection_rate`), more often the more seeds we run.
 
 Orderings ("A beats B") and differences ("A − B = d") use the 95% Welch interval of our
 difference of means: an ordering is `same order` when the interval lies on the write-up's
 side of 0, `opposite order` on the other side, `not established` when it holds 0; a
-difference is `consistent` when the write-up's d lies in the interval, else `above` /
-`below`. A count ("143K") is `reproduced` when ours rounds to it.
+difference is `consistent` when the write-up's d lies in the interval, else `write-up
+above` / `write-up below`. A count ("143K") is `reproduced` when ours rounds to it.
 
 Every verdict names its setting: the settings the write-up states are compared with the
 resolved config of the run that answers it, and each difference is listed beside the
@@ -46,7 +46,7 @@ class Verdict:
     ours: str = "–"  # our figure: mean ± std (n), or the measurement
     interval: str = "–"  # the interval the verdict used
     word: str = "not tested"  # consistent | above | below | not judged | same order | …
-    setting: str = ""  # "at CPU scale", "at the write-up's settings", …
+    setting: str = ""  # "at CPU scale", "at its stated settings", …
     differences: list[str] = field(default_factory=list)  # setting: write-up vs ours
     candidates: list[str] = field(default_factory=list)  # other readings of the metric
     answer: Ours | None = None
@@ -203,7 +203,7 @@ def setting_phrase(scale: str, diffs: list[str]) -> str:
     """How a verdict names its setting."""
     if scale in ("cpu", "quick"):
         return f"at {scale.upper() if scale == 'cpu' else scale} scale"
-    return "at a different setting" if diffs else "at the write-up's settings"
+    return "at a different setting" if diffs else "at its stated settings"
 
 
 # --- judging -----------------------------------------------------------------------------
@@ -215,8 +215,13 @@ def judge_value(value: float, ours: list[float]) -> tuple[str, str]:
         gap = (ours and f"; ours {mean_std(ours)[0] - value:+.4f} from it") or ""
         return "none", f"not judged ({len(ours)} seed{'s' * (len(ours) != 1)}{gap})"
     _, lo, hi = prediction_interval(ours)
-    word = "consistent" if lo <= value <= hi else ("above" if value > hi else "below")
+    word = "consistent" if lo <= value <= hi else _side(value > hi)
     return f"[{lo:.4f}, {hi:.4f}]", word
+
+
+def _side(above: bool) -> str:
+    """Where the write-up's number lies, outside our interval."""
+    return "write-up above" if above else "write-up below"
 
 
 def judge_count(value: float, value_text: str, ours: list[float]) -> tuple[str, str]:
@@ -256,7 +261,7 @@ def judge_difference(
         return ours, shown, "not judged (fewer than 2 seeds a side)"
     base = mean_std(b)[0] if relative else 1.0
     lo, hi, mid = d.low / base, d.high / base, d.diff / base
-    word = "consistent" if lo <= value <= hi else ("above" if value > hi else "below")
+    word = "consistent" if lo <= value <= hi else _side(value > hi)
     return ours, f"{mid:+.4f} [{lo:+.4f}, {hi:+.4f}]", word
 
 

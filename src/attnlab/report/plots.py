@@ -102,3 +102,28 @@ def interval_plot(
         ax.scatter([x] * len(vals), vals, color="C1", s=12, zorder=3)
     ax.set_xticks(xs, labels, rotation=30, ha="right", fontsize=8)
     return finish_plot(fig, ax, "", ylabel, title, path, legend=False)
+
+
+def band_plot(
+    x: list[float],
+    y: list[float],
+    low: list[float | None],
+    high: list[float | None],
+    xlabel: str,
+    ylabel: str,
+    title: str,
+    path: Path,
+    mark: float | None = None,
+) -> Path:
+    """One line with its interval band where there is one (None: no band at that x), a
+    zero line, and a vertical mark (a crossover) when given."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
+    ax.plot(x, y, color="C0", marker="o" if len(x) < 30 else None, markersize=3, label=ylabel)
+    pts = [(a, lo, hi) for a, lo, hi in zip(x, low, high, strict=True) if lo is not None]
+    if pts:
+        xs, los, his = zip(*pts, strict=True)
+        ax.fill_between(xs, los, his, color="C0", alpha=0.2, label="95% Welch interval")
+    ax.axhline(0.0, color="black", linewidth=0.8)
+    if mark is not None:
+        ax.axvline(mark, color="C3", linestyle="--", linewidth=1, label="sign changes")
+    return finish_plot(fig, ax, xlabel, ylabel, title, path, legend=True)

@@ -99,7 +99,18 @@ def _curves(rd: RunDir, summary: dict, records: list[dict]) -> str:
         f"{summary['name']}: accuracy",
         rd.plot("accuracy.png"),
     )
-    return f"![loss]({plot_link('loss.png')})\n\n![accuracy]({plot_link('accuracy.png')})\n"
+    out = f"![loss]({plot_link('loss.png')})\n\n![accuracy]({plot_link('accuracy.png')})\n"
+    for key, name, label in (
+        ("grad_norm", "grad_norm.png", "gradient norm before clipping"),
+        ("lr", "lr.png", "learning rate"),
+    ):
+        xs, ys = curves(records, "train", key)
+        if xs:
+            line_plot(
+                {label: (xs, ys)}, "step", label, f"{summary['name']}: {label}", rd.plot(name)
+            )
+            out += f"\n![{label}]({plot_link(name)})\n"
+    return out
 
 
 def write_run_report(run_dir: str | Path, section: Section | None = None) -> Path:
