@@ -323,14 +323,16 @@ def _playground_key_change(cf, claim, groups, scale) -> list[Verdict]:
 
     q = torch.tensor([10.0, 10.0, 0.0, 0.0])
     steps = []
-    for a in (0.0, 0.5, 1.0, 1.5):
+    for a in (0.0, 0.5, 0.7, 0.8, 1.0):
         keys = KEYS.clone()
         keys[2] = KEYS[2] + a * 10.0 * q / q.norm()  # q·k₂ grows with a
         _, w = attend(q, keys, VALUES)
         steps.append((float(q @ keys[2]), w.tolist()))
-    falls = all(s[1][0] > t[1][0] and s[1][2] < t[1][2] for s, t in itertools.pairwise(steps))
+    falls = all(s[1][0] >= t[1][0] and s[1][2] <= t[1][2] for s, t in itertools.pairwise(steps))
+    falls = falls and steps[-1][1][2] > 0.5 > steps[-1][1][0]
     v = Verdict(claim, claim.quote, setting="computed")
-    v.ours = "; ".join(f"q·k₂ {s:.1f}: w {w[0]:.3f} / {w[1]:.3f} / {w[2]:.3f}" for s, w in steps)
+    v.ours = "; ".join(f"q·k₂ {s:.0f}: w {w[0]:.3f} / {w[1]:.3f} / {w[2]:.3f}" for s, w in steps)
+    v.interval = "weights on tokens 0 / 1 / 2 as q·k₂ grows (q·k₀ = q·k₁ = 100)"
     v.word = "seen" if falls else "not seen"
     return [v]
 

@@ -178,6 +178,18 @@ def _same(want, have) -> bool:
     return str(want).strip().lower() == str(have).strip().lower()
 
 
+def resolved_config(run: dict) -> dict:
+    """A run's config with every default filled in (a config written before a setting
+    existed reads as that setting's default, which is what the run used)."""
+    from attnlab.config import load_config
+
+    path = RunDir(run["dir"]).config
+    try:
+        return load_config(path).model_dump(mode="json")
+    except Exception:  # a config this version no longer reads: its file as written
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
 def stated_settings(cf: ClaimsFile, claim: Claim) -> dict:
     """The settings the write-up states for this claim: its named sets, then its own."""
     out: dict = {}
@@ -189,7 +201,7 @@ def stated_settings(cf: ClaimsFile, claim: Claim) -> dict:
 def differences(cf: ClaimsFile, claim: Claim, run: dict) -> list[str]:
     """Each stated setting where the run's resolved config differs: `key: write-up W, ours
     O`."""
-    cfg = yaml.safe_load(RunDir(run["dir"]).config.read_text(encoding="utf-8"))
+    cfg = resolved_config(run)
     out = []
     for key, want in stated_settings(cf, claim).items():
         have = resolved(key, cfg, run["summary"])
