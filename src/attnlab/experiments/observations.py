@@ -25,6 +25,7 @@ from __future__ import annotations
 import itertools
 import math
 import operator
+from pathlib import Path
 
 from attnlab.experiments.claims import Claim, ClaimsFile, Ours
 from attnlab.experiments.verdicts import (
@@ -337,6 +338,35 @@ def _playground_key_change(cf, claim, groups, scale) -> list[Verdict]:
     return [v]
 
 
+def _scan_bench(cf, claim, groups, scale, out) -> list[Verdict]:
+    """`attnlab bench scan`'s measurement in the reproduction's `bench_scan/`: with
+    `path: [METHOD, rel_error]`, whether METHOD's error grows with the length (each length
+    at least the one before, the longest ≥ 2× the shortest); with `path: [A, B]`, whether
+    A is faster than B (forward + backward) at every length."""
+    from attnlab.run_dir import read_json
+
+    v = Verdict(claim, claim.value_text or claim.quote, setting="one CPU core, no compile")
+    path = Path(out) / "bench_scan" / "scan_bench.json"
+    if not path.is_file():
+        v.word, v.why = "no measurement", "run `attnlab bench scan --out DIR/bench_scan`"
+        return [v]
+    res = read_json(path)["results"]
+    lengths = sorted(res, key=int)
+    a, b = claim.path
+    if b == "rel_error":
+        errs = [res[n][a]["rel_error"] for n in lengths if "rel_error" in res[n].get(a, {})]
+        v.ours = ", ".join(f"L {n}: {e:.1e}" for n, e in zip(lengths, errs, strict=False))
+        grows = all(y >= x for x, y in itertools.pairwise(errs)) and errs[-1] >= 2 * errs[0]
+        v.interval = f"{a} scan's max relative error against float64"
+        v.word = "seen" if grows else "not seen"
+        return [v]
+    ms = [(n, res[n][a]["ms"], res[n][b]["ms"]) for n in lengths if "ms" in res[n].get(a, {})]
+    v.ours = ", ".join(f"L {n}: {x:.1f} against {y:.1f} ms" for n, x, y in ms)
+    v.interval = f"{a} against {b}, forward + backward, median of the timed calls"
+    v.word = "seen" if all(x < y for _, x, y in ms) else "not seen"
+    return [v]
+
+
 PER_ANSWER = {
     "probe": _path_measure,
     "summary": _path_measure,
@@ -347,11 +377,17 @@ PER_ANSWER = {
     "dt_after_separator": _dt_after_separator,
 }
 WHOLE = {"switches": _switches, "playground_key_change": _playground_key_change}
-MEASURES = (*PER_ANSWER, *WHOLE)
+NEEDS_OUT = {"scan_bench": _scan_bench}  # measurements that read the reproduction folder
+MEASURES = (*PER_ANSWER, *WHOLE, *NEEDS_OUT)
 
 
-def measure(cf: ClaimsFile, claim: Claim, groups: Groups, scale: str) -> list[Verdict]:
-    """The verdicts of an observation measured by `claim.measure`."""
+def measure(
+    cf: ClaimsFile, claim: Claim, groups: Groups, scale: str, out: Path | None = None
+) -> list[Verdict]:
+    """The verdicts of an observation measured by `claim.measure` (`out`: the
+    reproduction's folder, for the measurements that read it)."""
+    if claim.measure in NEEDS_OUT:
+        return NEEDS_OUT[claim.measure](cf, claim, groups, scale, out)
     if claim.measure in WHOLE:
         return WHOLE[claim.measure](cf, claim, groups, scale)
     if claim.measure not in PER_ANSWER:

@@ -261,7 +261,7 @@ def write_reproduction(rep: Reproduction, out: Path, scale: str, refresh: bool =
         _refresh_parts(out, done)
     cf = load_claims(rep.name)
     groups = claim_groups(rep, out)
-    verdicts = judge_all(cf, groups, scale)
+    verdicts = judge_all(cf, groups, scale, out)
     write_json(out / VERDICTS, {"scale": scale, "verdicts": [v.to_dict() for v in verdicts]})
     note = rep.scale_notes.get(scale, "the write-up's own settings" if scale == "full" else "")
     text = (
@@ -307,7 +307,7 @@ def headline(root: Path) -> str:
         cf, groups = load_claims(name), claim_groups(rep, out)
         for claim in cf.all_claims():
             if claim.headline:
-                rows += [(cf.writeup, v) for v in judge(cf, claim, groups, scale)]
+                rows += [(cf.writeup, v) for v in judge(cf, claim, groups, scale, out)]
     return headline_table(rows)
 
 

@@ -277,14 +277,16 @@ def judge_difference(
     return ours, f"{mid:+.4f} [{lo:+.4f}, {hi:+.4f}]", word
 
 
-def judge(cf: ClaimsFile, claim: Claim, groups: Groups, scale: str) -> list[Verdict]:
+def judge(
+    cf: ClaimsFile, claim: Claim, groups: Groups, scale: str, out: Path | None = None
+) -> list[Verdict]:
     """Every verdict of one claim: one per answer of ours (a measured observation, or
-    not tested, is one)."""
+    not tested, is one); `out` is the reproduction's folder (a benchmark's measurement)."""
     shown = claim.value_text or claim.quote
     if claim.kind == "observation" and claim.measure:
         from attnlab.experiments.observations import measure
 
-        return measure(cf, claim, groups, scale)
+        return measure(cf, claim, groups, scale, out)
     if not claim.ours:
         return [Verdict(claim, shown, why=claim.not_tested)]
     return [_answer(cf, claim, ans, groups, scale) for ans in claim.ours]
@@ -327,6 +329,6 @@ def _answer(cf: ClaimsFile, claim: Claim, ans: Ours, groups: Groups, scale: str)
     return v
 
 
-def judge_all(cf: ClaimsFile, groups: Groups, scale: str) -> list[Verdict]:
+def judge_all(cf: ClaimsFile, groups: Groups, scale: str, out: Path | None = None) -> list[Verdict]:
     """Every verdict of a claims file, in its order."""
-    return [v for c in cf.all_claims() for v in judge(cf, c, groups, scale)]
+    return [v for c in cf.all_claims() for v in judge(cf, c, groups, scale, out)]

@@ -19,7 +19,7 @@ from attnlab.report.plots import band_plot, seed_lines_plot
 from attnlab.run_dir import PLOTS, REPRO_FIGURES, RunDir
 
 # reproduction → (the write-up's figure, part, configuration or None for the part's own
-# sweep figure, our figure's file name)
+# sweep figure or a benchmark's in that folder, our figure's file name)
 SHOWS: dict[str, list[tuple[str, str, str | None, str]]] = {
     "piglatin": [
         *(
@@ -86,6 +86,19 @@ SHOWS: dict[str, list[tuple[str, str, str | None, str]]] = {
         ),
         ("accuracy (its assets/mamba_train_acc.png)", "sizes", "piglatin_large", "accuracy.png"),
         ("learning rate (its assets/mamba_lr.png)", "sizes", "piglatin_large", "lr.png"),
+        (
+            "scan time: sequential (S-SCAN), parallel and log-space (P-SCAN) scans, forward and "
+            "backward (its assets/time.png; ours on one CPU core, no compile)",
+            "bench_scan",
+            None,
+            "scan_time.png",
+        ),
+        (
+            "the scans' float32 error against float64 by length (its assets/precision.png)",
+            "bench_scan",
+            None,
+            "scan_precision.png",
+        ),
     ],
     "smeared_keys": [
         (
@@ -156,8 +169,9 @@ def copy_shows(name: str, out: Path, groups: Groups) -> list[tuple[str, str]]:
     done: dict[Path, bool] = {}
     rows = []
     for what, part, label, plot in SHOWS.get(name, []):
-        if label is None:
+        if label is None:  # a sweep's own figure, or a benchmark's
             src = Path(out) / part / PLOTS / plot
+            src = src if src.is_file() else Path(out) / part / plot
             copy = folder / f"{part}-{plot}"
         else:
             found = groups.get(part, {}).get(label, [])

@@ -22,7 +22,8 @@ from attnlab.models.conv import CausalDepthwiseConv
 def kernel_profile(weight: torch.Tensor, left: int | None = None) -> dict:
     """Per-offset statistics of a depth-wise kernel (C, K) over its channels (JSON-ready).
 
-    `mean` and `mean_abs` are averages over channels, `std` their spread; `argmax_offset`
+    `mean` and `mean_abs` are averages over channels, `std` their spread, `min` / `max`
+    the extreme weights at each offset (write-up 001's "range"); `argmax_offset`
     is the offset of the largest mean |weight|; `peak_share[i]` the share of channels
     whose largest |weight| sits at offset i. `init_mean_abs` is the mean |weight| of
     PyTorch's default initialisation, U(-1/√K, 1/√K): offsets still near it have not
@@ -39,6 +40,8 @@ def kernel_profile(weight: torch.Tensor, left: int | None = None) -> dict:
         "mean": w.mean(0).tolist(),
         "mean_abs": mean_abs.tolist(),
         "std": w.std(0, correction=0).tolist(),
+        "min": w.min(0).values.tolist(),
+        "max": w.max(0).values.tolist(),
         "argmax_offset": int(mean_abs.argmax()) - left,
         "peak_share": peaks.tolist(),
         "channels": w.shape[0],
