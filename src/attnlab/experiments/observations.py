@@ -346,8 +346,8 @@ def _scan_bench(cf, claim, groups, scale, out) -> list[Verdict]:
     from attnlab.run_dir import read_json
 
     v = Verdict(claim, claim.value_text or claim.quote, setting="one CPU core, no compile")
-    path = Path(out) / "bench_scan" / "scan_bench.json"
-    if not path.is_file():
+    path = Path(out or ".") / "bench_scan" / "scan_bench.json"
+    if out is None or not path.is_file():
         v.word, v.why = "no measurement", "run `attnlab bench scan --out DIR/bench_scan`"
         return [v]
     res = read_json(path)["results"]

@@ -271,7 +271,7 @@ def write_reproduction(rep: Reproduction, out: Path, scale: str, refresh: bool =
         f"`src/attnlab/experiments/claims/{rep.name}.yaml`.\n\n"
         f"Scale: **{scale}**{f' ({note})' if note else ''}.\n\n"
         + verdict_tables(cf, verdicts)
-        + metrics_section(cf)
+        + metrics_section(cf, verdicts)
         + "## Parts\n\n"
         + "".join(_part_section(out, p) for p in rep.parts if p not in rep.skip.get(scale, ()))
         + _leak_checks({p: groups[p] for p in done})

@@ -49,6 +49,7 @@ class Verdict:
     setting: str = ""  # "at CPU scale", "at its stated settings", …
     differences: list[str] = field(default_factory=list)  # setting: write-up vs ours
     candidates: list[str] = field(default_factory=list)  # other readings of the metric
+    means: dict[str, float] = field(default_factory=dict)  # reading ("" ours) → our mean
     answer: Ours | None = None
     why: str = ""  # not tested / not judged: the reason
 
@@ -317,6 +318,7 @@ def _answer(cf: ClaimsFile, claim: Claim, ans: Ours, groups: Groups, scale: str)
         v.word, v.why = "no measurement", f"the runs have no {key}"
         return v
     v.ours = format_pm(mine, 4)
+    v.means[""] = mean_std(mine)[0]
     if claim.kind == "count":
         v.ours = f"{mine[0]:,.0f}" + ("" if len(set(mine)) == 1 else f" … {max(mine):,.0f}")
         v.interval, v.word = judge_count(claim.value, claim.value_text, mine)
@@ -326,6 +328,7 @@ def _answer(cf: ClaimsFile, claim: Claim, ans: Ours, groups: Groups, scale: str)
         alt = values(groups, ans.part, ans.label, other_key)
         if alt:
             v.candidates.append(f"{name}: {format_pm(alt, 4)}")
+            v.means[name] = mean_std(alt)[0]
     return v
 
 

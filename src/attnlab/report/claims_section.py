@@ -101,18 +101,56 @@ def verdict_tables(cf, verdicts: list) -> str:
     return "\n".join(out) + "\n"
 
 
-def metrics_section(cf) -> str:
-    """Each metric as the write-up defines it, and what of ours reads it."""
+def readings_fit(cf, verdicts: list) -> list[str]:
+    """For each metric read more than one way: which reading of ours the write-up's
+    numbers lie nearer (the mean |write-up − ours| over its value claims), and over
+    how many."""
+    out = []
+    for name, m in cf.metrics.items():
+        if not m.candidates:
+            continue
+        gaps: dict[str, list[float]] = {}
+        for v in verdicts:
+            if v.claim.metric != name or v.claim.kind != "value" or v.claim.value is None:
+                continue
+            for reading, mean in v.means.items():
+                gaps.setdefault(reading or f"{m.what} (`{m.ours}`)", []).append(
+                    abs(v.claim.value - mean)
+                )
+        if len(gaps) < 2:
+            continue
+        ranked = sorted(gaps.items(), key=lambda kv: sum(kv[1]) / len(kv[1]))
+        shown = "; ".join(f"{k}: {sum(g) / len(g):.4f} (n={len(g)})" for k, g in ranked)
+        out.append(
+            f"- `{name}`: the write-up's numbers lie nearest **{ranked[0][0]}** "
+            f"(mean |write-up − ours| by reading: {shown})."
+        )
+    return out
+
+
+def metrics_section(cf, verdicts: list | None = None) -> str:
+    """Each metric as the write-up defines it, what of ours reads it, and which reading
+    the write-up's numbers fit."""
     rows = []
     for name, m in cf.metrics.items():
         other = "; ".join(f"{k}: `{key}`" for k, key in m.candidates.items()) or "–"
         quote = f"“{_short(m.quote, 80)}”" if m.quote else "–"
         rows.append([name, m.what, m.split or "–", m.when or "–", quote, f"`{m.ours}`", other])
     head = ["metric", "as the write-up defines it", "split", "when", "its words", "ours"]
+    fit = readings_fit(cf, verdicts or [])
+    note = (
+        "Where a metric can be read more than one way, each reading is computed on the "
+        "same split and the verdicts use the write-up's definition; which reading its "
+        "numbers lie nearest (a distance, not a test: a run of ours at another setting can "
+        "sit nearer by chance):\n\n" + "\n".join(fit) + "\n\n"
+        if fit
+        else ""
+    )
     return (
         "## The write-up's metrics\n\n"
         + markdown_table([*head, "other readings reported beside"], rows)
         + "\n"
+        + note
     )
 
 
