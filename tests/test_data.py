@@ -391,3 +391,27 @@ def test_rows_layout_pads_each_line_and_scores_padding_only_when_asked(tmp_path)
     assert padded.get(np.arange(2)).real.sum(1).tolist() == [4, 8]
     with pytest.raises(ConfigError, match="score_pad"):
         validate({"data": {**raw, "layout": "stream", "score_pad": True}}, "t")
+
+
+def test_all_rows_keeps_blank_rows_as_padding_and_each_rows_newline(tmp_path):
+    """write-up 001 as it ran: every row of the split as `datasets` hands WikiText out,
+    blank ones as all-padding rows (scored with the padding) and each other row with its
+    newline; with the padding masked, a batch of blank rows trains on nothing."""
+    text = tmp_path / "t.txt"
+    text.write_text(" \n = A = \n \nab ab\n" * 30)
+    raw = {"task": "lm_text", "path": str(text), "tokenizer": "char", "seq_len": 8}
+    raw.update(layout="rows", all_rows=True, score_pad=True, batch_size=4)
+    raw.update(val_fraction=0.2, test_fraction=0.2)
+    split = data.build(validate({"data": raw}, "t").data).splits["train"]
+    lines = text.read_text()[: len(text.read_text()) * 6 // 10].split("\n")
+    # every line of the cut is a row, blank ones included (the cut's last line may be partial)
+    assert split.num_sequences in (len(lines) - 1, len(lines))
+    assert split.mask.all()  # padding scored: every slot of every row, blank rows too
+    real = split.real.sum(1)
+    assert 0 in real.tolist()  # a blank row: no token of its own
+    # "ab ab\n" is 6 characters: 5 own targets (the newline is one)
+    assert 5 in real.tolist()
+    masked = data.build(validate({"data": {**raw, "score_pad": False}}, "t").data)
+    assert (masked.splits["train"].mask == masked.splits["train"].real).all()
+    with pytest.raises(ConfigError, match="all_rows"):
+        validate({"data": {**raw, "layout": "stream", "score_pad": False}}, "t")

@@ -400,3 +400,19 @@ def test_adamw_is_fused_except_under_the_fp16_loss_scaler(tiny_cfg):
     for precision, fused in (("32-true", True), ("bf16-mixed", True), ("16-mixed", False)):
         opt = make_optimizer(model, cfg.train, precision)
         assert bool(opt.defaults["fused"]) is fused, precision
+
+
+def test_stop_step_runs_the_first_part_of_the_planned_schedule(tmp_path, tiny_cfg):
+    """`train.stop_step` ends the run early with the lr schedule of the full run: the
+    learning rates it logs are the full run's at the same steps."""
+    full = train(tiny_cfg(train__max_steps=12, train__log_every=1), tmp_path / "full")
+    part = train(
+        tiny_cfg(train__max_steps=12, train__stop_step=5, train__log_every=1), tmp_path / "part"
+    )
+    assert part["steps"] == 5 and part["planned_steps"] == 12 and full["planned_steps"] == 12
+
+    def lrs(run):
+        recs = read_metrics(tmp_path / run / "metrics.jsonl")
+        return [r["lr"] for r in recs if r["split"] == "train"]
+
+    assert lrs("part") == lrs("full")[:5]
