@@ -105,6 +105,8 @@ class Claim(Strict):
     ours: list[Ours] = Field(default_factory=list)  # each answer gets its own verdict
     better: Literal["lower", "higher"] = "higher"  # ordering: which side wins
     relative: bool = False  # difference: A / B − 1 (an "improvement of 5.83%")
+    budget: str = ""  # ordering: the validation-record key whose order can change with the
+    # tokens seen ("loss", "accuracy"): the verdict says where the order holds
     measure: str = ""  # observation: a measurement of `experiments.observations`
     path: list[str] = Field(default_factory=list)  # measure probe / summary: where ("*": all)
     reduce: Literal["max", "min", "mean"] = "max"  # over the values `path` reaches

@@ -243,13 +243,15 @@ def _figures(rep: Reproduction, out: Path, groups: dict[str, dict]) -> str:
 
 def _writeup_figures(rep: Reproduction, out: Path, groups: Groups) -> str:
     """Each figure the write-up shows, from our runs (`experiments.writeup_figures`)."""
-    from attnlab.experiments.writeup_figures import draw
+    from attnlab.experiments.writeup_figures import NOT_DRAWN, draw
 
     rows = draw(rep.name, out, groups)
-    if not rows:
+    missing = NOT_DRAWN.get(rep.name, [])
+    if not rows and not missing:
         return ""
     body = "".join(f"**{what}**\n\n![{what}]({path})\n\n" for what, path in rows)
-    return "## The write-up's figures, from our runs\n\n" + body
+    body += "".join(f"- Not drawn: {what}: {why}.\n" for what, why in missing)
+    return "## The write-up's figures, from our runs\n\n" + body + "\n"
 
 
 def write_reproduction(rep: Reproduction, out: Path, scale: str, refresh: bool = True) -> Path:

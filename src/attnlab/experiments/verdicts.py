@@ -278,6 +278,27 @@ def judge_difference(
     return ours, f"{mid:+.4f} [{lo:+.4f}, {hi:+.4f}]", word
 
 
+def budget_note(a: list[dict], b: list[dict], key: str, better: str) -> str:
+    """Where along training the ordering held: the evaluations at which the 95% Welch
+    interval of a − b (validation `key`) lies on the claim's side of 0."""
+    from attnlab.experiments.curves import loss_difference
+
+    points = loss_difference(a, b, key)
+    if len(points) < 2:
+        return ""
+    judged = [p for p in points if p.low is not None]
+    if not judged:
+        return ""
+    wins = [p for p in judged if (p.high < 0 if better == "lower" else p.low > 0)]
+    first, last = judged[0].tokens / 1e6, judged[-1].tokens / 1e6
+    if not wins:
+        return f" (at no evaluation from {first:.1f}M to {last:.1f}M tokens)"
+    if len(wins) == len(judged):
+        return f" (at every evaluation from {first:.1f}M to {last:.1f}M tokens)"
+    spans = ", ".join(f"{p.tokens / 1e6:.1f}M" for p in wins)
+    return f" at the end; the write-up's order held at {spans} tokens (budget curve)"
+
+
 def judge(
     cf: ClaimsFile, claim: Claim, groups: Groups, scale: str, out: Path | None = None
 ) -> list[Verdict]:
@@ -311,6 +332,13 @@ def _answer(cf: ClaimsFile, claim: Claim, ans: Ours, groups: Groups, scale: str)
         other = values(groups, ans.other_part or ans.part, ans.other or "", key)
         if claim.kind == "ordering":
             v.ours, v.interval, v.word = judge_ordering(mine, other, claim.better)
+            if claim.budget:
+                v.word += budget_note(
+                    runs,
+                    groups.get(ans.other_part or ans.part, {}).get(ans.other or "", []),
+                    claim.budget,
+                    claim.better,
+                )
         else:
             v.ours, v.interval, v.word = judge_difference(claim.value, mine, other, claim.relative)
         return v

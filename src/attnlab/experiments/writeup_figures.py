@@ -160,6 +160,27 @@ SHOWS: dict[str, list[tuple[str, str, str | None, str]]] = {
 }
 
 
+# reproduction → (a figure the write-up shows that we do not draw, why)
+NOT_DRAWN: dict[str, list[tuple[str, str]]] = {
+    "mamba_piglatin": [
+        (
+            "weight per character and Δ for “easureplay-oundsgray” (its assets/weight_p.png, "
+            "dt_vec_p.png)",
+            "the probe words are brown, conditioning and is; probing another "
+            "word needs the trained weights, which are not committed (`attnlab probe RUN --set "
+            "probes.words=[...]` on a run of one's own)",
+        ),
+    ],
+    "piglatin": [
+        (
+            "its explanatory diagrams of heads 0 and 1 (assets/head.001.jpeg, head.002.jpeg)",
+            "drawings, not measurements: the encoder-head scores (previous character, "
+            "identity) answer them in the verdicts",
+        ),
+    ],
+}
+
+
 def copy_shows(name: str, out: Path, groups: Groups) -> list[tuple[str, str]]:
     """(the write-up's figure, our figure's path in the reproduction) for each of `SHOWS`
     that our runs have drawn, copied into `figures/` (runs' `plots/` are not committed)."""
