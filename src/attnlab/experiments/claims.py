@@ -105,6 +105,7 @@ class Claim(Strict):
     ours: list[Ours] = Field(default_factory=list)  # each answer gets its own verdict
     better: Literal["lower", "higher"] = "higher"  # ordering: which side wins
     relative: bool = False  # difference: A / B − 1 (an "improvement of 5.83%")
+    tolerance: float = 0.05  # switches: how close a configuration must come to explain it
     budget: str = ""  # ordering: the validation-record key whose order can change with the
     # tokens seen ("loss", "accuracy"): the verdict says where the order holds
     measure: str = ""  # observation: a measurement of `experiments.observations`

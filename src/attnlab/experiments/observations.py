@@ -9,8 +9,8 @@ measurement). A claim with no data gets `no measurement` and the reason.
 - `probe` / `summary`: the value at `path` of `probes.json` / `summary.json` (`*` takes
   every key or item; the values reached are reduced by `reduce`), against `expect`;
 - `switches`: write-up 001's mechanisms, each configuration's value of the claim's metric
-  beside the write-up's; the configuration within `SWITCH_TOLERANCE` of it with the fewest
-  mechanisms on explains it;
+  beside the write-up's; the configuration within the claim's `tolerance` of it with the fewest
+  mechanisms on explains it (`tolerance`, 0.05 unless the claim says);
 - `budget_curve`: two configurations' validation loss at equal tokens seen, their
   difference with a 95% Welch band at every evaluation, and where its sign changes;
 - `clipped_share`: the share of logged steps whose gradient norm exceeded the clip;
@@ -40,7 +40,6 @@ from attnlab.stats import format_pm, mean_std, welch_interval
 
 OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 OPS["=="] = lambda a, b: math.isclose(a, b, abs_tol=1e-9)
-SWITCH_TOLERANCE = 0.05  # a switch explains a write-up's value it comes this close to
 VOWELS = set("aeiou")
 LONG_WORD = 10  # letters: a long word for `errors_by_length`
 
@@ -156,7 +155,7 @@ def _agreement(held: list[bool]) -> str:
 
 def _switches(cf: ClaimsFile, claim: Claim, groups: Groups, scale: str) -> list[Verdict]:
     """Each configuration (a set of mechanisms on) beside the write-up's value; the one
-    within `SWITCH_TOLERANCE` with the fewest mechanisms on explains it."""
+    within the claim's `tolerance` with the fewest mechanisms on explains it."""
     key = cf.metrics[claim.metric].ours
     target = claim.value
     v = _base(cf, claim, claim.ours[0], groups, scale)
@@ -168,10 +167,10 @@ def _switches(cf: ClaimsFile, claim: Claim, groups: Groups, scale: str) -> list[
             continue
         m = mean_std(vals)[0]
         rows.append(f"{ans.name} {format_pm(vals, 4, show_n=len(vals) > 1)}")
-        if abs(m - target) <= SWITCH_TOLERANCE:
+        if abs(m - target) <= claim.tolerance:
             close.append(ans.name)
     v.ours = "; ".join(rows)
-    v.interval = f"within {SWITCH_TOLERANCE} of {target:.4f}"
+    v.interval = f"within {claim.tolerance:g} of {target:.4f}"
     if any(r.endswith("not run") for r in rows) and not close:
         v.word, v.why = "not measured yet", "a configuration has not run"
     elif close:
