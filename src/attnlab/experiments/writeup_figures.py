@@ -18,6 +18,21 @@ from attnlab.experiments.verdicts import Groups
 from attnlab.report.plots import band_plot, seed_lines_plot
 from attnlab.run_dir import PLOTS, REPRO_FIGURES, RunDir
 
+
+def _training_curves(part: str, label: str, prefix: str) -> list[tuple[str, str, str, str]]:
+    """004's training-progress table (loss, accuracy, learning rate) for one run of ours;
+    `prefix` is its asset names' ("mamba_" for the Mamba's)."""
+    val_acc = "mamb_val_acc" if prefix else "val_acc"  # its own spelling
+    return [
+        (f"training and validation loss (its assets/{prefix}train_loss.png, "
+         f"{prefix}val_loss.png)", part, label, "loss.png"),
+        (f"validation word accuracy (its assets/{val_acc}.png)", part, label,
+         "word_accuracy.png"),
+        (f"accuracy (its assets/{prefix}train_acc.png)", part, label, "accuracy.png"),
+        (f"learning rate (its assets/{prefix}lr.png)", part, label, "lr.png"),
+    ]  # fmt: skip
+
+
 # reproduction → (the write-up's figure, part, configuration or None for the part's own
 # sweep figure or a benchmark's in that folder, our figure's file name)
 SHOWS: dict[str, list[tuple[str, str, str | None, str]]] = {
@@ -40,20 +55,7 @@ SHOWS: dict[str, list[tuple[str, str, str | None, str]]] = {
             )
             for i, w in enumerate(("brown", "conditioning", "is"))
         ),
-        (
-            "training and validation loss (its assets/train_loss.png, val_loss.png)",
-            "beast",
-            "beast_small",
-            "loss.png",
-        ),
-        (
-            "validation word accuracy (its assets/val_acc.png)",
-            "beast",
-            "beast_small",
-            "word_accuracy.png",
-        ),
-        ("accuracy (its assets/train_acc.png)", "beast", "beast_small", "accuracy.png"),
-        ("learning rate (its assets/lr.png)", "beast", "beast_small", "lr.png"),
+        *_training_curves("beast", "beast_small", ""),
         ("embeddings (its assets/emb.png)", "beast", "beast_small", "embeddings_pca.png"),
         (
             "learned positions (its assets/pos_emb.png)",
@@ -72,20 +74,7 @@ SHOWS: dict[str, list[tuple[str, str, str | None, str]]] = {
             )
             for i, w in ((1, "conditioning"), (2, "is"), (0, "brown"))
         ),
-        (
-            "training and validation loss (its assets/mamba_train_loss.png, mamba_val_loss.png)",
-            "sizes",
-            "piglatin_large",
-            "loss.png",
-        ),
-        (
-            "validation word accuracy (its assets/mamb_val_acc.png)",
-            "sizes",
-            "piglatin_large",
-            "word_accuracy.png",
-        ),
-        ("accuracy (its assets/mamba_train_acc.png)", "sizes", "piglatin_large", "accuracy.png"),
-        ("learning rate (its assets/mamba_lr.png)", "sizes", "piglatin_large", "lr.png"),
+        *_training_curves("sizes", "piglatin_large", "mamba_"),
         (
             "scan time: sequential (S-SCAN), parallel and log-space (P-SCAN) scans, forward and "
             "backward (its assets/time.png; ours on one CPU core, no compile)",
