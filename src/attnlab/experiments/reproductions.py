@@ -194,8 +194,10 @@ REPRODUCTIONS = {
                 },
             },
             scale_notes={
+                "full": "the write-up's batch sizes, learning rates and epochs; its data set "
+                "and model are not named, so ours are our choice",
                 "cpu": "the same as full: the write-up's own settings fit a 2-core CPU "
-                "(20 to 40 minutes of training in all, by the CPU)"
+                "(20 to 40 minutes of training in all, by the CPU)",
             },
             part_sets={"finetuned": ("model.init_from={out}/pretrain/trials/pretrain_lm-s1",)},
         ),

@@ -169,7 +169,12 @@ def resolved(key: str, cfg: dict, summary: dict):
     return cur
 
 
+NOT_NAMED = "(not named)"  # a setting the write-up used but does not say: never ours
+
+
 def _same(want, have) -> bool:
+    if want == NOT_NAMED:
+        return False
     if isinstance(want, bool) or isinstance(have, bool):
         return want == have
     w = parse_number(str(want)) if isinstance(want, str) else want
