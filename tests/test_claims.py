@@ -150,3 +150,23 @@ def test_the_headline_table_is_generated_from_the_claims(doc):
     assert table == headline(root / "docs" / "results").strip(), (
         f"{doc}'s headline table is stale: run `attnlab reproduce --headline {doc}`"
     )
+
+
+def test_the_budget_curve_finds_where_the_order_changes():
+    from attnlab.experiments.curves import crossover, loss_difference
+
+    def run(losses, offset):
+        recs = [
+            {"step": 100 * (i + 1), "split": "validation", "loss": x + offset}
+            for i, x in enumerate(losses)
+        ]
+        return {"records": recs, "summary": {"train_tokens": 4000 * len(losses), "steps": 400}}
+
+    conv = [run([4.0, 3.8, 3.75, 3.72], d) for d in (0.0, 0.01, -0.01)]
+    attn = [run([4.2, 3.9, 3.6, 3.5], d) for d in (0.0, 0.01, -0.01)]
+    points = loss_difference(conv, attn)
+    assert [round(p.diff, 2) for p in points] == [-0.2, -0.1, 0.15, 0.22]
+    assert points[0].high < 0 < points[2].low and points[0].tokens == 4000
+    assert crossover(points).step == 300
+    assert crossover(loss_difference(conv[:1], conv[:1])) is None
+    assert loss_difference(conv, []) == []

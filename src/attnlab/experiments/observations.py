@@ -197,20 +197,26 @@ def _budget_curve(cf, claim, ans, groups, scale) -> Verdict:
         band = f" [{p.low:+.4f}, {p.high:+.4f}]" if p.low is not None else ""
         return f"{p.diff:+.4f}{band} at {p.tokens / 1e6:.2f}M tokens"
 
-    v.ours = f"Conv-Attn − Attn-Attn val loss: {at(first)}; {at(last)}"
-    lower_first = first.high is not None and first.high < 0
-    crossed = [p for p in curve if p.low is not None and p.low > 0]
-    if first.low is None:
-        v.word = "lower first" if first.diff < 0 else "not lower at the first evaluation"
-        v.word += " (one run a side: no band)"
-    elif lower_first:
-        v.word = "seen" + (
-            f" until {crossed[0].tokens / 1e6:.2f}M tokens, then Attn-Attn is lower"
-            if crossed
-            else ""
+    v.ours = f"{ans.label} − {ans.other} val loss: {at(first)}; {at(last)}"
+    if first.low is None:  # one run a side: no band, the sign only
+        lower = [p for p in curve if p.diff < 0]
+        v.word = (
+            f"seen at {len(lower)} of {len(curve)} evaluations (one run a side: no band)"
+            if lower and curve[0].diff < 0
+            else "not seen at the first evaluation (one run a side: no band)"
         )
     else:
-        v.word = "not seen at the first evaluation"
+        ahead = [p for p in curve if p.high is not None and p.high < 0]
+        behind = [p for p in curve if p.low is not None and p.low > 0]
+        if not ahead or ahead[0] is not first:
+            v.word = "not seen at the first evaluation"
+        elif not behind:
+            v.word = f"seen: {ans.label} lower through {ahead[-1].tokens / 1e6:.1f}M tokens"
+        else:
+            v.word = (
+                f"seen early: {ans.label} lower through {ahead[-1].tokens / 1e6:.1f}M tokens, "
+                f"{ans.other} lower from {behind[0].tokens / 1e6:.1f}M"
+            )
     v.interval = "95% Welch band over seeds"
     return v
 
