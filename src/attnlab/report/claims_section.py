@@ -5,7 +5,7 @@ claims files only; writes no number that is not in them."""
 
 from __future__ import annotations
 
-from attnlab.report.tables import markdown_table
+from attnlab.report.tables import markdown_table as _table
 from attnlab.stats import false_rejection_rate
 
 RULE = (
@@ -26,6 +26,12 @@ RULE = (
     "stated settings`: none of the settings the write-up states differs), and the last "
     "column lists each stated setting where our run's resolved config differs."
 )
+
+
+def markdown_table(headers: list[str], rows: list[list]) -> str:
+    """A Markdown table whose cells may quote a write-up's own table rows: their pipes
+    escaped, so a quoted row stays in its cell."""
+    return _table(headers, [[str(c).replace("|", "\\|") for c in row] for row in rows])
 
 
 def rule_text() -> str:
