@@ -267,7 +267,8 @@ class PigLatinData(Section):
 
 
 class ClassificationData(Section):
-    """Text → label (the fourth write-up's SST-2 / IMDB classifier).
+    """Text → label (write-up 003's classifier, which names no data set; SST-2 and IMDB
+    are our packaged choices).
 
     The examples come from `path` (a CSV or JSONL file with `text_column` and
     `label_column`, or a directory holding `train`, `validation` / `valid`, `test` files of

@@ -1,4 +1,4 @@
-"""Sequence classifiers (the fourth write-up's SST-2 / IMDB classifier): a bidirectional
+"""Sequence classifiers (write-up 003's classifier, on data sets of our choosing): a bidirectional
 attention encoder with a pooled head (`EncoderClassifier`), or a language model's decoder
 stack fine-tuned with one (`LMClassifier`, `model.init_from`).
 
