@@ -64,6 +64,16 @@ def _value_row(v) -> list[str]:
     ]
 
 
+def verdict_counts(verdicts: list) -> str:
+    """One line: how many verdicts of each word (their settings and reasons left out)."""
+    counts: dict[str, int] = {}
+    for v in verdicts:
+        word = v.word.split(" (")[0].split(":")[0].split(" at ")[0].strip()
+        counts[word] = counts.get(word, 0) + 1
+    shown = ", ".join(f"{n} {w}" for w, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+    return f"In all, {len(verdicts)} verdicts: {shown}.\n"
+
+
 def verdict_tables(cf, verdicts: list) -> str:
     """The verdicts in three tables (values and counts; orderings and differences;
     observations), then the claims nothing of ours answers, each with its reason."""
@@ -71,7 +81,7 @@ def verdict_tables(cf, verdicts: list) -> str:
     pairs = [v for v in verdicts if v.claim.kind in ("ordering", "difference") and v.answer]
     seen = [v for v in verdicts if v.claim.kind == "observation" and v.word != "not tested"]
     untested = [v for v in verdicts if v.word == "not tested"]
-    out = ["## Verdicts\n", rule_text() + "\n"]
+    out = ["## Verdicts\n", rule_text() + "\n", verdict_counts(verdicts)]
     if values:
         out.append("### Numbers (one run of the write-up's against our seeds)\n")
         head = ["where", "write-up", "ours: part / configuration", "ours (other readings)"]
