@@ -156,17 +156,23 @@ def _agreement(held: list[bool]) -> str:
 def _switches(cf: ClaimsFile, claim: Claim, groups: Groups, scale: str) -> list[Verdict]:
     """Each configuration (a set of mechanisms on) beside the write-up's value; the one
     within the claim's `tolerance` with the fewest mechanisms on explains it."""
-    key = cf.metrics[claim.metric].ours
+    metric = cf.metrics[claim.metric]
     target = claim.value
     v = _base(cf, claim, claim.ours[0], groups, scale)
     rows, close = [], []
     for ans in claim.ours:
-        vals = [x for r in _runs(groups, ans.part, ans.label) if (x := metric_value(r, key))]
+        runs = _runs(groups, ans.part, ans.label)
+        vals = [x for r in runs if (x := metric_value(r, metric.ours)) is not None]
         if not vals:
             rows.append(f"{ans.name}: not run")
             continue
         m = mean_std(vals)[0]
-        rows.append(f"{ans.name} {format_pm(vals, 4, show_n=len(vals) > 1)}")
+        other = []
+        for name, key in metric.candidates.items():
+            alt = [x for r in runs if (x := metric_value(r, key)) is not None]
+            other += [f"{name} {mean_std(alt)[0]:.4f}"] if alt else []
+        shown = f" ({'; '.join(other)})" if other else ""
+        rows.append(f"{ans.name} {format_pm(vals, 4, show_n=len(vals) > 1)}{shown}")
         if abs(m - target) <= claim.tolerance:
             close.append(ans.name)
     v.ours = "; ".join(rows)

@@ -106,6 +106,8 @@ def metric_value(run: dict, key: str) -> float | None:
     if key.startswith("per100:"):  # mistakes per 100 words of an accuracy
         acc = metric_value(run, key.removeprefix("per100:"))
         return None if acc is None else 100.0 * (1.0 - acc)
+    if key.startswith("epoch_mean:"):
+        return _epoch_mean(run, key)
     if key.startswith(("first:", "last:")):
         which, _, rest = key.partition(":")
         split, _, name = rest.partition(".")
@@ -118,6 +120,27 @@ def metric_value(run: dict, key: str) -> float | None:
             return None
         return float((recs[0] if which == "first" else recs[-1])[name])
     return figure(run, key)
+
+
+def _epoch_mean(run: dict, key: str) -> float | None:
+    """`epoch_mean:E:SPLIT.FIELD`: the mean of FIELD over the logged SPLIT records of epoch
+    E (a number, or `last`): what a notebook prints as an epoch's training loss."""
+    _, which, rest = key.split(":", 2)
+    split, _, name = rest.partition(".")
+    n = run["summary"].get("data", {}).get("train_sequences")
+    batch = resolved_config(run).get("data", {}).get("batch_size")
+    if not n or not batch:
+        return None
+    per_epoch = n // batch
+    steps = run["summary"].get("steps", 0)
+    epoch = max(1, -(-steps // per_epoch)) if which == "last" else int(which)
+    lo, hi = (epoch - 1) * per_epoch, epoch * per_epoch
+    vals = [
+        r[name]
+        for r in run["records"]
+        if r.get("split") == split and lo < r.get("step", 0) <= hi and r.get(name) is not None
+    ]
+    return sum(vals) / len(vals) if vals else None
 
 
 def values(groups: Groups, part: str, label: str, key: str) -> list[float]:
