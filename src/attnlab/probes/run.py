@@ -256,6 +256,8 @@ def lm_probes(
     result["conv"] = static.conv_profiles(model)
     result["smear_gates"] = static.smear_gates(model)
     text = getattr(val, "tokens", None)  # a text task's validation stream
+    if text is None and getattr(val, "real", None) is not None:  # padded rows: their own
+        text = np.asarray(val.inputs)[np.asarray(val.real)]  # tokens, end to end (no pad)
     log = ExplorerLog()
     result["grids"] = _grids(model, cfg, tok, text, log)
     log.save(rd)
