@@ -116,6 +116,7 @@ REPRODUCTIONS = {
                 "a_dt": "reproduce/mamba_piglatin_a_dt",
                 "discretization": "reproduce/mamba_piglatin_discretization",
                 "matched": "reproduce/mamba_piglatin_matched",
+                "separator": "reproduce/mamba_piglatin_separator",
             },
             setup=(
                 "Data as the Pig Latin reproduction: 5,120 training words, 2,000 "
@@ -132,6 +133,8 @@ REPRODUCTIONS = {
                 "learned (position, channel) table, started at the learned Δ's start).",
                 "The `matched` part's widths (104, 96) are fitted to the write-up's "
                 "parameter counts; the write-up states hidden 64 and no other width.",
+                "The `separator` part: A = −I frozen, one seed, probed on the words of the "
+                "write-up's Δ figures (conditioning, pleasure-grounds, is).",
                 "The write-up reports validation word accuracy; ours is on 2,000 "
                 "validation words, with the test split's beside it (the verdicts read "
                 "validation). The train word accuracy tells a model that cannot fit the "

@@ -74,6 +74,13 @@ SHOWS: dict[str, list[tuple[str, str, str | None, str]]] = {
             )
             for i, w in ((1, "conditioning"), (2, "is"), (0, "brown"))
         ),
+        (
+            "weight per character and Δ, “easureplay-oundsgray” (its assets/weight_p.png, "
+            "dt_vec_p.png): pleasure-grounds",
+            "separator",
+            "piglatin_small",
+            "ssm_1_pleasure-grounds.png",
+        ),
         *_training_curves("sizes", "piglatin_large", "mamba_"),
         (
             "scan time: sequential (S-SCAN), parallel and log-space (P-SCAN) scans, forward and "
@@ -151,15 +158,6 @@ SHOWS: dict[str, list[tuple[str, str, str | None, str]]] = {
 
 # reproduction → (a figure the write-up shows that we do not draw, why)
 NOT_DRAWN: dict[str, list[tuple[str, str]]] = {
-    "mamba_piglatin": [
-        (
-            "weight per character and Δ for “easureplay-oundsgray” (its assets/weight_p.png, "
-            "dt_vec_p.png)",
-            "the probe words are brown, conditioning and is; probing another "
-            "word needs the trained weights, which are not committed (`attnlab probe RUN --set "
-            "probes.words=[...]` on a run of one's own)",
-        ),
-    ],
     "piglatin": [
         (
             "its explanatory diagrams of heads 0 and 1 (assets/head.001.jpeg, head.002.jpeg)",
