@@ -160,6 +160,7 @@ def _cfg(**mixer) -> RunConfig:
                 "d_model": 16,
                 "n_layers": 2,
                 "pos": "none",
+                "max_seq_len": 48,
                 "mixer": {"name": "mamba", **mixer},
             },
         }

@@ -27,6 +27,9 @@ POSITIONS = ["none", "learned", "sinusoidal", "rope"]
 
 
 def small(mixer: dict, **over) -> nn.Module:
+    """A 2-layer d32 model; its positions (and the leak check's full length) T, as a run
+    resolves them from the data."""
+    over = {"max_seq_len": T, **over}
     cfg = ModelConfig(d_model=32, n_layers=2, mixer={"n_heads": 4, **mixer}, **over)
     torch.manual_seed(0)
     return build(cfg, V)

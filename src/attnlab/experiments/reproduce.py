@@ -165,7 +165,7 @@ def _leak_checks(groups: dict[str, dict]) -> str:
             if errors:
                 word = f"leaks ({len(errors)} of {len(rs)} runs): {errors[0]}"
             elif checked:
-                word = f"causal ({checked[0]['positions']} positions, every pair)"
+                word = f"causal ({_covered(checked[0])})"
             else:
                 word = "not checked (not a causal task)"
             rows.append([part, label, word])
@@ -175,6 +175,17 @@ def _leak_checks(groups: dict[str, dict]) -> str:
         "## Leak checks (trained weights)\n\n"
         + markdown_table(["part", "configuration", "verdict"], rows)
         + "\n"
+    )
+
+
+def _covered(check: dict) -> str:
+    """What a passed leak check covered, in words."""
+    full = check.get("full")
+    if not full:
+        return f"{check['positions']} positions, every pair"
+    return (
+        f"every pair of {full['positions']} positions by the gradient, "
+        f"{check['positions']} by changed tokens"
     )
 
 

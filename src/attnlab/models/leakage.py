@@ -9,36 +9,48 @@ names the pair (t, s). Log-probabilities over all columns, not raw logits cut to
 vocabulary: a future signal hidden in a padded column still moves the normaliser, and so
 every real token's probability.
 
-Each model is checked in eval and in train mode. In train mode dropout draws new masks
-on every call, so (when two train-mode passes of the unchanged sequence differ) each chunk
-of variants is compared with a chunk of unchanged copies run from the same RNG state: row
-r of both gets the same masks, and only the changed token differs. The RNG state is
-restored afterwards, so a check never changes training.
+Each model is checked in eval and in train mode. Each pass compares the variants with a
+batch of unchanged copies of the same shape, run from the same RNG state, never with a row
+of their own batch: a model that couples the rows of a batch (BatchNorm over (batch,
+time) in train mode) moves an unchanged row beside its variants, so a reference in the
+variants' batch would move with them and hide the leak. Row r of both batches gets the
+same dropout masks, and only the changed token differs. The RNG state is restored
+afterwards, and so are the model's buffers (a BatchNorm's running statistics), so a
+check never changes training.
 
-It runs twice: on the model, and on a copy whose parameters are perturbed (each tensor
-plus Gaussian noise of 0.1 × its RMS + 0.02), so that a path to the future behind a
-parameter that starts at zero (a gate, a residual scale) carries signal and shows.
+It runs on the model and on a copy whose parameters are perturbed (each tensor plus
+Gaussian noise of 0.1 × its RMS + 0.02), so that a path to the future behind a parameter
+that starts at zero (a gate, a residual scale) carries signal and shows; and again in each
+setting the model trains in: under the run's precision context (bf16 autocast), through
+the explicit attention path that probes use (`HookPoint.always`), compiled (the module
+`torch.compile` returned), and on a sequence whose second half is padding.
 
-Cost: about 2 models × 2 modes × L sequences of L tokens, forward only (twice that in
-train mode with dropout), each compared with the unchanged sequence over the positions
-before the changed token. Unless `length` is given (`train.leak_check_len`), L is the
-longest length up to `seq_len` whose cost fits `BUDGET` (`auto_length`: a few seconds on
-the project's 2-core CPU): the whole sequence for the small models; 29 of 256 positions
-for the first write-up's d 512 model with its 50,257-token vocabulary, 52 for its quick
-d 128 variant (times in `docs/LOG.md`). Pairs past L are not checked, and the result
-says how many positions were.
+The changed-token check covers L positions; the gradient check (`leak_gradient`) covers
+the model's whole `max_seq_len`, every pair, on the model and its perturbed copy in eval
+and train mode, and under the run's precision context and the explicit attention path.
+
+Cost of the changed-token half: about 2 models × 2 modes × L sequences of L tokens, twice
+(variants and reference), forward only, each compared over the positions before the
+changed token. Unless `length` is given (`train.leak_check_len`), L is the longest length
+up to `seq_len` whose cost fits `BUDGET` (`auto_length`: a few seconds on the project's
+2-core CPU). The gradient half's cost is in `leak_gradient`; both are reported in
+`seconds`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import time
+from collections.abc import Callable
 
 import torch
 from torch import nn
 
 from attnlab.errors import LeakageError
+from attnlab.models.hooks import HookPoint
+from attnlab.models.leak_gradient import REL_TOL, embedding_of, gradient_check
 
 ROWS = 8  # variants per forward pass (memory: ROWS x L x C floats)
 BUDGET = 3e10  # the automatic check length's budget in cost units (a few seconds here)
@@ -88,47 +100,77 @@ def check_causal(
     seed: int = 0,
     length: int | None = None,
     perturb: bool = True,
+    autocast: Callable[[], contextlib.AbstractContextManager] | None = None,
+    compiled: nn.Module | None = None,
+    full: bool = True,
 ) -> dict:
     """Check every pair (t < s) of a sequence of L = min(seq_len, length) tokens (`length`
-    unset: `auto_length`), in eval and train mode, on the model and (with `perturb`) on a
-    perturbed copy.
+    unset: `auto_length`) by changing tokens, and (with `full`) every pair of the model's
+    whole `max_seq_len` (or `seq_len`) by the gradient (`leak_gradient`), in eval and
+    train mode, on the model and (with `perturb`) a perturbed copy; then again in each
+    setting given: `autocast` (a function returning the run's precision context, e.g.
+    `fabric.autocast`), `compiled` (the module `torch.compile` returned: changed tokens
+    only), the explicit attention path, and a padded sequence.
 
-    Raises `LeakageError` naming the pair, the mode and the model (as given or perturbed)
-    when a log-probability at t moves by more than `tol` after only token s changed, or
-    when an output is not finite. Returns what was checked: `positions`, `pairs`,
-    `max_change`, `modes`, `perturbed`, `seconds`. An encoder-decoder is checked on its
-    decoder, with one fixed random source (ids >= 1, no padding) of `seq_len` tokens.
+    Raises `LeakageError` naming the pair, the mode, the setting and the model (as given
+    or perturbed) when a log-probability at t moves by more than `tol` after only token s
+    changed (or an unchanged row moved when others in its batch changed), when the states
+    up to t have a gradient with respect to a later token, or when an output is not
+    finite. Returns what was checked: `positions`, `pairs`, `max_change`, `full`
+    (positions, pairs, largest relative gradient, seconds), `settings`, `modes`,
+    `perturbed`, `seconds`. An encoder-decoder is checked on its decoder, with one fixed
+    random source (ids >= 1, no padding) of `seq_len` tokens.
     """
     if seq_len < 2:
         raise ValueError("seq_len must be >= 2 to check causality")
     t0 = time.perf_counter()
+    full = full and embedding_of(model) is not None  # a model of raw ids: tokens only
     L = auto_length(model, seq_len) if length is None else max(2, min(seq_len, length))
     g = torch.Generator().manual_seed(seed)
     x = torch.randint(0, vocab_size, (1, L), generator=g)  # (1, L)
-    shift = torch.randint(1, vocab_size, (L,), generator=g)  # every change is to another id
-    variants = x.repeat(L - 1, 1)  # (L-1, L): row r changes token s = r + 1 alone
-    s = torch.arange(1, L)
-    variants[s - 1, s] = (x[0, s] + shift[1:]) % vocab_size
+    padded = x.clone()
+    padded[:, L // 2 :] = getattr(model, "pad_id", 0)  # (1, L): a padded second half
     src = None
     if getattr(model, "is_encoder_decoder", False):
         src = torch.randint(1, vocab_size, (1, seq_len), generator=g)  # (1, S)
-    models = [("model", model)]
-    if perturb:
-        models.append(("perturbed copy", perturbed(model, seed)))
-    worst = 0.0
+    full_len = max(seq_len, getattr(model, "max_seq_len", None) or 0)
+    xf = torch.randint(0, vocab_size, (1, full_len), generator=g)  # (1, Lf)
+    base = [("model", model)] + ([("perturbed copy", perturbed(model, seed))] if perturb else [])
+    none = contextlib.nullcontext
+    # (setting, [(which, module)], context, sequence, with the gradient check)
+    settings = [("", base, none, x, full)]
+    if autocast is not None:
+        settings.append(("under the run's precision", base[:1], autocast, x, full))
+    if _hook_points(model):
+        settings.append(("explicit attention path", base[:1], _explicit_path, x, full))
+    settings.append(("padded sequence", base[:1], none, padded, False))
+    if compiled is not None:
+        settings.append(("compiled", [("model", compiled)], autocast or none, x, False))
+    worst, worst_grad, grad_s = 0.0, 0.0, 0.0
     cpu_rng = torch.get_rng_state()
     cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
     was_training = model.training
+    buffers = [(b, b.detach().clone()) for b in model.buffers()]  # BatchNorm's statistics
     try:
-        for which, m in models:
-            for mode in ("eval", "train"):
-                m.train(mode == "train")
-                worst = max(worst, _check(m, x, variants, src, tol, seed, f"{mode} mode, {which}"))
+        for setting, models, context, seq, grad in settings:
+            for which, m in models:
+                for mode in ("eval", "train"):
+                    m.train(mode == "train")
+                    where = ", ".join(w for w in (f"{mode} mode", which, setting) if w)
+                    with context():
+                        worst = max(worst, _check(m, seq, vocab_size, src, tol, seed, where))
+                        if grad:
+                            t1 = time.perf_counter()
+                            rel = gradient_check(_eager(m), xf, src, where, seed)
+                            worst_grad, grad_s = max(worst_grad, rel), grad_s + _since(t1)
     except LeakageError as e:
         reads = future_reads(model)
         raise LeakageError(f"{e}; {reads}" if reads else str(e)) from None
     finally:
         model.train(was_training)
+        with torch.no_grad():
+            for b, kept in buffers:
+                b.copy_(kept)
         torch.set_rng_state(cpu_rng)
         if cuda_rng is not None:
             torch.cuda.set_rng_state_all(cuda_rng)
@@ -138,10 +180,45 @@ def check_causal(
         "pairs": L * (L - 1) // 2,
         "max_change": worst,
         "tolerance": tol,
+        "full": {
+            "positions": full_len,
+            "pairs": full_len * (full_len - 1) // 2,
+            "max_relative_gradient": worst_grad,
+            "tolerance": REL_TOL,
+            "seconds": grad_s,
+        }
+        if full
+        else None,
+        "settings": ["as built", *(s[0] for s in settings[1:])],
         "modes": ["eval", "train"],
         "perturbed": perturb,
         "seconds": time.perf_counter() - t0,
     }
+
+
+def _since(t: float) -> float:
+    return time.perf_counter() - t
+
+
+def _eager(m: nn.Module) -> nn.Module:
+    """The module a compiled wrapper holds (the gradient check hooks the eager model)."""
+    return getattr(m, "_orig_mod", m)
+
+
+def _hook_points(model: nn.Module) -> list[HookPoint]:
+    """The model's attention-pattern hook points (whose `active` switches the path)."""
+    return [m for n, m in model.named_modules() if isinstance(m, HookPoint) and "pattern" in n]
+
+
+@contextlib.contextmanager
+def _explicit_path():
+    """Every hook point active while open: attention takes its explicit (probe) path."""
+    before = HookPoint.always
+    HookPoint.always = True
+    try:
+        yield
+    finally:
+        HookPoint.always = before
 
 
 def perturbed(model: nn.Module, seed: int = 0) -> nn.Module:
@@ -157,42 +234,49 @@ def perturbed(model: nn.Module, seed: int = 0) -> nn.Module:
 
 
 @torch.no_grad()
-def _check(model, x, variants, src, tol: float, seed: int, where: str) -> float:
-    """Largest change at t < s over all variant rows; raises on a leak.
+def _check(model, x, vocab_size: int, src, tol: float, seed: int, where: str) -> float:
+    """Largest change at t < s over all variants of the (1, L) sequence x (ids below
+    `vocab_size`); raises on a leak.
 
-    Each pass runs the unchanged sequence as row 0 beside ROWS - 1 variants, so both go
-    through kernels of one shape: rounding then differs only where the inputs do, and the
-    noise floor is far below `tol` (a batch of 1 against a batch of 8 differed by up to
-    1e-4 in the log-probabilities of a trained Mamba).
+    Each pass runs ROWS - 1 variants after the unchanged sequence (row 0), and compares
+    them with ROWS unchanged copies run from the same RNG state: the same kernel shapes
+    (rounding then differs only where the inputs do: a batch of 1 against a batch of 8
+    differed by up to 1e-4 in a trained Mamba), the same dropout masks row by row, and no
+    row shared with the variants' batch (row 0 must not move either: if it does, the
+    batch couples its rows).
     """
     device = next(model.parameters()).device
-    n, L = variants.shape
-    step = ROWS - 1
-    random = model.training and not torch.equal(
-        _outputs(model, x, src, device), _outputs(model, x, src, device)
-    )
+    L = x.shape[1]
+    g = torch.Generator().manual_seed(seed + 3)
+    shift = torch.randint(1, vocab_size, (L,), generator=g)  # every change is to another id
+    variants = x.repeat(L - 1, 1)  # (L-1, L): row r changes token s = r + 1 alone
+    s_idx = torch.arange(1, L)
+    variants[s_idx - 1, s_idx] = (x[0, s_idx] + shift[1:]) % vocab_size
+    n, step = L - 1, ROWS - 1
     worst = 0.0
     for lo in range(0, n, step):
         rows = torch.cat([x, variants[lo : lo + step]])  # (R, L): row 0 unchanged
         P = lo + len(rows) - 1  # positions the chunk compares: t < s <= P
-        if random:  # same RNG state: row r of both passes draws the same dropout masks
-            torch.manual_seed(seed + lo)
-            ref = _outputs(model, x.expand(len(rows), L), src, device)[1:, :P]  # (R-1, P, C)
-            torch.manual_seed(seed + lo)
-            out = _outputs(model, rows, src, device)[1:, :P]
-        else:
-            both = _outputs(model, rows, src, device)[:, :P]  # (R, P, C)
-            ref, out = both[:1], both[1:]
-        diff = _logprob_change(out, ref, torch.logsumexp(ref, -1))  # (R-1, P)
-        s = torch.arange(lo + 1, P + 1, device=device)[:, None]  # (R-1, 1)
+        torch.manual_seed(seed + lo)  # row r of both passes draws the same dropout masks
+        ref = _outputs(model, x.expand(len(rows), L), src, device)[:, :P]  # (R, P, C)
+        torch.manual_seed(seed + lo)
+        out = _outputs(model, rows, src, device)[:, :P]
+        diff = _logprob_change(out, ref, torch.logsumexp(ref, -1))  # (R, P)
+        s = torch.cat([torch.tensor([P]), torch.arange(lo + 1, P + 1)])[:, None].to(device)
         t = torch.arange(P, device=device)[None, :]  # (1, P)
         diff = torch.where(t < s, diff, torch.zeros_like(diff))  # only the past of s
         m = float(diff.max())
         if m > tol:
             r, tt = divmod(int(diff.argmax()), P)
             moved = "became non-finite" if m == float("inf") else f"moved by {m:.3g} (> {tol})"
+            if r == 0:
+                raise LeakageError(
+                    f"log-probabilities at position {tt} of an unchanged row {moved} when "
+                    f"tokens of other rows in its batch changed ({where}): the batch couples "
+                    "its rows, and a row sees other rows' future"
+                )
             raise LeakageError(
-                f"log-probabilities at position {tt} {moved} when only token {lo + r + 1} "
+                f"log-probabilities at position {tt} {moved} when only token {lo + r} "
                 f"changed ({where}): the model sees the future"
             )
         worst = max(worst, m)

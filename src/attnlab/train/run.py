@@ -15,6 +15,7 @@ import platform
 import time
 import warnings
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
@@ -120,7 +121,6 @@ def _setup(cfg: RunConfig, run_dir: Path, fresh: bool, task):
     cfg = resolve(cfg, dataset, task.model_fields(cfg, dataset))
     torch.manual_seed(cfg.train.seed)
     model = models.build(cfg.model)
-    leak = _leak_check(cfg, task, model, dataset.seq_len)
     trackers = cfg.train.loggers if is_main_process() else []
     precision, why = _run_precision(cfg, rd, fresh, model, dataset)
     if is_main_process():
@@ -146,8 +146,12 @@ def _setup(cfg: RunConfig, run_dir: Path, fresh: bool, task):
     optimizer = make_optimizer(model, cfg.train, precision)
     to_wrap = torch.compile(model) if cfg.train.compile else model
     wrapped, optimizer = fabric.setup(to_wrap, optimizer)
+    # the model as it trains: on its device, in the run's precision, compiled when asked
+    checked = _CheckedAs(fabric, precision, to_wrap if cfg.train.compile else None)
+    leak = _leak_check(cfg, task, model, dataset.seq_len, checked)
     trainer = Trainer(fabric, wrapped, model, optimizer, dataset, cfg.train, run_dir)
     trainer.precision = {"precision": precision, "why": why}
+    trainer.checked_as = checked
     if fresh:  # the choice, in the run's log; a resumed run reads it back
         trainer.log.write({"step": 0, "split": "setup", "precision": precision,
                            "precision_why": why})  # fmt: skip
@@ -180,14 +184,32 @@ LEAK_WARNING = (
 )
 
 
-def _leak_check(cfg: RunConfig, task, model, seq_len: int) -> dict | None:
-    """`check_causal` on a causal task's model unless switched off; raises `LeakageError`
-    on a leak, unless `train.allow_leak`, which warns and records the error."""
+class _CheckedAs(NamedTuple):
+    """How a run's model is checked for leaks as it trains: the run's Fabric (whose
+    `autocast` is its precision context), the precision, and the compiled module (None
+    without `train.compile`)."""
+
+    fabric: object
+    precision: str
+    compiled: torch.nn.Module | None
+
+
+def _leak_check(cfg: RunConfig, task, model, seq_len: int, how: _CheckedAs) -> dict | None:
+    """`check_causal` on a causal task's model unless switched off, also under the run's
+    precision context (when not float32) and compiled (with `train.compile`); raises
+    `LeakageError` on a leak, unless `train.allow_leak`, which warns and records the
+    error."""
     if not cfg.train.check_causal or not task.causal:
         return None
+    mixed = how.precision not in ("32-true", "64-true")
     try:
         return models.check_causal(
-            model, cfg.model.vocab_size, seq_len, length=cfg.train.leak_check_len
+            model,
+            cfg.model.vocab_size,
+            seq_len,
+            length=cfg.train.leak_check_len,
+            autocast=how.fabric.autocast if mixed else None,
+            compiled=how.compiled,
         )
     except LeakageError as e:
         if not cfg.train.allow_leak:
@@ -248,7 +270,7 @@ def _finish(cfg: RunConfig, trainer: Trainer, wall_s: float, task) -> dict:
     summary.update(task.summarise(trainer, val, test, cap))
     leak_error = None
     try:  # the trained weights get the same check the initial ones had
-        final = _leak_check(cfg, task, trainer.raw_model, ds.seq_len)
+        final = _leak_check(cfg, task, trainer.raw_model, ds.seq_len, trainer.checked_as)
         if final is not None:
             trainer.leak_checks["final"] = final
     except LeakageError as e:
