@@ -137,29 +137,30 @@ def check_causal(
     xf = torch.randint(0, vocab_size, (1, full_len), generator=g)  # (1, Lf)
     base = [("model", model)] + ([("perturbed copy", perturbed(model, seed))] if perturb else [])
     none = contextlib.nullcontext
-    # (setting, [(which, module)], context, sequence, with the gradient check)
-    settings = [("", base, none, x, full)]
+    both, grad = ("eval", "train"), ("eval", "train") if full else ()
+    # (setting, [(which, module)], context, sequence, the gradient check's modes)
+    settings = [("", base, none, x, grad)]
     if autocast is not None:
-        settings.append(("under the run's precision", base[:1], autocast, x, full))
-    if _hook_points(model):
-        settings.append(("explicit attention path", base[:1], _explicit_path, x, full))
-    settings.append(("padded sequence", base[:1], none, padded, False))
+        settings.append(("under the run's precision", base[:1], autocast, x, grad))
+    if _hook_points(model):  # the same mask as the fast path: its gradient in eval only
+        settings.append(("explicit attention path", base[:1], _explicit_path, x, grad[:1]))
+    settings.append(("padded sequence", base[:1], none, padded, ()))
     if compiled is not None:
-        settings.append(("compiled", [("model", compiled)], autocast or none, x, False))
+        settings.append(("compiled", [("model", compiled)], autocast or none, x, ()))
     worst, worst_grad, grad_s = 0.0, 0.0, 0.0
     cpu_rng = torch.get_rng_state()
     cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
     was_training = model.training
     buffers = [(b, b.detach().clone()) for b in model.buffers()]  # BatchNorm's statistics
     try:
-        for setting, models, context, seq, grad in settings:
+        for setting, models, context, seq, grad_modes in settings:
             for which, m in models:
-                for mode in ("eval", "train"):
+                for mode in both:
                     m.train(mode == "train")
                     where = ", ".join(w for w in (f"{mode} mode", which, setting) if w)
                     with context():
                         worst = max(worst, _check(m, seq, vocab_size, src, tol, seed, where))
-                        if grad:
+                        if mode in grad_modes:
                             t1 = time.perf_counter()
                             rel = gradient_check(_eager(m), xf, src, where, seed)
                             worst_grad, grad_s = max(worst_grad, rel), grad_s + _since(t1)
