@@ -17,6 +17,7 @@ from attnlab.interop import (
 )
 from attnlab.models.stack import DecoderLM
 from attnlab.probes.capture import all_hook_points, capture
+from attnlab.probes.composition import composition_scores
 from attnlab.probes.heads import PATTERN_SCORES, head_scores, pattern_score, target_masks
 from attnlab.probes.intervene import ablate
 from attnlab.probes.sequences import repeated_sequences
@@ -29,7 +30,8 @@ def _model(**kw) -> DecoderLM:
     """A random decoder (weights moved off their initialisation so norms and biases
     matter) in eval mode."""
     kw.setdefault("mixer", AttentionMixer(n_heads=4))
-    cfg = ModelConfig(d_model=32, n_layers=2, max_seq_len=T + 8, **kw)
+    kw.setdefault("n_layers", 2)
+    cfg = ModelConfig(d_model=32, max_seq_len=T + 8, **kw)
     torch.manual_seed(0)
     model = DecoderLM(cfg, V)
     with torch.no_grad():
@@ -103,6 +105,20 @@ def test_run_with_cache_patterns_equal_capture(model):
     _, cache = hooked.run_with_cache(x)
     for name in names:
         torch.testing.assert_close(cache[name], mine[name], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("n_layers", [2, 3])
+def test_composition_scores_equal_transformer_lens(n_layers):
+    """Q-, K- and V-composition from attnlab's weights equal TransformerLens's
+    `all_composition_scores` on the exported model (biases and norms included: both
+    ignore them)."""
+    model = _model(n_layers=n_layers, mlp=True, mixer=AttentionMixer(n_heads=4, bias=True))
+    comp = composition_scores(model)
+    hooked = to_hooked_transformer(model)
+    for mode in ("Q", "K", "V"):
+        want = hooked.all_composition_scores(mode)  # (N, H, N, H)
+        torch.testing.assert_close(torch.tensor(comp["scores"][mode]), want, atol=1e-4, rtol=0)
+    assert comp["exact"] and 0 < comp["baseline"] < 1
 
 
 def test_detect_head_agrees_with_attnlabs_head_scores():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 import yaml
 
 from attnlab.experiments.study import run_study
@@ -120,7 +121,12 @@ def test_probe_ablation_table(tmp_path, monkeypatch, capsys):
     assert a["how"] == "mean" and len(a["heads"]) == 2 * 4
     assert a["baseline"]["repeat_accuracy"] == pytest.approx(p["heads"]["repeat_accuracy"])
     assert any(r["repeat_loss"] != a["baseline"]["repeat_loss"] for r in a["heads"])
-    assert "### Head ablation (mean ablation)" in (out / "report.md").read_text()
+    report = (out / "report.md").read_text()
+    assert "### Head ablation (mean ablation)" in report
+    assert "### Composition scores (from the weights)" in report  # 2 attention layers
+    comp = p["composition"]
+    assert comp["layers"] == [0, 1] and len(comp["scores"]["K"]) == 2
+    assert not torch.tensor(comp["scores"]["K"][1]).any()  # layer 1 has no later reader
     pt = a["patching"]
     assert len(pt["recovered"]) == 2 and len(pt["recovered"][0]) == 4
     assert pt["clean"] > pt["corrupted"]  # the repeat is easier when it repeats something

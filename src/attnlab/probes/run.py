@@ -25,6 +25,7 @@ from attnlab.errors import UserError
 from attnlab.probes import static
 from attnlab.probes.ablation import ablation_table
 from attnlab.probes.capture import capture
+from attnlab.probes.composition import composition_scores
 from attnlab.probes.explorer import ExplorerLog
 from attnlab.probes.heads import (
     PATTERN_SCORES,
@@ -251,6 +252,7 @@ def lm_probes(
         result["ablation"] = ablation_table(
             model, pset, result["heads"], p.batch_size, p.ablation_how
         )
+    result["composition"] = composition_scores(model)
     if p.lengths:
         result["lengths"] = length_generalisation(cfg, model, p.lengths)
     result["conv"] = static.conv_profiles(model)

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from attnlab.probes.ablation import INDUCTION_HEAD
+from attnlab.probes.composition import top_pairs
 from attnlab.probes.explorer import example_patterns
 from attnlab.report import probe_plots
 from attnlab.report.plots import line_plot, seed_lines_plot
@@ -48,6 +49,8 @@ def probe_section(rd: RunDir, p: dict, attention: dict | None) -> str:
         parts.append(ablation_section(p["ablation"]))
         if p["ablation"].get("patching", {}).get("layers"):
             parts.append(_patching(rd, p["ablation"]["patching"]))
+    if p.get("composition"):
+        parts.append(_composition(p["composition"]))
     if p.get("lengths"):
         parts.append(_lengths(rd, p["lengths"]))
     parts.append(_icl(rd, p.get("icl", {})))
@@ -134,6 +137,36 @@ def ablation_section(a: dict) -> str:
         + markdown_table(
             ["ablated", "prev-token", "induction", "repeat accuracy", "repeat loss"], rows
         )
+        + "\n"
+    )
+
+
+def _composition(c: dict) -> str:
+    """The strongest head pair of each composition mode (`probes.composition`)."""
+    rows = []
+    for mode in ("Q", "K", "V"):
+        best = top_pairs({**c, "scores": {mode: c["scores"][mode]}}, k=1)[0]
+        rows.append(
+            [
+                f"{mode}-composition",
+                f"layer {best['writer'][0]} head {best['writer'][1]}",
+                f"layer {best['reader'][0]} head {best['reader'][1]}",
+                fmt(best["score"], 3),
+                fmt(best["score"] / c["baseline"], 2) + "x",
+            ]
+        )
+    caveat = (
+        ""
+        if c["exact"]
+        else " The model convolves or smears its keys: the weights' scores leave that out."
+    )
+    return (
+        "### Composition scores (from the weights)\n\n"
+        "‖W_OV¹ W_QK²‖ / (‖W_OV¹‖ ‖W_QK²‖) and its K (W_QK²ᵀ) and V (W_OV²) forms "
+        "(Elhage et al. 2021; TransformerLens's `all_composition_scores`), the strongest "
+        f"pair of each; random matrices of these shapes score about {fmt(c['baseline'], 3)}."
+        f"{caveat}\n\n"
+        + markdown_table(["mode", "writer", "reader", "score", "× random"], rows)
         + "\n"
     )
 
