@@ -254,10 +254,10 @@ def _figures(rep: Reproduction, out: Path, groups: dict[str, dict]) -> str:
 
 def _writeup_figures(rep: Reproduction, out: Path, groups: Groups) -> str:
     """Each figure the write-up shows, from our runs (`experiments.writeup_figures`)."""
-    from attnlab.experiments.writeup_figures import NOT_DRAWN, draw
+    from attnlab.experiments.writeup_figures import draw, not_drawn
 
     rows = draw(rep.name, out, groups)
-    missing = NOT_DRAWN.get(rep.name, [])
+    missing = not_drawn(rep.name, rows)
     if not rows and not missing:
         return ""
     body = "".join(f"**{what}**\n\n![{what}]({path})\n\n" for what, path in rows)

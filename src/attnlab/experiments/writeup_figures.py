@@ -274,6 +274,21 @@ def _switch_curves(out: Path, groups: Groups, part: str) -> list[tuple[str, str]
              path.relative_to(out).as_posix())]  # fmt: skip
 
 
+def not_drawn(name: str, drawn: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """(figure, why) for each of `SHOWS` that `draw` did not draw (its part has no
+    finished run here), then `NOT_DRAWN`."""
+    done = {what for what, _ in drawn}
+    absent = [
+        (
+            what,
+            f"no finished run of the `{part}` part here (`attnlab reproduce {name} --part {part}`)",
+        )
+        for what, part, _, _ in SHOWS.get(name, [])
+        if what not in done
+    ]
+    return absent + NOT_DRAWN.get(name, [])
+
+
 def draw(name: str, out: Path, groups: Groups) -> list[tuple[str, str]]:
     """The write-up's figures of reproduction `name`, drawn or copied from our runs."""
     rows = copy_shows(name, out, groups)
