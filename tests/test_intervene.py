@@ -81,6 +81,38 @@ def test_mean_ablation_uses_the_reference_mean():
         pass
 
 
+def test_per_position_mean_and_resample_ablation_use_the_reference():
+    """mean_pos: each position gets the reference's mean at that position; resample: row b
+    gets reference row b mod R's own output, position by position."""
+    model, x, ref = _decoder(), _tokens(1), _tokens(2, b=2, t=16)
+    name = "blocks.0.attn.hook_z"
+    with capture(model, [name]) as cache:
+        model(ref)
+    z_ref = cache[name][:, :12, 1]  # (2, 12, E): head 1 over the first 12 positions
+    for how, want in (
+        ("mean_pos", z_ref.mean(0).expand(3, -1, -1)),
+        ("resample", z_ref[[0, 1, 0]]),
+    ):
+        edit = ablate(model, {0: [1]}, how=how, reference=(ref,))
+        with torch.no_grad(), edit, capture(model, [name]) as after:
+            model(x)
+        assert torch.allclose(after[name][:, :, 1], want, atol=1e-6), how
+        assert torch.equal(after[name][:, :, 0], capture_z(model, x)[:, :, 0])  # others kept
+    short = (_tokens(2, b=2, t=8),)
+    edit = ablate(model, {0: [1]}, how="mean_pos", reference=short)
+    with pytest.raises(ValueError, match="8 positions < 12"), torch.no_grad(), edit:
+        model(x)
+    with pytest.raises(ValueError, match="choose one of"), ablate(model, {0: [1]}, how="max"):
+        pass
+
+
+def capture_z(model, x):
+    """Layer 0's head outputs on x, unablated."""
+    with capture(model, ["blocks.0.attn.hook_z"]) as cache:
+        model(x)
+    return cache["blocks.0.attn.hook_z"]
+
+
 def test_the_model_is_restored_even_after_an_exception():
     model, x = _decoder(), _tokens()
     before = model(x)

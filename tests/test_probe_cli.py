@@ -127,8 +127,14 @@ def test_probe_ablation_table(tmp_path, monkeypatch, capsys):
     comp = p["composition"]
     assert comp["layers"] == [0, 1] and len(comp["scores"]["K"]) == 2
     assert not torch.tensor(comp["scores"]["K"][1]).any()  # layer 1 has no later reader
+    assert a["reference"] == "another probe set"
     pt = a["patching"]
     assert len(pt["recovered"]) == 2 and len(pt["recovered"][0]) == 4
+    args = ["probe", str(out), "--ablation", "--set", "probes.ablation_how=resample"]
+    assert run_cli(args, monkeypatch, capsys)[0] == 0
+    r = json.loads((out / "probes.json").read_text())["ablation"]
+    assert r["how"] == "resample" and r["heads"] != a["heads"]  # other values, other effects
+    assert "(resample ablation)" in (out / "report.md").read_text()
     assert pt["clean"] > pt["corrupted"]  # the repeat is easier when it repeats something
     assert (out / "plots" / "patching_heads.png").read_bytes()[:4] == PNG
     code, text, _ = run_cli(["probe", str(out)], monkeypatch, capsys)  # off unless asked

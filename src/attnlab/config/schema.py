@@ -172,7 +172,12 @@ class ProbesConfig(Section):
     ablation: bool = Field(
         False, description="ablate each head (and the previous-token / induction heads together)"
     )
-    ablation_how: Literal["mean", "zero"] = Field("mean", description="ablate to mean or zero")
+    ablation_how: Literal["mean", "mean_pos", "resample", "zero"] = Field(
+        "mean",
+        description="ablate a head to its mean output, its mean at each position, another "
+        "input's output (resample; both over a reference set other than the scored one), "
+        "or zero",
+    )
     lengths: list[PositiveInt] | None = Field(
         None, description="synthetic tasks: evaluate at these sequence lengths too"
     )

@@ -47,22 +47,34 @@ def repeat_stats(model: nn.Module, probe: ProbeSet, batch_size: int = 16) -> dic
 
 
 def ablation_table(
-    model: nn.Module, probe: ProbeSet, scores: dict, batch_size: int = 16, how: str = "mean"
+    model: nn.Module,
+    probe: ProbeSet,
+    scores: dict,
+    batch_size: int = 16,
+    how: str = "mean",
+    reference: ProbeSet | None = None,
 ) -> dict:
     """Repeat accuracy and loss with each attention head ablated, then with each layer's
     previous-token heads (score >= `PREVIOUS_TOKEN_HEAD`) and with every induction head
-    (>= `INDUCTION_HEAD`) ablated together; `scores` is `head_scores`'s result."""
+    (>= `INDUCTION_HEAD`) ablated together; `scores` is `head_scores`'s result. The
+    ablated values come from `reference` (`REFERENCE_SEQUENCES` rows of another probe
+    set, which `mean_pos` and `resample` need; `mean` falls back to the probe set's own
+    first rows)."""
+    if how in ("mean_pos", "resample") and reference is None:
+        raise ValueError(f"{how} ablation needs a reference probe set other than the scored one")
     with eval_mode(model):
-        return _table(model, probe, scores, batch_size, how)
+        return _table(model, probe, scores, batch_size, how, reference or probe)
 
 
-def _table(model: nn.Module, probe: ProbeSet, scores: dict, batch_size: int, how: str) -> dict:
+def _table(
+    model: nn.Module, probe: ProbeSet, scores: dict, batch_size: int, how: str, ref: ProbeSet
+) -> dict:
     # attention layers only: a Mamba layer's channel groups have no head output to ablate
     keep = [li for li, i in enumerate(scores["layers"]) if not is_hidden(model.blocks[i].mixer)]
     layers, H = [scores["layers"][li] for li in keep], scores["heads"]
     prev = [scores["scores"]["previous_token"][li] for li in keep]
     ind = [scores["scores"]["induction"][li] for li in keep]
-    reference = (probe.tokens[:REFERENCE_SEQUENCES].to(next(model.parameters()).device),)
+    reference = (ref.tokens[:REFERENCE_SEQUENCES].to(next(model.parameters()).device),)
 
     def ablated(heads: dict[int, list[int]]) -> dict:
         with ablate(model, heads, how, reference):
@@ -88,6 +100,7 @@ def _table(model: nn.Module, probe: ProbeSet, scores: dict, batch_size: int, how
         groups.append({"what": "every induction head", "heads": induction, **ablated(induction)})
     return {
         "how": how,
+        "reference": "another probe set" if ref is not probe else "the probe set's first rows",
         "thresholds": {"previous_token": PREVIOUS_TOKEN_HEAD, "induction": INDUCTION_HEAD},
         "baseline": repeat_stats(model, probe, batch_size),
         "heads": rows,

@@ -56,6 +56,9 @@ def head_output(layer: int | str) -> str:
     return f"{prefix}.hook_z"
 
 
+ABLATIONS = ("zero", "mean", "mean_pos", "resample")
+
+
 @contextmanager
 def ablate(
     model: nn.Module,
@@ -64,16 +67,24 @@ def ablate(
     reference: tuple[torch.Tensor, ...] | None = None,
 ) -> Iterator[None]:
     """Replace the outputs (`hook_z`, before the output projection) of the heads `heads`
-    (layer → head indices) by zero (`how="zero"`) or by their mean over the batch and
-    positions of `reference` (`how="mean"`: the model's inputs, run once in eval mode
-    without gradients). Nothing else changes; the model is restored on exit."""
-    if how not in ("zero", "mean"):
-        raise ValueError(f"ablate how={how!r}: choose zero or mean")
+    (layer → head indices), the model's other activations untouched, restored on exit:
+
+    - `zero`: by zero;
+    - `mean`: by their mean over the batch and positions of `reference` (one vector);
+    - `mean_pos`: by their mean over the batch of `reference` at each position (the
+      position's typical output; `reference` at least as long as the ablated inputs);
+    - `resample`: row b by row b mod R of `reference`'s own output at the same positions
+      (another input's activation: a resample ablation).
+
+    `reference` is the model's inputs (a batch other than the one scored, for `mean_pos`
+    and `resample`), run once in eval mode without gradients."""
+    if how not in ABLATIONS:
+        raise ValueError(f"ablate how={how!r}: choose one of {', '.join(ABLATIONS)}")
     names = {head_output(layer): list(hs) for layer, hs in heads.items()}
-    means: dict[str, torch.Tensor] = {}
-    if how == "mean":
+    ref: dict[str, torch.Tensor] = {}
+    if how != "zero":
         if reference is None:
-            raise ValueError("mean ablation needs a reference batch (reference=(inputs,))")
+            raise ValueError(f"{how} ablation needs a reference batch (reference=(inputs,))")
         was_training = model.training
         model.eval()
         try:
@@ -81,12 +92,27 @@ def ablate(
                 model(*reference)
         finally:
             model.train(was_training)
-        means = {n: cache[n].mean(dim=(0, 1)) for n in names}  # (H, E) each
+        reduce = {"mean": lambda z: z.mean(dim=(0, 1)), "mean_pos": lambda z: z.mean(dim=0)}
+        ref = {n: reduce.get(how, lambda z: z)(cache[n]) for n in names}
+        # mean (H, E); mean_pos (T_ref, H, E); resample (R, T_ref, H, E)
 
     def edit(name: str, hs: list[int]) -> Edit:
         def fn(z: torch.Tensor) -> torch.Tensor:  # (B, T, H, E)
+            B, T = z.shape[:2]
             z = z.clone()
-            z[:, :, hs] = 0.0 if how == "zero" else means[name][hs].to(z.dtype)
+            if how == "zero":
+                z[:, :, hs] = 0.0
+            elif how == "mean":
+                z[:, :, hs] = ref[name][hs].to(z.dtype)
+            else:
+                r = ref[name]
+                if r.shape[-3] < T:
+                    raise ValueError(f"{how} ablation: reference of {r.shape[-3]} positions < {T}")
+                if how == "mean_pos":
+                    z[:, :, hs] = r[:T, hs].to(z.dtype)  # (T, |hs|, E) over the batch
+                else:
+                    rows = torch.arange(B, device=r.device) % r.shape[0]
+                    z[:, :, hs] = r[rows, :T][:, :, hs].to(z.dtype)  # (B, T, |hs|, E)
             return z
 
         return fn

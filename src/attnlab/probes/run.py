@@ -249,8 +249,10 @@ def lm_probes(
     else:
         result["icl"] = icl_score(model, val, cfg.data.batch_size, p.icl_batches)
     if p.ablation and any(not is_hidden(model.blocks[i].mixer) for i in result["heads"]["layers"]):
+        other = cfg.model_copy(update={"probes": p.model_copy(update={"seed": p.seed + 1})})
+        reference = probe_set_for(other, model.vocab_size, getattr(val, "tokens", None))
         result["ablation"] = ablation_table(
-            model, pset, result["heads"], p.batch_size, p.ablation_how
+            model, pset, result["heads"], p.batch_size, p.ablation_how, reference
         )
     result["composition"] = composition_scores(model)
     if p.lengths:

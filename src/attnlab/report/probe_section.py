@@ -103,6 +103,22 @@ def _heads(rd: RunDir, h: dict) -> str:
     )
 
 
+ABLATION_WORDS = {
+    "zero": "A head's output is set to zero. ",
+    "mean": "A head's output is replaced by its mean over every position of a reference set. ",
+    "mean_pos": "A head's output is replaced by its mean at the same position over a "
+    "reference set (it stays on the distribution of that position). ",
+    "resample": "A head's output is replaced by its output on another input of the "
+    "reference set, at the same position (resample ablation). ",
+}
+
+
+def _reference(a: dict) -> str:
+    """Which rows the ablated values came from (runs probed before it was recorded: ''),
+    as a sentence."""
+    return f"Reference: {a['reference']}. " if a.get("reference") else ""
+
+
 def ablation_section(a: dict) -> str:
     """The head-ablation table of one run (`probes.ablation`): repeat accuracy and loss
     with each head, and each group of heads, ablated."""
@@ -132,7 +148,8 @@ def ablation_section(a: dict) -> str:
     return (
         f"### Head ablation ({a['how']} ablation)\n\n"
         "Repeat accuracy and loss on the probe set with heads ablated: which heads the "
-        f"behaviour needs. Groups: a layer's previous-token heads (score >= "
+        f"behaviour needs. {ABLATION_WORDS.get(a['how'], '')}"
+        f"{_reference(a)}Groups: a layer's previous-token heads (score >= "
         f"{t['previous_token']}), every induction head (>= {t['induction']}).\n\n"
         + markdown_table(
             ["ablated", "prev-token", "induction", "repeat accuracy", "repeat loss"], rows
