@@ -139,6 +139,36 @@ def test_cross_attention_heads_ablate_in_an_encoder_decoder():
     assert torch.allclose(ablated, want, atol=1e-5)
 
 
+def test_head_patching_patches_each_head_itself():
+    """Only layer 1's head 2 writes anything (every other head's output projection is
+    zero): patching it moves the metric, as patching its slice by hand does, and patching
+    any other head does nothing. A head_patching that patched head 0 for every head
+    fails here."""
+    model = _decoder()
+    E = model.cfg.d_model // 4
+    with torch.no_grad():
+        for i, block in enumerate(model.blocks):
+            w = block.mixer.out.weight  # (D, D), columns (h e)
+            keep = w[:, 2 * E : 3 * E].clone()
+            w.zero_()
+            if i == 1:
+                w[:, 2 * E : 3 * E] = keep
+    clean, corrupted = _tokens(5), _tokens(6)
+
+    def metric(logits):
+        return float(logits[:, -1].log_softmax(-1)[:, 3].mean())
+
+    grid, base = head_patching(model, (clean,), (corrupted,), metric)
+    assert abs(base.clean - base.corrupted) > 1e-3  # a gap to recover
+    by_hand = patch(
+        model, (clean,), (corrupted,), "blocks.1.attn.hook_z", metric, (..., 2, slice(None))
+    )
+    assert abs(by_hand.recovered) > 1e-3
+    want = torch.zeros(2, 4)
+    want[1, 2] = by_hand.recovered
+    torch.testing.assert_close(grid, want, atol=1e-5, rtol=0)
+
+
 def test_patching_recovers_what_it_patches():
     model = _decoder()
     clean, corrupted = _tokens(5), _tokens(6)

@@ -137,6 +137,25 @@ def test_head_scores_of_a_mamba_model_come_from_its_hidden_attention():
     assert 0 <= res["repeat_accuracy"] <= 1 and model.training
 
 
+def test_as_heads_reads_alpha_group_by_group():
+    """A Mamba α whose first channel group is the identity and whose others look one step
+    back gives exactly those heads: an `as_heads` that ignored α (a uniform pattern) or
+    mixed up the groups fails here."""
+    from attnlab.probes.heads import as_heads, layer_heads
+
+    model = models.build(_cfg(d_state=4).model, 32)
+    mixer = model.blocks[0].mixer
+    G, E, T = layer_heads(mixer), mixer.d_inner, 6
+    eye, back = torch.eye(T), torch.diag(torch.ones(T - 1), -1)
+    back[0, 0] = 1.0  # position 0 has no past: itself
+    alpha = back.expand(2, E, T, T).clone()  # (B, E, T, S)
+    alpha[:, : E // G] = -3.0 * eye  # group 0: the identity (signed: |α| counts)
+    heads = as_heads(alpha, mixer)  # (B, G, T, S)
+    assert heads.shape == (2, G, T, T)
+    torch.testing.assert_close(heads[:, 0], eye.expand(2, T, T))
+    torch.testing.assert_close(heads[:, 1:], back.expand(2, G - 1, T, T))
+
+
 def test_bilinear_a_bar_goes_negative_and_all_scans_agree():
     torch.manual_seed(1)
     outs = {}
