@@ -124,6 +124,8 @@ def test_probe_ablation_table(tmp_path, monkeypatch, capsys):
     report = (out / "report.md").read_text()
     assert "### Head ablation (mean ablation)" in report
     assert "### Composition scores (from the weights)" in report  # 2 attention layers
+    assert "### Direct logit attribution and the logit lens" in report
+    assert p["attribution"]["check"] < 1e-3 and len(p["attribution"]["lens"]) == 3
     comp = p["composition"]
     assert comp["layers"] == [0, 1] and len(comp["scores"]["K"]) == 2
     assert not torch.tensor(comp["scores"]["K"][1]).any()  # layer 1 has no later reader

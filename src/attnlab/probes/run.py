@@ -24,6 +24,7 @@ from attnlab.data.piglatin import VOWELS
 from attnlab.errors import UserError
 from attnlab.probes import static
 from attnlab.probes.ablation import ablation_table
+from attnlab.probes.attribution import repeat_attribution
 from attnlab.probes.capture import capture
 from attnlab.probes.composition import composition_scores
 from attnlab.probes.explorer import ExplorerLog
@@ -255,6 +256,7 @@ def lm_probes(
             model, pset, result["heads"], p.batch_size, p.ablation_how, reference
         )
     result["composition"] = composition_scores(model)
+    result["attribution"] = repeat_attribution(model, pset)
     if p.lengths:
         result["lengths"] = length_generalisation(cfg, model, p.lengths)
     result["conv"] = static.conv_profiles(model)

@@ -51,6 +51,8 @@ def probe_section(rd: RunDir, p: dict, attention: dict | None) -> str:
             parts.append(_patching(rd, p["ablation"]["patching"]))
     if p.get("composition"):
         parts.append(_composition(p["composition"]))
+    if p.get("attribution"):
+        parts.append(_attribution(p["attribution"]))
     if p.get("lengths"):
         parts.append(_lengths(rd, p["lengths"]))
     parts.append(_icl(rd, p.get("icl", {})))
@@ -184,6 +186,27 @@ def _composition(c: dict) -> str:
         f"pair of each; random matrices of these shapes score about {fmt(c['baseline'], 3)}."
         f"{caveat}\n\n"
         + markdown_table(["mode", "writer", "reader", "score", "× random"], rows)
+        + "\n"
+    )
+
+
+def _attribution(a: dict, k: int = 6) -> str:
+    """The components that write the repeated token's logit most, and the logit lens
+    (`probes.attribution`)."""
+    order = sorted(range(len(a["names"])), key=lambda i: -abs(a["mean"][i]))[:k]
+    top = [[a["names"][i], fmt(a["mean"][i], 3)] for i in order]
+    lens = [[r["after"], fmt(r["accuracy"], 3), fmt(r["loss"], 3)] for r in a["lens"]]
+    return (
+        "### Direct logit attribution and the logit lens (repeated tokens)\n\n"
+        f"Over {a['positions']:,} positions whose next token repeats the first copy: each "
+        "component's direct contribution to that token's logit through the final norm "
+        f"(frozen at the whole stream; its bias adds {fmt(a['norm_bias'], 3)}; the parts "
+        f"sum to the logit within {a['check']:.1g}). Direct only: what a head does through "
+        f"later layers is not in it. The {k} largest:\n\n"
+        + markdown_table(["component", "mean direct logit"], top)
+        + "\nThe logit lens: the residual stream after each block read through the final "
+        "norm and the unembedding.\n\n"
+        + markdown_table(["after", "repeat accuracy", "repeat loss"], lens)
         + "\n"
     )
 
