@@ -129,6 +129,7 @@ def test_verdicts_follow_the_rule():
     assert judge_ordering([6.0, 6.1, 6.05], [5.0, 5.1, 5.05], "lower")[2] == "opposite order"
     assert judge_ordering([5.0, 6.0, 5.5], [5.4, 5.6, 5.5], "lower")[2] == "not established"
     assert judge_ordering([5.0], [6.0, 6.1], "lower")[2].startswith("not judged")
+    assert judge_difference(0.0583, [0.0], [0.0], True)[2].startswith("not judged (the ref")
     _, shown, word = judge_difference(0.0583, [0.96, 0.962, 0.964], [0.909, 0.91, 0.911], True)
     assert word == "consistent" and shown.startswith("+0.0571")
     assert judge_difference(0.4, [0.9, 0.91, 0.92], [0.1, 0.11, 0.12], False)[2] == "write-up below"

@@ -293,14 +293,14 @@ def judge_difference(
     """(our figures, the Welch interval of our difference, word) for "a − b = value";
     `relative`: the interval divided by mean(b), against a / b − 1."""
     ours = f"{format_pm(a, 4)} vs {format_pm(b, 4)}"
+    base = mean_std(b)[0] if relative and b else 1.0
+    if base == 0:  # a relative difference from a model at 0
+        return ours, "none", "not judged (the reference's mean is 0: no relative difference)"
     d = welch_interval(a, b)
     if d is None:
-        diff = mean_std(a)[0] - mean_std(b)[0] if a and b else None
-        if diff is not None and relative:
-            diff /= mean_std(b)[0]
+        diff = (mean_std(a)[0] - mean_std(b)[0]) / base if a and b else None
         shown = "none" if diff is None else f"{diff:+.4f} (no interval)"
         return ours, shown, "not judged (fewer than 2 seeds a side)"
-    base = mean_std(b)[0] if relative else 1.0
     lo, hi, mid = d.low / base, d.high / base, d.diff / base
     word = "consistent" if lo <= value <= hi else _side(value > hi)
     return ours, f"{mid:+.4f} [{lo:+.4f}, {hi:+.4f}]", word
