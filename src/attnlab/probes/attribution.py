@@ -31,6 +31,17 @@ from attnlab.models.stack import output_head
 from attnlab.probes.capture import eval_mode
 
 
+def _run_hooked(model: nn.Module, tokens: torch.Tensor, handles: list) -> None:
+    """One eval-mode forward of tokens with the hooks `handles` attached, which are
+    removed afterwards (also after an exception)."""
+    try:
+        with eval_mode(model):
+            model(tokens, hidden=True)
+    finally:
+        for h in handles:
+            h.remove()
+
+
 def _norm_parts(norm: nn.Module) -> tuple[str, torch.Tensor | None, torch.Tensor | None]:
     """(kind, weight, bias) of the final norm: kind `layernorm`, `rmsnorm` or `none`."""
     if isinstance(norm, nn.LayerNorm):
@@ -76,12 +87,7 @@ def direct_logit_attribution(
         if block.mlp is not None:
             handles.append(block.mlp.register_forward_hook(whole(f"L{i} mlp")))
     handles.append(model.norm.register_forward_hook(lambda _m, a, _o: got.update(r=a[0])))
-    try:
-        with eval_mode(model):
-            model(tokens, hidden=True)
-    finally:
-        for h in handles:
-            h.remove()
+    _run_hooked(model, tokens, handles)
     resid = got["r"].float()  # (B, T, D) the final residual stream
     dot, mean = torch.cat(dots), torch.cat(means)  # (C, B, T) each
     if kind == "layernorm":
@@ -155,12 +161,7 @@ def logit_lens(
     handles = [model.drop.register_forward_hook(lambda _m, _i, o: streams.append(o))]
     handles += [b.hook_resid_post.register_forward_hook(lambda _m, _i, o: streams.append(o))
                 for b in model.blocks]  # fmt: skip
-    try:
-        with eval_mode(model):
-            model(tokens, hidden=True)
-    finally:
-        for h in handles:
-            h.remove()
+    _run_hooked(model, tokens, handles)
     W, pad = output_head(model)
     rows = []
     for k, x in enumerate(streams):
