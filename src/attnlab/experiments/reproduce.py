@@ -18,10 +18,11 @@ from pathlib import Path
 from attnlab.config.load import config_path
 from attnlab.errors import UserError
 from attnlab.experiments.claims import load_claims
+from attnlab.experiments.judging import judge, judge_all
 from attnlab.experiments.reproductions import REPRODUCTIONS, SCALES, Reproduction
 from attnlab.experiments.sweep import run_sweep
 from attnlab.experiments.sweep_results import report_sweep
-from attnlab.experiments.verdicts import Groups, judge, judge_all, part_runs
+from attnlab.experiments.verdicts import Groups, part_runs
 from attnlab.probes.ablation import INDUCTION_HEAD
 from attnlab.report.claims_section import (
     metrics_section,
