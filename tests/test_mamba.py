@@ -118,42 +118,75 @@ def test_weight_decay_skips_a_log_and_d():
 
 
 def test_head_scores_of_a_mamba_model_come_from_its_hidden_attention():
-    """Mamba layers are scored from α's shares of influence in channel groups (the
+    """Mamba layers are scored from α's shares of influence, one channel at a time (the
     copying scores need an attention head: none); the uniform baseline is a mean."""
-    from attnlab.probes.heads import MAMBA_GROUPS, head_scores
+    from attnlab.probes.heads import head_scores
     from attnlab.probes.sequences import repeated_sequences
 
     model = models.build(_cfg(d_state=4).model, 32)
+    E = model.blocks[0].mixer.d_inner
     probe = repeated_sequences(32, 16, 48, seed=0)
     res = head_scores(model, probe, batch_size=8)
-    assert res["layers"] == [0, 1] and res["heads"] == MAMBA_GROUPS
+    assert res["layers"] == [0, 1] and res["heads"] == E
+    assert res["units"] == {"0": "channel", "1": "channel"}
     for name in ("previous_token", "duplicate_token", "induction"):
         assert res["scored_queries"][name] > 0
         assert 0 < res["uniform"][name] < 0.2, (name, res["uniform"][name])
-        scores = torch.tensor(res["scores"][name])  # (L, G)
-        assert scores.shape == (2, MAMBA_GROUPS) and ((scores >= 0) & (scores <= 1)).all()
+        scores = torch.tensor(res["scores"][name])  # (L, E)
+        assert scores.shape == (2, E) and ((scores >= 0) & (scores <= 1)).all()
     assert all(math.isnan(v) for row in res["scores"]["copying"] for v in row)
     assert res["max_induction"]["score"] is not None
     assert 0 <= res["repeat_accuracy"] <= 1 and model.training
 
 
-def test_as_heads_reads_alpha_group_by_group():
-    """A Mamba α whose first channel group is the identity and whose others look one step
-    back gives exactly those heads: an `as_heads` that ignored α (a uniform pattern) or
-    mixed up the groups fails here."""
+def test_as_heads_reads_alpha_channel_by_channel():
+    """A Mamba α whose channel 0 is the identity and whose others look one step back
+    gives exactly those heads, one per channel: an `as_heads` that ignored α (a uniform
+    pattern), averaged channels or mixed them up fails here."""
     from attnlab.probes.heads import as_heads, layer_heads
 
     model = models.build(_cfg(d_state=4).model, 32)
     mixer = model.blocks[0].mixer
-    G, E, T = layer_heads(mixer), mixer.d_inner, 6
+    E, T = mixer.d_inner, 6
+    assert layer_heads(mixer) == E
     eye, back = torch.eye(T), torch.diag(torch.ones(T - 1), -1)
     back[0, 0] = 1.0  # position 0 has no past: itself
-    alpha = back.expand(2, E, T, T).clone()  # (B, E, T, S)
-    alpha[:, : E // G] = -3.0 * eye  # group 0: the identity (signed: |α| counts)
-    heads = as_heads(alpha, mixer)  # (B, G, T, S)
-    assert heads.shape == (2, G, T, T)
+    alpha = 0.5 * back.expand(2, E, T, T).clone()  # (B, E, T, S)
+    alpha[:, 0] = -3.0 * eye  # channel 0: the identity (signed: |α| counts)
+    heads = as_heads(alpha, mixer)  # (B, E, T, S)
+    assert heads.shape == (2, E, T, T)
     torch.testing.assert_close(heads[:, 0], eye.expand(2, T, T))
-    torch.testing.assert_close(heads[:, 1:], back.expand(2, G - 1, T, T))
+    torch.testing.assert_close(heads[:, 1:], back.expand(2, E - 1, T, T))
+
+
+def test_channel_ablation_acts_on_the_scored_channel():
+    """Ablating a Mamba channel zeroes that channel of `hook_ssm_out` and nothing else,
+    and the ablation table scores Mamba layers channel by channel."""
+    from attnlab.probes import ablate, capture
+    from attnlab.probes.ablation import MAMBA_ABLATED_CHANNELS, ablation_table
+    from attnlab.probes.heads import head_scores
+    from attnlab.probes.sequences import repeated_sequences
+
+    model = models.build(_cfg(d_state=4).model, 32).eval()
+    x = torch.randint(0, 32, (2, 10), generator=torch.Generator().manual_seed(0))
+    name = "blocks.1.mamba.hook_ssm_out"
+    with torch.no_grad(), capture(model, [name]) as clean:
+        model(x)
+    with torch.no_grad(), ablate(model, {1: [3]}), capture(model, [name]) as cut:
+        model(x)
+    assert (cut[name][..., 3] == 0).all()
+    others = [e for e in range(cut[name].shape[-1]) if e != 3]
+    torch.testing.assert_close(cut[name][..., others], clean[name][..., others])
+    probe = repeated_sequences(32, 8, 24, seed=0)
+    scores = head_scores(model, probe, batch_size=8)
+    table = ablation_table(
+        model, probe, scores, 8, "mean_pos", repeated_sequences(32, 8, 24, seed=1)
+    )
+    per_layer = {r["layer"] for r in table["heads"]}
+    assert per_layer == {0, 1} and len(table["heads"]) <= 2 * 2 * MAMBA_ABLATED_CHANNELS
+    assert any("top" in g["what"] and "induction channels" in g["what"] for g in table["groups"])
+    assert table["circuit"] == {"skipped": table["circuit"]["skipped"]}
+    assert table["patching"]["layers"] == []
 
 
 def test_bilinear_a_bar_goes_negative_and_all_scans_agree():

@@ -136,6 +136,26 @@ class Attention(nn.Module):
             q, k, v = self.project(x)  # (B, H, T, E)
         else:
             q, k, v = self.project_cross(x, memory)  # (B, H, T, E), (B, H, S, E) x 2
+        return self.attend(q, k, v, key_mask)
+
+    def forward_split(self, xq: torch.Tensor, xk: torch.Tensor, xv: torch.Tensor) -> torch.Tensor:
+        """Self-attention with queries from xq, keys from xk and values from xv (B, T, D
+        each): every option (conv, smear, rotary) applied to each as in `forward`, so three
+        equal inputs give `forward`'s output."""
+        q = self.project(xq)[0]  # (B, H, T, E)
+        k = self.project(xk)[1]
+        v = self.project(xv)[2]
+        return self.attend(q, k, v)
+
+    def attend(
+        self,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        key_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """q (B, H, T, E) on k, v (B, H, S, E) → (B, T, D) after `out`: SDPA, or the
+        explicit pattern while a hook listens."""
         if self.hook_pattern.active or self.hook_z.active:  # what a hook returns is used
             pattern = self.hook_pattern(self.pattern(q, k, key_mask))  # (B, H, T, S)
             if self.training and self.dropout:

@@ -52,7 +52,13 @@ class MLP(nn.Module):
 
 class Block(nn.Module):
     """`x + mixer(norm(x))` then, when the block has one, `x + mlp(norm(x))`; the residual
-    stream enters at `hook_resid_pre` and leaves at `hook_resid_post` (B, T, D)."""
+    stream enters at `hook_resid_pre` and leaves at `hook_resid_post` (B, T, D).
+
+    A mixer with `forward_split` (attention) also gets `hook_q_input`, `hook_k_input` and
+    `hook_v_input` (B, T, D): the residual stream as its queries, keys and values read it,
+    before the norm (TransformerLens's split inputs, one tensor for all heads). While one
+    is listened to, each of q, k and v is computed from its own copy, so an edit to one
+    (path patching, `attnlab.probes.paths`) reaches that input only."""
 
     def __init__(self, mixer: nn.Module, d_model: int, norm: str, mlp: MLP | None, dropout: float):
         super().__init__()
@@ -62,6 +68,9 @@ class Block(nn.Module):
         self.norm2 = make_norm(norm, d_model) if mlp is not None else None
         self.mlp = mlp
         self.hook_resid_pre, self.hook_resid_post = HookPoint(), HookPoint()
+        if hasattr(mixer, "forward_split"):
+            self.hook_q_input, self.hook_k_input = HookPoint(), HookPoint()
+            self.hook_v_input = HookPoint()
 
     @property
     def attn(self) -> nn.Module:
@@ -70,10 +79,23 @@ class Block(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.hook_resid_pre(x)  # (B, T, D)
-        x = x + self.drop(self.mixer(self.norm1(x)))
+        x = x + self.drop(self._mix(x))
         if self.mlp is not None:
             x = x + self.mlp(self.norm2(x))
         return self.hook_resid_post(x)
+
+    def _mix(self, x: torch.Tensor) -> torch.Tensor:
+        """The mixer on the normed stream (B, T, D), through the split inputs while any is
+        listened to."""
+        split = getattr(self, "hook_q_input", None)
+        if split is None or not (
+            split.active or self.hook_k_input.active or self.hook_v_input.active
+        ):
+            return self.mixer(self.norm1(x))
+        inputs = (self.hook_q_input(x), self.hook_k_input(x), self.hook_v_input(x))
+        if inputs[0] is inputs[1] is inputs[2]:  # nothing edited: one projection
+            return self.mixer(self.norm1(x))
+        return self.mixer.forward_split(*(self.norm1(i) for i in inputs))
 
     def step(self, x: torch.Tensor, state: dict, t: int) -> torch.Tensor:
         """Cached decoding of position t: x (N, D) → (N, D); the mixer keeps `state`."""

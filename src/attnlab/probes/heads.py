@@ -33,14 +33,16 @@ Scoring only the repeat keeps a uniform head's score low and reported beside it.
 
 Mamba layers are scored from their hidden attention α (B, E, T, S) (Ali et al. 2024;
 `Mamba.hidden_attention`), which is signed and unnormalised: each channel's row is turned
-into shares of influence |α_{t,s}| / Σ_s |α_{t,s}|, and the channels are averaged in
-`MAMBA_GROUPS` contiguous groups that play the part of heads (`as_heads`). The copying
-scores need a head's own output and OV circuit, so Mamba layers have none (null).
+into shares of influence |α_{t,s}| / Σ_s |α_{t,s}|, and each channel is scored on its own
+(`as_heads`): a channel is Mamba's unit (its own Δ, Ā row and output), while contiguous
+channel groups have no meaning in the model and would dilute one channel's pattern among
+others. `heads` of a Mamba layer counts its channels, and ablation acts on the same unit
+(the channel of `hook_ssm_out`). The copying scores need a head's own output and OV
+circuit, so Mamba layers have none (null).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import torch
@@ -54,7 +56,6 @@ from attnlab.probes.capture import capture, eval_mode
 from attnlab.probes.sequences import ProbeSet
 
 PATTERN_SCORES = ("previous_token", "duplicate_token", "induction")
-MAMBA_GROUPS = 8  # channel groups a Mamba layer's hidden attention is scored in
 TOP_K = 5
 COPY_QUERIES = 256  # the copying score reads full-vocabulary logits per head: cap its cost
 OFFSETS = tuple(range(-2, 8))  # keys relative to the earlier copy of the query's token
@@ -183,19 +184,17 @@ def pattern_name(model: nn.Module, layer: int) -> str:
 
 
 def layer_heads(mixer: nn.Module) -> int:
-    """Heads of an attention mixer; channel groups of a Mamba mixer."""
-    return math.gcd(mixer.d_inner, MAMBA_GROUPS) if is_hidden(mixer) else mixer.n_heads
+    """Heads of an attention mixer; channels of a Mamba mixer."""
+    return mixer.d_inner if is_hidden(mixer) else mixer.n_heads
 
 
 def as_heads(pattern: torch.Tensor, mixer: nn.Module) -> torch.Tensor:
     """A layer's captured pattern as (B, H, T, S) heads: attention as it is; a Mamba α
-    (B, E, T, S) as each channel's shares |α| / Σ_s |α| averaged over channel groups."""
+    (B, E, T, S) as each channel's shares |α| / Σ_s |α| (one head per channel)."""
     if not is_hidden(mixer):
         return pattern
     share = pattern.abs()
-    share = share / share.sum(-1, keepdim=True).clamp_min(1e-30)  # (B, E, T, S)
-    G = layer_heads(mixer)
-    return share.unflatten(1, (G, share.shape[1] // G)).mean(2)  # (B, G, T, S)
+    return share / share.sum(-1, keepdim=True).clamp_min(1e-30)  # (B, E, T, S)
 
 
 def attention_layers(model: nn.Module, layers: list[int] | None = None) -> list[int]:
@@ -358,6 +357,7 @@ def _scores_of(model, layers: list[int], H: int, tally: _Tally, copying: bool) -
     result = {
         "layers": layers,
         "heads": H,
+        "units": {str(i): "channel" if h else "head" for i, h in zip(layers, hidden, strict=True)},
         "scores": scores,
         "uniform": {
             **{k: tally.uniform[k] / max(counts[k], 1) for k in PATTERN_SCORES},

@@ -56,6 +56,17 @@ def head_output(layer: int | str) -> str:
     return f"{prefix}.hook_z"
 
 
+def unit_output(model: nn.Module, layer: int | str) -> str:
+    """The hook point whose last-but-one axis holds a layer's units: an attention layer's
+    `hook_z` (B, T, H, E; heads), a Mamba layer's `hook_ssm_out` (B, T, E; channels, the
+    unit its hidden attention is scored in)."""
+    if isinstance(layer, int):
+        mixer = model.blocks[layer].mixer
+        if hasattr(mixer, "hook_ssm_out"):
+            return f"blocks.{layer}.{mixer.alias}.hook_ssm_out"
+    return head_output(layer)
+
+
 ABLATIONS = ("zero", "mean", "mean_pos", "resample")
 
 
@@ -67,7 +78,8 @@ def ablate(
     reference: tuple[torch.Tensor, ...] | None = None,
 ) -> Iterator[None]:
     """Replace the outputs (`hook_z`, before the output projection) of the heads `heads`
-    (layer → head indices), the model's other activations untouched, restored on exit:
+    (layer → head indices; for a Mamba layer, channel indices of its `hook_ssm_out`), the
+    model's other activations untouched, restored on exit:
 
     - `zero`: by zero;
     - `mean`: by their mean over the batch and positions of `reference` (one vector);
@@ -78,47 +90,60 @@ def ablate(
 
     `reference` is the model's inputs (a batch other than the one scored, for `mean_pos`
     and `resample`), run once in eval mode without gradients."""
-    if how not in ABLATIONS:
-        raise ValueError(f"ablate how={how!r}: choose one of {', '.join(ABLATIONS)}")
-    names = {head_output(layer): list(hs) for layer, hs in heads.items()}
-    ref: dict[str, torch.Tensor] = {}
-    if how != "zero":
-        if reference is None:
-            raise ValueError(f"{how} ablation needs a reference batch (reference=(inputs,))")
-        was_training = model.training
-        model.eval()
-        try:
-            with torch.no_grad(), capture(model, list(names), to_cpu=False) as cache:
-                model(*reference)
-        finally:
-            model.train(was_training)
-        reduce = {"mean": lambda z: z.mean(dim=(0, 1)), "mean_pos": lambda z: z.mean(dim=0)}
-        ref = {n: reduce.get(how, lambda z: z)(cache[n]) for n in names}
-        # mean (H, E); mean_pos (T_ref, H, E); resample (R, T_ref, H, E)
+    names = {unit_output(model, layer): list(hs) for layer, hs in heads.items()}
+    ref = ablation_values(model, list(names), how, reference)
 
     def edit(name: str, hs: list[int]) -> Edit:
-        def fn(z: torch.Tensor) -> torch.Tensor:  # (B, T, H, E)
-            B, T = z.shape[:2]
-            z = z.clone()
-            if how == "zero":
-                z[:, :, hs] = 0.0
-            elif how == "mean":
-                z[:, :, hs] = ref[name][hs].to(z.dtype)
-            else:
-                r = ref[name]
-                if r.shape[-3] < T:
-                    raise ValueError(f"{how} ablation: reference of {r.shape[-3]} positions < {T}")
-                if how == "mean_pos":
-                    z[:, :, hs] = r[:T, hs].to(z.dtype)  # (T, |hs|, E) over the batch
-                else:
-                    rows = torch.arange(B, device=r.device) % r.shape[0]
-                    z[:, :, hs] = r[rows, :T][:, :, hs].to(z.dtype)  # (B, T, |hs|, E)
-            return z
-
-        return fn
+        return lambda z: replace_heads(z, hs, how, ref.get(name))
 
     with intervene(model, {n: edit(n, hs) for n, hs in names.items()}):
         yield
+
+
+def ablation_values(
+    model: nn.Module, names: list[str], how: str, reference: tuple[torch.Tensor, ...] | None
+) -> dict[str, torch.Tensor]:
+    """What `replace_heads` puts in, per `hook_z` name: for `mean` (H, E), `mean_pos`
+    (T_ref, H, E), `resample` (R, T_ref, H, E) (a `hook_ssm_out`: the same without E),
+    from one eval-mode, gradient-free run of `reference`; nothing for `zero`."""
+    if how not in ABLATIONS:
+        raise ValueError(f"ablate how={how!r}: choose one of {', '.join(ABLATIONS)}")
+    if how == "zero":
+        return {}
+    if reference is None:
+        raise ValueError(f"{how} ablation needs a reference batch (reference=(inputs,))")
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), capture(model, names, to_cpu=False) as cache:
+            model(*reference)
+    finally:
+        model.train(was_training)
+    reduce = {"mean": lambda z: z.mean(dim=(0, 1)), "mean_pos": lambda z: z.mean(dim=0)}
+    return {n: reduce.get(how, lambda z: z)(cache[n]) for n in names}
+
+
+def replace_heads(
+    z: torch.Tensor, hs: list[int], how: str, ref: torch.Tensor | None
+) -> torch.Tensor:
+    """A copy of z (B, T, H, E), or (B, T, E) channels, with units `hs` of axis 2 ablated
+    `how`, from `ablation_values`'s `ref` for that hook point."""
+    B, T = z.shape[:2]
+    z = z.clone()
+    if how == "zero":
+        z[:, :, hs] = 0.0
+    elif how == "mean":
+        z[:, :, hs] = ref[hs].to(z.dtype)
+    else:
+        T_ref = ref.shape[0 if how == "mean_pos" else 1]
+        if T_ref < T:
+            raise ValueError(f"{how} ablation: reference of {T_ref} positions < {T}")
+        if how == "mean_pos":
+            z[:, :, hs] = ref[:T, hs].to(z.dtype)  # (T, |hs|[, E]) over the batch
+        else:
+            rows = torch.arange(B, device=ref.device) % ref.shape[0]
+            z[:, :, hs] = ref[rows, :T][:, :, hs].to(z.dtype)  # (B, T, |hs|[, E])
+    return z
 
 
 @dataclass
@@ -184,7 +209,7 @@ def head_patching(
         layers = list(range(len(model.blocks)))
     names = [head_output(layer) for layer in layers]
     n_heads = [_heads(model, n) for n in names]
-    grid = torch.full((len(names), max(n_heads)), float("nan"))  # (L, H)
+    grid = torch.full((len(names), max(n_heads, default=0)), float("nan"))  # (L, H)
     base = None
     for i, (name, h_count) in enumerate(zip(names, n_heads, strict=True)):
         for h in range(h_count):

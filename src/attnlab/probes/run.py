@@ -23,7 +23,7 @@ from attnlab.config.schema import RunConfig
 from attnlab.data.piglatin import VOWELS
 from attnlab.errors import UserError
 from attnlab.probes import static
-from attnlab.probes.ablation import ablation_table
+from attnlab.probes.ablation import ablation_table, top_units
 from attnlab.probes.attribution import repeat_attribution
 from attnlab.probes.capture import capture
 from attnlab.probes.composition import composition_scores
@@ -33,7 +33,6 @@ from attnlab.probes.heads import (
     as_heads,
     attention_layers,
     head_scores,
-    is_hidden,
     pattern_name,
 )
 from attnlab.probes.icl import icl_score
@@ -144,22 +143,43 @@ def _group(tok, label: str) -> str:
     return "word piece" if text.isalpha() else "other"
 
 
+EXPLORER_CHANNELS = 8  # a Mamba layer's channels the explorer shows (of d_inner)
+
+
+def explorer_channels(heads: dict) -> dict[int, list[int]]:
+    """Per Mamba layer, its `EXPLORER_CHANNELS` channels of highest induction score
+    (`head_scores`'s result; attention layers show every head)."""
+    out = {}
+    for li, layer in enumerate(heads["layers"]):
+        row = heads["scores"]["induction"][li]
+        if heads.get("units", {}).get(str(layer)) == "channel":
+            out[layer] = sorted(top_units(row, EXPLORER_CHANNELS))
+    return out
+
+
 def _patterns(
-    model: nn.Module, x: torch.Tensor, layers: list[int] | None
+    model: nn.Module, x: torch.Tensor, layers: list[int] | None, channels: dict | None = None
 ) -> list[tuple[str, np.ndarray]]:
     """(layer name, (H, T, T) pattern) of the attention `layers` (default: all) for one
-    sequence x (T,)."""
+    sequence x (T,); a Mamba layer shows its `channels[layer]` (named in the layer's
+    name), every channel when none are given."""
     found = attention_layers(model, layers)
     names = [pattern_name(model, i) for i in found]
     with torch.no_grad(), capture(model, names) as cache:
         model(x[None].to(next(model.parameters()).device))
-    return [
-        (n.removesuffix(".hook_pattern"), as_heads(cache[n], model.blocks[i].mixer)[0].numpy())
-        for n, i in zip(names, found, strict=True)
-    ]
+    out = []
+    for n, i in zip(names, found, strict=True):
+        p = as_heads(cache[n], model.blocks[i].mixer)[0]  # (H, T, T)
+        name = n.removesuffix(".hook_pattern")
+        if channels and i in channels:
+            p, name = p[channels[i]], f"{name} (channels {', '.join(map(str, channels[i]))})"
+        out.append((name, p.numpy()))
+    return out
 
 
-def _grids(model, cfg, tok, text: np.ndarray | None, log: ExplorerLog) -> dict:
+def _grids(
+    model, cfg, tok, text: np.ndarray | None, log: ExplorerLog, channels: dict | None = None
+) -> dict:
     """Attention grids on a repeated random sequence and on a text snippet shown twice.
 
     `text` is the validation token stream of a text task (None for synthetic tasks). The
@@ -180,7 +200,7 @@ def _grids(model, cfg, tok, text: np.ndarray | None, log: ExplorerLog) -> dict:
         ssm = ssm_data(model, x, labels)
         if ssm is not None:
             out[f"ssm_{name}"] = ssm
-        layers = _patterns(model, x, cfg.probes.layers)
+        layers = _patterns(model, x, cfg.probes.layers, channels)
         if not layers:
             continue
         what = "repeated random tokens" if name == "repeat" else "a validation snippet, twice"
@@ -249,7 +269,7 @@ def lm_probes(
         result["icl"] = {"skipped": f"validation data unavailable: {no_val}"}
     else:
         result["icl"] = icl_score(model, val, cfg.data.batch_size, p.icl_batches)
-    if p.ablation and any(not is_hidden(model.blocks[i].mixer) for i in result["heads"]["layers"]):
+    if p.ablation and result["heads"]["layers"]:
         other = cfg.model_copy(update={"probes": p.model_copy(update={"seed": p.seed + 1})})
         reference = probe_set_for(other, model.vocab_size, getattr(val, "tokens", None))
         result["ablation"] = ablation_table(
@@ -265,7 +285,7 @@ def lm_probes(
     if text is None and getattr(val, "real", None) is not None:  # padded rows: their own
         text = np.asarray(val.inputs)[np.asarray(val.real)]  # tokens, end to end (no pad)
     log = ExplorerLog()
-    result["grids"] = _grids(model, cfg, tok, text, log)
+    result["grids"] = _grids(model, cfg, tok, text, log, explorer_channels(result["heads"]))
     log.save(rd)
     result["embeddings"] = _embeddings(model, cfg, tok, text)
     return result

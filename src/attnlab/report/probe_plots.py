@@ -101,6 +101,24 @@ def score_maps(scores: dict[str, list[list[float]]], layers: list[int], path: Pa
     return _save(fig, path)
 
 
+def channel_distribution(
+    scores: dict[str, list[list[float]]], layers: list[int], path: Path
+) -> Path:
+    """Per pattern score, each layer's channels sorted from highest to lowest: how the
+    score is spread over a Mamba layer's channels (a few strong ones, or all alike)."""
+    names = [n for n in ("previous_token", "duplicate_token", "induction") if n in scores]
+    fig, axes = plt.subplots(1, len(names), figsize=(3.4 * len(names), 2.8), dpi=110, squeeze=False)
+    for ax, name in zip(axes[0], names, strict=True):
+        for li, layer in enumerate(layers):
+            v = np.sort(np.asarray(scores[name][li], dtype=float))[::-1]  # (E,)
+            ax.plot(np.arange(len(v)), v, label=f"L{layer}")
+        ax.set_title(name.replace("_", " "), fontsize=9)
+        ax.set_xlabel("channel, by rank")
+        ax.set_ylim(0, 1)
+        ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
 def kernel_profiles(profiles: dict[str, dict], path: Path) -> Path:
     """Mean weight (± spread over channels) and mean |weight| by offset, one panel per conv."""
     n = len(profiles)

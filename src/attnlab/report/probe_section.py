@@ -12,6 +12,7 @@ from attnlab.probes.ablation import INDUCTION_HEAD
 from attnlab.probes.composition import top_pairs
 from attnlab.probes.explorer import example_patterns
 from attnlab.report import probe_plots
+from attnlab.report.circuit_section import circuit_section, sweep_circuit_section
 from attnlab.report.plots import line_plot, seed_lines_plot
 from attnlab.report.tables import fmt, markdown_table
 from attnlab.run_dir import RunDir, plot_link
@@ -49,6 +50,8 @@ def probe_section(rd: RunDir, p: dict, attention: dict | None) -> str:
         parts.append(ablation_section(p["ablation"]))
         if p["ablation"].get("patching", {}).get("layers"):
             parts.append(_patching(rd, p["ablation"]["patching"]))
+        if p["ablation"].get("circuit"):
+            parts.append(circuit_section(p["ablation"]["circuit"]))
     if p.get("composition"):
         parts.append(_composition(p["composition"]))
     if p.get("attribution"):
@@ -73,14 +76,35 @@ def probe_section(rd: RunDir, p: dict, attention: dict | None) -> str:
     return "".join(parts)
 
 
+TABLE_CHANNELS = 8  # a Mamba layer's channels listed in the tables: the top by each score
+
+
+def _units(h: dict, li: int, layer: int) -> list[int]:
+    """The heads of a layer the tables list: all of an attention layer's; a Mamba layer's
+    top `TABLE_CHANNELS` channels by induction and by previous-token score."""
+    n = len(h["scores"]["induction"][li])
+    if h.get("units", {}).get(str(layer)) != "channel":
+        return list(range(n))
+    top = set()
+    for name in ("induction", "previous_token"):
+        row = h["scores"][name][li]
+        top |= set(sorted(range(n), key=lambda c, row=row: -row[c])[:TABLE_CHANNELS])
+    return sorted(top)
+
+
 def _heads(rd: RunDir, h: dict) -> str:
-    """Head scores per layer and head, attention mass by offset, the best heads."""
-    probe_plots.score_maps(h["scores"], h["layers"], rd.plot("head_scores.png"))
+    """Head scores per layer and head, attention mass by offset, the best heads; a Mamba
+    layer's channels as a distribution and its top channels."""
+    channels = "channel" in h.get("units", {}).values()
+    if channels:
+        probe_plots.channel_distribution(h["scores"], h["layers"], rd.plot("head_scores.png"))
+    else:
+        probe_plots.score_maps(h["scores"], h["layers"], rd.plot("head_scores.png"))
     names = list(h["scores"])
     rows = [
         [f"L{layer}", head, *(h["scores"][n][li][head] for n in names)]
         for li, layer in enumerate(h["layers"])
-        for head in range(h["heads"])
+        for head in _units(h, li, layer)
     ]
     rows.append(["uniform", "–", *(h["uniform"].get(n) for n in names)])
     best, ahead = h["max_induction"], h["max_copy_ahead"]
@@ -88,10 +112,18 @@ def _heads(rd: RunDir, h: dict) -> str:
     by_offset = [
         [f"L{layer}", head, *(h["by_offset"][j][li][head] for j in offs)]
         for li, layer in enumerate(h["layers"])
-        for head in range(h["heads"])
+        for head in _units(h, li, layer)
     ]
+    note = (
+        f"Mamba layers are scored channel by channel ({h['heads']} a layer; 'head' is the "
+        f"channel): the tables list each layer's top {TABLE_CHANNELS} channels by induction "
+        "and by previous-token score, the figure every channel's scores in rank order.\n\n"
+        if channels
+        else ""
+    )
     return (
-        markdown_table(["layer", "head", *names], rows)
+        note
+        + markdown_table(["layer", "head", *names], rows)
         + "\nAttention mass by key offset from the earlier copy of the query's token "
         "(0: duplicate-token, +1: induction, > 1: a look-ahead that a convolution "
         "window can turn into copying):\n\n"
@@ -528,7 +560,12 @@ def sweep_probe_section(groups: dict, order: list[str], plots: Path) -> str:
         )
         text += f"![max induction score by step]({plot_link('induction_by_step.png')})\n\n"
         text += _formed_table(groups, [g for g in probed if g in curves])
-    return text + _sweep_ablation(groups, probed) + _sweep_lengths(groups, order, plots)
+    return (
+        text
+        + _sweep_ablation(groups, probed)
+        + sweep_circuit_section(groups, probed)
+        + _sweep_lengths(groups, order, plots)
+    )
 
 
 def _sweep_lengths(groups: dict, order: list[str], plots: Path) -> str:
