@@ -18,6 +18,7 @@ from attnlab.probes.paths import (
     receiver_point,
 )
 from attnlab.probes.sequences import repeated_sequences
+from attnlab.report.circuit_section import sweep_circuit_section
 from tests.test_intervene import _decoder, _no_hooks, _tokens
 
 MIXERS = [{}, {"conv_kernel": 3}, {"smear_keys": True}, {"conv_kernel": 3, "conv_where": "qkv"}]
@@ -165,3 +166,41 @@ def _decoder_1layer():
     model = _attention_only()
     model.blocks = model.blocks[:1]
     return model
+
+
+def _run(recovered, control, circuit_=None, base=0.8):
+    ablation = {
+        "baseline": {"repeat_accuracy": base},
+        "patching": {"layers": [0], "recovered": recovered, "control": control},
+    }
+    if circuit_ is not None:
+        ablation["circuit"] = circuit_
+    return {"probes": {"ablation": ablation}}
+
+
+def test_sweep_section_names_the_path_and_the_floor():
+    acc = {"all": 0.05, "q": 0.7, "k": 0.06, "v": 0.8, "logits": 0.8, "pattern_preserving": 0.8}
+
+    def circ(shift):
+        row = {k: {"repeat_accuracy": v + shift} for k, v in acc.items()}
+        return {
+            "ablations": ["mean_pos"],
+            "ablation": {"mean_pos": row},
+            "patching_attention": {k: 0.5 for k in acc},
+            "composition": {"Q": 0.05, "K": 0.3, "V": 0.04, "baseline": 0.13},
+        }
+
+    groups = {
+        "one": [_run([[0.30, 0.35]], True), _run([[0.33, 0.2]], True), _run([[0.4]], True)],
+        "two": [_run([[0.2], [0.8]], False, circ(s / 100)) for s in range(3)],
+        "weak": [_run([[0.36]], False), _run([[0.30]], False), _run([[0.41]], False)],
+    }
+    text = sweep_circuit_section(groups, list(groups))
+    assert "per seed: k, k, k" in text
+    lines = {
+        line.split(" | ")[0].strip("| "): line
+        for line in text.splitlines()
+        if line.startswith("| ")
+    }
+    assert lines["one"].endswith("the floor |")
+    assert lines["two"].endswith("yes |") and lines["weak"].endswith("no |")

@@ -9,7 +9,7 @@ position; at each position s > c it must be exactly zero (a causal mask, a left-
 conv and a scan all give structural zeros, so no tolerance hides a small leak: anything
 above `REL_TOL` of the past's gradient counts). One row per cut c = 0 … L − 2 covers every
 pair (t < s) of the whole length, R rows a pass. A random w makes a cancellation a
-measure-zero event; the check runs on the model and on its perturbed copy, in eval and
+measure-zero event; the check runs on the perturbed copy (`leakage`), in eval and
 train mode (a train-mode batch also shows coupling through the batch: BatchNorm over
 (batch, time) gives a row's past a gradient at another row's future, and is a leak).
 
@@ -21,8 +21,9 @@ the vocabulary). A path from the token ids that bypasses the embedding (a model 
 raw ids) is not differentiable and is left to the token check (`leakage`), which changes
 ids.
 
-Cost: 2 models × 2 modes × L rows of L tokens, forward and backward to the embeddings only
-(no weight gradients), measured in `docs/LOG.md` for the first write-up's d 512 model.
+Cost: 2 modes (3 with the explicit attention path, 5 under a mixed precision) × L rows of
+L tokens, forward and backward to the embeddings only (no weight gradients), measured in
+`docs/LOG.md` for the first write-up's d 512 model.
 """
 
 from __future__ import annotations

@@ -23,11 +23,16 @@ Gaussian noise of 0.1 × its RMS + 0.02), so that a path to the future behind a 
 that starts at zero (a gate, a residual scale) carries signal and shows; and again in each
 setting the model trains in: under the run's precision context (bf16 autocast), through
 the explicit attention path that probes use (`HookPoint.always`), compiled (the module
-`torch.compile` returned), and on a sequence whose second half is padding.
+`torch.compile` returned), and on a sequence whose second half is padding. The settings
+run on the perturbed copy (the model itself when `perturb` is off), compiled on the
+compiled module.
 
 The changed-token check covers L positions; the gradient check (`leak_gradient`) covers
-the model's whole `max_seq_len`, every pair, on the model and its perturbed copy in eval
-and train mode, and under the run's precision context and the explicit attention path.
+the model's whole `max_seq_len`, every pair, on the perturbed copy in eval and train mode,
+and under the run's precision context and the explicit attention path (eval). The copy
+alone suffices there: its noise leaves a leak of the model in place (a structural path
+does not vanish under noise except on a measure-zero set) and opens the ones a zero
+weight hides; the model itself gets the changed-token check.
 
 Cost of the changed-token half: about 2 models × 2 modes × L sequences of L tokens, twice
 (variants and reference), forward only, each compared over the positions before the
@@ -107,10 +112,11 @@ def check_causal(
     """Check every pair (t < s) of a sequence of L = min(seq_len, length) tokens (`length`
     unset: `auto_length`) by changing tokens, and (with `full`) every pair of the model's
     whole `max_seq_len` (or `seq_len`) by the gradient (`leak_gradient`), in eval and
-    train mode, on the model and (with `perturb`) a perturbed copy; then again in each
-    setting given: `autocast` (a function returning the run's precision context, e.g.
-    `fabric.autocast`), `compiled` (the module `torch.compile` returned: changed tokens
-    only), the explicit attention path, and a padded sequence.
+    train mode, on the model and (with `perturb`) a perturbed copy (the gradient: on the
+    copy only, see the module doc); then again in each setting given: `autocast` (a
+    function returning the run's precision context, e.g. `fabric.autocast`), `compiled`
+    (the module `torch.compile` returned: changed tokens only), the explicit attention
+    path, and a padded sequence.
 
     Raises `LeakageError` naming the pair, the mode, the setting and the model (as given
     or perturbed) when a log-probability at t moves by more than `tol` after only token s
@@ -136,25 +142,28 @@ def check_causal(
     full_len = max(seq_len, getattr(model, "max_seq_len", None) or 0)
     xf = torch.randint(0, vocab_size, (1, full_len), generator=g)  # (1, Lf)
     base = [("model", model)] + ([("perturbed copy", perturbed(model, seed))] if perturb else [])
+    # the gradient half and the later settings run on the perturbed copy where there is
+    # one: its noise opens every path a zero weight closes, so it proves the model's too
+    opened = base[-1:]
     none = contextlib.nullcontext
     both, grad = ("eval", "train"), ("eval", "train") if full else ()
-    # (setting, [(which, module)], context, sequence, the gradient check's modes)
-    settings = [("", base, none, x, grad)]
+    # (setting, [(which, module, the gradient check's modes)], context, sequence)
+    settings = [("", [(w, m, grad if (w, m) in opened else ()) for w, m in base], none, x)]
     if autocast is not None:
-        settings.append(("under the run's precision", base[:1], autocast, x, grad))
+        settings.append(("under the run's precision", _with(opened, grad), autocast, x))
     if _hook_points(model):  # the same mask as the fast path: its gradient in eval only
-        settings.append(("explicit attention path", base[:1], _explicit_path, x, grad[:1]))
-    settings.append(("padded sequence", base[:1], none, padded, ()))
+        settings.append(("explicit attention path", _with(opened, grad[:1]), _explicit_path, x))
+    settings.append(("padded sequence", _with(opened, ()), none, padded))
     if compiled is not None:
-        settings.append(("compiled", [("model", compiled)], autocast or none, x, ()))
+        settings.append(("compiled", [("model", compiled, ())], autocast or none, x))
     worst, worst_grad, grad_s = 0.0, 0.0, 0.0
     cpu_rng = torch.get_rng_state()
     cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
     was_training = model.training
     buffers = [(b, b.detach().clone()) for b in model.buffers()]  # BatchNorm's statistics
     try:
-        for setting, models, context, seq, grad_modes in settings:
-            for which, m in models:
+        for setting, models, context, seq in settings:
+            for which, m, grad_modes in models:
                 for mode in both:
                     m.train(mode == "train")
                     where = ", ".join(w for w in (f"{mode} mode", which, setting) if w)
@@ -195,6 +204,11 @@ def check_causal(
         "perturbed": perturb,
         "seconds": time.perf_counter() - t0,
     }
+
+
+def _with(models: list[tuple[str, nn.Module]], grad: tuple[str, ...]) -> list[tuple]:
+    """(which, module, gradient modes) for each model of a setting."""
+    return [(w, m, grad) for w, m in models]
 
 
 def _since(t: float) -> float:
