@@ -63,10 +63,13 @@ def test_mamba_repeat_task_probes(tmp_path, monkeypatch, capsys):
     probes = json.loads((run / "probes.json").read_text())
     assert "ssm_repeat" in probes["grids"] and probes["heads"]["layers"] == [0]
     assert 0 <= probes["heads"]["repeat_accuracy"] <= 1
-    # the hidden attention in the explorer: 8 channel groups as heads
+    # the hidden attention in the explorer: the 8 channels of highest induction score
     explorer = json.loads((run / "attention.json").read_text())
     layer = explorer["examples"][probes["grids"]["repeat"]["explorer"]]["layers"][0]
-    assert layer["name"] == "blocks.0.mamba" and layer["heads"] == 8
+    row = probes["heads"]["scores"]["induction"][0]
+    top = sorted(sorted(range(len(row)), key=lambda c: -row[c])[:8])
+    assert layer["name"] == f"blocks.0.mamba (channels {', '.join(map(str, top))})"
+    assert layer["heads"] == 8
 
 
 def test_discretization_sweep_table(tmp_path):
