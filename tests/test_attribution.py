@@ -74,3 +74,22 @@ def test_the_logit_lens_ends_at_the_models_prediction():
     with torch.no_grad():
         logits = F.linear(model(x, hidden=True), *output_head(model))[where]
     assert rows[-1]["loss"] == pytest.approx(float(F.cross_entropy(logits, y[where])), abs=1e-5)
+
+
+@pytest.mark.parametrize(
+    "kw", [CASES["attention, rmsnorm"], CASES["mamba, mlp"]], ids=["attn", "mamba"]
+)
+def test_by_position_breaks_the_mean_down(kw):
+    """Each listed component's per-position means, weighted by the queries at each
+    position of the second copy, give back its mean over every position."""
+    from attnlab.probes.attribution import BY_POSITION, repeat_attribution
+    from attnlab.probes.sequences import repeated_sequences
+
+    model = _model(**kw)
+    res = repeat_attribution(model, repeated_sequences(V, 12, T, seed=0))
+    bp = res["by_position"]
+    assert len(bp["components"]) == BY_POSITION and sum(bp["queries"]) == res["positions"]
+    n = torch.tensor(bp["queries"], dtype=torch.float64)
+    for name, values in bp["components"].items():
+        weighted = float((torch.tensor(values, dtype=torch.float64) * n).sum() / n.sum())
+        assert weighted == pytest.approx(res["mean"][res["names"].index(name)], abs=2e-3)

@@ -57,8 +57,9 @@ def direct_logit_attribution(
 ) -> dict:
     """Each component's direct contribution to the logit of `targets` (B, T) at the
     positions `where` (B, T bool), through the final norm frozen at the whole stream:
-    `names`, `mean` (C,) over the positions, `norm_bias` (the norm's bias term), and
-    `check`: the largest |Σ components + bias − the model's logit| (float rounding).
+    `names`, `mean` (C,) over the positions, `norm_bias` (the norm's bias term),
+    `check`: the largest |Σ components + bias − the model's logit| (float rounding), and
+    `per_position` (C, Q), each component at each of the Q positions (row-major order).
 
     No component is kept whole: the norm is linear once frozen, so each needs only its
     dot product with v = w ⊙ W_U[y] and (LayerNorm) its mean over D, both (B, T); a head
@@ -108,6 +109,7 @@ def direct_logit_attribution(
         "norm_bias": float(bias_term[where].mean()),
         "check": check,
         "positions": int(where.sum()),
+        "per_position": per[:, where],  # (C, Q) a tensor, for callers that break it down
     }
 
 
@@ -178,16 +180,35 @@ def logit_lens(
 
 
 ATTRIBUTION_ROWS = 16  # probe rows the run probe attributes
+BY_POSITION = 6  # components broken down by position in the repeat: the largest by |mean|
 
 
 def repeat_attribution(model: nn.Module, probe) -> dict:
     """Direct logit attribution and the logit lens of the repeated tokens: the first
     `ATTRIBUTION_ROWS` rows of a probe set (`probes.sequences.ProbeSet`), at the positions
-    whose next token repeats the first copy. What `lm_probes` records."""
+    whose next token repeats the first copy. `by_position`: the `BY_POSITION` largest
+    components' mean at each position k of the second copy (k = 0 predicts its second
+    token), with the number of queries at each k. What `lm_probes` records."""
     part = probe[:ATTRIBUTION_ROWS].to(next(model.parameters()).device)
     x = part.tokens  # (N, T)
     y = torch.roll(x, -1, dims=1)  # (N, T) next tokens
     where = part.repeat_queries(drop_last=True)  # (N, T)
     dla = direct_logit_attribution(model, x, y, where)
+    per = dla.pop("per_position").cpu()  # (C, Q)
+    rows, t = where.nonzero(as_tuple=True)  # (Q,) each, row-major like `per`
+    k = (t - part.prefix[rows].to(t.device) - part.seg_len[rows].to(t.device)).cpu()  # (Q,)
+    top = sorted(range(len(dla["names"])), key=lambda c: -abs(dla["mean"][c]))[:BY_POSITION]
+    span = int(k.max()) + 1 if len(k) else 0
+    count = torch.bincount(k, minlength=span).clamp_min(1)  # (K,)
+    by_pos = {
+        dla["names"][c]: (torch.bincount(k, per[c], minlength=span) / count)
+        .round(decimals=4)
+        .tolist()
+        for c in top
+    }
     dla["mean"] = [round(v, 4) for v in dla["mean"]]
+    dla["by_position"] = {
+        "queries": torch.bincount(k, minlength=span).tolist(),
+        "components": by_pos,
+    }
     return {**dla, "lens": logit_lens(model, x, y, where)}

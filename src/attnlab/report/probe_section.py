@@ -236,10 +236,26 @@ def _attribution(a: dict, k: int = 6) -> str:
         f"sum to the logit within {a['check']:.1g}). Direct only: what a head does through "
         f"later layers is not in it. The {k} largest:\n\n"
         + markdown_table(["component", "mean direct logit"], top)
+        + _by_position(a)
         + "\nThe logit lens: the residual stream after each block read through the final "
         "norm and the unembedding.\n\n"
         + markdown_table(["after", "repeat accuracy", "repeat loss"], lens)
         + "\n"
+    )
+
+
+def _by_position(a: dict, every: int = 4) -> str:
+    """The largest components' direct logit at every `every`-th position of the second
+    copy (runs probed before it was recorded: nothing)."""
+    bp = a.get("by_position")
+    if not bp or not bp["queries"]:
+        return ""
+    ks = list(range(0, len(bp["queries"]), every))
+    rows = [[name, *(fmt(v[k], 2) for k in ks)] for name, v in bp["components"].items()]
+    rows.append(["queries", *(bp["queries"][k] for k in ks)])
+    return (
+        "\nBy position in the second copy (k = 0 predicts its second token):\n\n"
+        + markdown_table(["component", *(f"k={k}" for k in ks)], rows)
     )
 
 
