@@ -221,10 +221,12 @@ def _induction_on_text(groups: dict[str, dict]) -> str:
     header = ["part", "configuration", "max induction", "uniform head", "ratio"]
     header += ["best head (first seed)", "formed"]
     return (
-        "## Induction heads on text\n\n"
+        "## Induction-shaped patterns on text\n\n"
         "The highest induction score of any head (attention from a repeated token to the "
         "token after its first occurrence, on the probe set's repeated random sequences) "
-        f"against a head attending uniformly; a head counts as formed from {INDUCTION_HEAD}.\n\n"
+        f"against a head attending uniformly; a pattern counts as formed from "
+        f"{INDUCTION_HEAD}. A pattern, not an induction head: whether the model's repeat "
+        "needs it is an ablation's question (`attnlab probe RUN --ablation`).\n\n"
         + markdown_table(header, rows)
         + "\n"
     )

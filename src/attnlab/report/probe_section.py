@@ -414,7 +414,7 @@ def training_probe_figures(rd: RunDir) -> str:
         },
         "step",
         "score",
-        "when the induction head forms",
+        "when an induction-shaped pattern forms",
         rd.plot("induction_by_step.png"),
     )
     line_plot(
@@ -525,7 +525,7 @@ def _embeddings(rd: RunDir, e: dict) -> str:
 
 def sweep_probe_section(groups: dict, order: list[str], plots: Path) -> str:
     """Head probes across a sweep's configurations: the copy-ahead score and its offset,
-    the chance levels, and (with `train.probe_every`) when the induction head forms, one
+    the chance levels, and (with `train.probe_every`) when an induction-shaped pattern forms, one
     thin line per seed."""
     probed = [g for g in order if all(r["probes"] and "heads" in r["probes"] for r in groups[g])]
     if not probed:
@@ -685,7 +685,8 @@ def formed_at(records: list[dict]) -> int | None:
 
 
 def _formed_table(groups: dict, order: list[str]) -> str:
-    """When the induction head formed in each run: the step and the training tokens."""
+    """When an induction-shaped pattern formed in each run: the step and the training
+    tokens."""
     rows = []
     for g in order:
         for r in groups[g]:
@@ -703,7 +704,8 @@ def _formed_table(groups: dict, order: list[str]) -> str:
                 ]
             )
     return (
-        f"When the induction head formed (max induction first >= {INDUCTION_HEAD}):\n\n"
+        f"When an induction-shaped pattern formed (max induction score first >= "
+        f"{INDUCTION_HEAD}; whether the repeat needs it is the ablation's question):\n\n"
         + markdown_table(
             ["configuration", "seed", "highest", "formed at", "tokens then", "tokens probed"],
             rows,
