@@ -11,10 +11,13 @@ This module sits below `train`, `probes` and `report`, so a reader never imports
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import os
 from pathlib import Path
+
+import numpy as np
 
 # a run directory
 CONFIG, METRICS, SUMMARY = "config.yaml", "metrics.jsonl", "summary.json"
@@ -48,8 +51,46 @@ def atomic_write_text(path: Path, text: str) -> Path:
 
 
 def write_json(path: Path, obj, indent: int | None = 1) -> Path:
-    """`obj` as JSON (non-finite floats as null), written atomically."""
-    return atomic_write_text(path, json.dumps(_finite(obj), indent=indent) + "\n")
+    """`obj` as JSON (non-finite floats as null), written atomically; with `indent`, a
+    list that holds no object (numbers, strings, lists of them) stays on one line, so a
+    matrix takes one line per file, not one per number."""
+    return atomic_write_text(path, dumps(_finite(obj), indent) + "\n")
+
+
+def dumps(obj, indent: int | None = 1, level: int = 0) -> str:
+    """JSON text of `obj`: objects indented by `indent`, object-free lists inline."""
+    if indent is None or not _holds_object(obj):
+        return json.dumps(obj, separators=(",", ":") if indent is None else (", ", ": "))
+    pad, inner = " " * indent * level, " " * indent * (level + 1)
+    if isinstance(obj, dict):
+        items = [
+            f"{inner}{json.dumps(str(k))}: {dumps(v, indent, level + 1)}" for k, v in obj.items()
+        ]
+        return "{\n" + ",\n".join(items) + f"\n{pad}}}" if items else "{}"
+    items = [f"{inner}{dumps(v, indent, level + 1)}" for v in obj]
+    return "[\n" + ",\n".join(items) + f"\n{pad}]" if items else "[]"
+
+
+def _holds_object(obj) -> bool:
+    """Whether obj is, or a list inside it holds, a JSON object."""
+    if isinstance(obj, dict):
+        return True
+    return isinstance(obj, list | tuple) and any(_holds_object(v) for v in obj)
+
+
+def encode_matrix(a) -> dict:
+    """A float matrix (any shape) as `{"shape", "float16"}`: float16 bytes in base64, 2
+    bytes a number (3 significant digits, what a heat map shows), not a JSON number each."""
+    a = np.asarray(a, dtype=np.float16)
+    return {"shape": list(a.shape), "float16": base64.b64encode(a.tobytes()).decode()}
+
+
+def decode_matrix(x) -> np.ndarray:
+    """The array `encode_matrix` stored (float32), or a nested list as an array."""
+    if isinstance(x, dict):
+        raw = np.frombuffer(base64.b64decode(x["float16"]), dtype=np.float16)
+        return raw.reshape(x["shape"]).astype(np.float32)
+    return np.asarray(x, dtype=np.float32)
 
 
 def read_json(path: Path):

@@ -40,7 +40,7 @@ from attnlab.probes.length import length_generalisation
 from attnlab.probes.patterns import pattern_stats, uniform_stats
 from attnlab.probes.sequences import ProbeSet, repeated_sequences
 from attnlab.probes.ssm import ssm_data
-from attnlab.run_dir import RunDir
+from attnlab.run_dir import RunDir, encode_matrix
 
 EMBED_TOKENS = 300  # tokens in the embedding PCA
 
@@ -233,7 +233,7 @@ def _embeddings(model, cfg, tok, text: np.ndarray | None) -> dict:
     out = {
         "pca_tokens": len(ids),
         "pca_variance": var,
-        "pca_points": np.round(points.numpy(), 5).tolist(),  # (N, 2)
+        "pca_points": points.double().numpy().round(5).tolist(),  # (N, 2)
         "pca_labels": [lab if j < k else "" for j, lab in enumerate(labels)],
         "pca_groups": [_group(tok, lab) for lab in labels],
         "neighbours": {
@@ -245,7 +245,7 @@ def _embeddings(model, cfg, tok, text: np.ndarray | None) -> dict:
     if cos is not None:
         L = min(cos.shape[0], cfg.data.seq_len)
         out["position_cosine_by_distance"] = static.cosine_by_distance(cos[:L, :L])
-        out["position_cosine"] = np.round(cos[:L, :L].numpy(), 4).tolist()  # (L, L)
+        out["position_cosine"] = encode_matrix(cos[:L, :L].numpy())  # (L, L)
     return out
 
 

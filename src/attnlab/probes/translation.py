@@ -30,7 +30,7 @@ from attnlab.probes import static
 from attnlab.probes.capture import capture, softmax_patterns
 from attnlab.probes.explorer import ExplorerLog, layer_patterns
 from attnlab.probes.ssm import ssm_data
-from attnlab.run_dir import RunDir
+from attnlab.run_dir import RunDir, encode_matrix
 
 ALIGN_WORDS = 512  # validation words scored for alignment
 
@@ -182,7 +182,7 @@ def embeddings(model: nn.Module, vocab: CharVocab) -> dict:
     near = static.nearest_neighbours(emb, [vocab.index[c] for c in "aeiou" if c in vocab.index])
     return {
         "pca_variance": var,
-        "pca_points": np.round(pts, 5).tolist(),  # (V - 1, 2)
+        "pca_points": np.asarray(pts, dtype=np.float64).round(5).tolist(),  # (V - 1, 2)
         "pca_labels": labels,
         "pca_groups": [_group(lab) for lab in labels],
         "vowel_consonant_separation": gap,
@@ -258,7 +258,7 @@ def positions(model: nn.Module, lengths: dict[str, int]) -> dict:
         out[name] = {
             "kind": "learned" if weight is not None else "fixed sinusoidal",
             "cosine_by_distance": static.cosine_by_distance(cos),
-            "cosine": np.round(cos.numpy(), 4).tolist(),  # (L, L)
+            "cosine": encode_matrix(cos.numpy()),  # (L, L)
         }
     return out
 

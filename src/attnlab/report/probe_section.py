@@ -15,7 +15,7 @@ from attnlab.report import probe_plots
 from attnlab.report.circuit_section import circuit_section, sweep_circuit_section
 from attnlab.report.plots import line_plot, seed_lines_plot
 from attnlab.report.tables import fmt, markdown_table
-from attnlab.run_dir import RunDir, plot_link
+from attnlab.run_dir import RunDir, decode_matrix, plot_link
 from attnlab.stats import format_pm
 
 DEFINITIONS = """\
@@ -453,9 +453,10 @@ def embedding_figure(rd: RunDir, e: dict, name: str = "embeddings_pca.png") -> s
     return plot_link(name)
 
 
-def position_figure(rd: RunDir, cosine: list, title: str, name: str) -> str:
-    """Draw a positional cosine-similarity matrix as `name`; its link."""
-    probe_plots.heatmap(np.asarray(cosine), title, "position", "position", rd.plot(name))
+def position_figure(rd: RunDir, cosine, title: str, name: str) -> str:
+    """Draw a positional cosine-similarity matrix (`encode_matrix`'s form) as `name`; its
+    link."""
+    probe_plots.heatmap(decode_matrix(cosine), title, "position", "position", rd.plot(name))
     return plot_link(name)
 
 
