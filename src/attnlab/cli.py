@@ -352,16 +352,17 @@ def reproduce(
 def export(
     run_dir: Path = typer.Argument(..., help="A trained decoder-only run directory."),
     out: Path = typer.Argument(..., help="A new folder for the exported model."),
-    to: str = typer.Option("transformer-lens", "--to", help="transformer-lens."),
+    to: str = typer.Option(
+        "transformer-lens", "--to", help="transformer-lens, or hf (transformers' GPT-2)."
+    ),
     weights: Weights = typer.Option(Weights.final, "--weights", help="Which checkpoint."),
 ) -> None:
-    """Export a run's model for TransformerLens (HookedTransformer, transformer-lens 3.x)."""
+    """Export a run's model for TransformerLens (HookedTransformer, transformer-lens 3.x) or
+    Hugging Face transformers (GPT-2: AutoModelForCausalLM.from_pretrained(OUT))."""
     from attnlab.interop import export_run
 
     path = export_run(run_dir, out, to, weights.value)
-    typer.echo(
-        f"written: {path} (config.json, hooked_transformer.safetensors; README.md shows the load)"
-    )
+    typer.echo(f"written: {path} (README.md shows the load)")
 
 
 @app.command()

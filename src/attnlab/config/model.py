@@ -109,6 +109,9 @@ class ModelConfig(Section):
     mlp: bool = False
     mlp_ratio: PositiveInt = 4
     d_ff: int | None = Field(None, gt=0, description="feed-forward width; unset: mlp_ratio x D")
+    mlp_act: Literal["gelu", "gelu_tanh"] = Field(
+        "gelu", description="the MLP's GELU: exact (erf) or the tanh approximation (GPT-2's)"
+    )
     norm: Literal["layernorm", "rmsnorm", "none"] = "layernorm"
     pos: Literal["none", "learned", "sinusoidal", "rope"] = "learned"
     pos_init: Literal["normal", "sinusoidal"] | None = Field(

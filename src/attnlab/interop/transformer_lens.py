@@ -14,7 +14,7 @@ and an unembedding, so one maps onto the other weight for weight:
 | `mixer.qkv.weight` (3D, D), rows `(h e)` | `attn.W_Q` / `W_K` / `W_V` (H, D, E) |
 | `mixer.out.weight` (D, D), columns `(h e)` | `attn.W_O` (H, E, D) |
 | `norm1`, `norm2`, `norm`: LayerNorm / RMSNorm / none | `ln1`, `ln2`, `ln_final`: LN / RMS / None |
-| `mlp.up`, `mlp.down` (GELU, erf) | `mlp.W_in` (D, F), `W_out` (F, D), `act_fn="gelu"` |
+| `mlp.up`, `mlp.down` (GELU: erf / tanh) | `mlp.W_in`, `W_out`, `act_fn="gelu"` / `"gelu_new"` |
 | `unembed.weight[:V]` (V, D) | `unembed.W_U` (D, V), `b_U` = 0 |
 
 attnlab pads its vocabulary rows (`model.pad_vocab_multiple`); only the V real rows are
@@ -104,7 +104,7 @@ def hooked_config_dict(model: DecoderLM) -> dict:
         "d_vocab": model.vocab_size,
         "d_vocab_out": model.vocab_size,
         "attn_only": not cfg.mlp,
-        "act_fn": "gelu",
+        "act_fn": "gelu_new" if cfg.mlp_act == "gelu_tanh" else "gelu",
         "normalization_type": NORMS[cfg.norm],
         "eps": RMS_EPS if cfg.norm == "rmsnorm" else LN_EPS,
         "positional_embedding_type": "rotary" if cfg.pos == "rope" else "standard",
@@ -222,7 +222,7 @@ def check_importable(cfg) -> None:
     _refuse(cfg, "output_logits_soft_cap", lambda v: v in (None, -1, -1.0))
     _refuse(cfg, "num_experts", lambda v: v in (None, 0, 1))
     if not cfg.attn_only:
-        _refuse(cfg, "act_fn", lambda v: v == "gelu")
+        _refuse(cfg, "act_fn", lambda v: v in ("gelu", "gelu_new"))
     if cfg.positional_embedding_type == "rotary":
         _refuse(cfg, "rotary_dim", lambda v: v == cfg.d_head)
         _refuse(cfg, "rotary_base", lambda v: float(v) == ROPE_BASE)
@@ -260,6 +260,7 @@ def from_hooked_transformer(hooked) -> DecoderLM:
         mixer=AttentionMixer(n_heads=H, bias=any(bool(b.any()) for b in biases)),
         mlp=not cfg.attn_only,
         d_ff=None if cfg.attn_only else cfg.d_mlp,
+        mlp_act="gelu_tanh" if cfg.act_fn == "gelu_new" else "gelu",
         norm=norm,
         pos=pos,
         max_seq_len=L,

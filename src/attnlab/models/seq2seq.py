@@ -56,7 +56,9 @@ def _feed_forward(cfg: ModelConfig) -> tuple[nn.Module | None, MLP | None]:
     """(norm, MLP) of a block, or (None, None) when `model.mlp` is off."""
     if not cfg.mlp:
         return None, None
-    return make_norm(cfg.norm, cfg.d_model), MLP(cfg.d_model, cfg.ff_width, cfg.dropout)
+    return make_norm(cfg.norm, cfg.d_model), MLP(
+        cfg.d_model, cfg.ff_width, cfg.dropout, cfg.mlp_act
+    )
 
 
 class EncoderBlock(nn.Module):

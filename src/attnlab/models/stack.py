@@ -37,13 +37,14 @@ def make_norm(kind: str, d: int) -> nn.Module:
 
 
 class MLP(nn.Module):
-    """Two linear layers with GELU in between (hidden width `d_ff`)."""
+    """Two linear layers with GELU in between (hidden width `d_ff`; `act` `gelu`, exact, or
+    `gelu_tanh`, the tanh approximation GPT-2 uses)."""
 
-    def __init__(self, d_model: int, d_ff: int, dropout: float):
+    def __init__(self, d_model: int, d_ff: int, dropout: float, act: str = "gelu"):
         super().__init__()
         self.up = nn.Linear(d_model, d_ff)
         self.down = nn.Linear(d_ff, d_model)
-        self.act = nn.GELU()
+        self.act = nn.GELU(approximate="tanh" if act == "gelu_tanh" else "none")
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -135,7 +136,7 @@ class DecoderLM(nn.Module):
                 ),
                 D,
                 cfg.norm,
-                MLP(D, cfg.ff_width, cfg.dropout) if cfg.mlp else None,
+                MLP(D, cfg.ff_width, cfg.dropout, cfg.mlp_act) if cfg.mlp else None,
                 cfg.dropout,
             )
             for i in range(cfg.n_layers)

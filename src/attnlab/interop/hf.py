@@ -1,0 +1,239 @@
+"""attnlab's decoder-only attention models to and from Hugging Face `transformers`' GPT-2
+(`GPT2LMHeadModel`, which `AutoModelForCausalLM` loads).
+
+Legend: D model width, H heads, E head width (D / H), V vocabulary, F feed-forward width,
+L position table length (GPT-2's `n_positions`).
+
+GPT-2 is a pre-norm residual stack like attnlab's decoder (`x + attn(ln_1(x))`, `x +
+mlp(ln_2(x))`, `ln_f`, an unembedding), so a model maps onto it weight for weight:
+
+| attnlab | GPT-2 |
+|---|---|
+| `embed.weight[:V]` (V, D) | `transformer.wte` |
+| `pos: learned` (L, D) / `sinusoidal` (its table) / `none` (zeros) | `transformer.wpe` (L, D) |
+| `mixer.qkv.weight` (3D, D), rows `(h e)`; bias or zeros | `attn.c_attn` (Conv1D: weight (D, 3D)) |
+| `mixer.out.weight` (D, D); bias or zeros | `attn.c_proj` (Conv1D: weight (D, D)) |
+| `norm1`, `norm2`, `norm` (LayerNorm, eps 1e-5) | `ln_1`, `ln_2`, `ln_f` |
+| `mlp.up`, `mlp.down`; `mlp_act` gelu / gelu_tanh | `mlp.c_fc`, `mlp.c_proj`; `gelu` / `gelu_new` |
+| no MLP | an MLP of width 1 whose weights and biases are zero (it adds exactly 0) |
+| `unembed.weight[:V]`, tied or not | `lm_head` (`tie_word_embeddings`) |
+
+Only the V real vocabulary rows are exported (attnlab pads its rows; compare
+`logits[..., :V]`). GPT-2 scales attention scores by 1/√E, as attnlab does. What GPT-2
+cannot express is refused with the option's name and the reason: rotary positions
+(`pos: rope`; GPT-NeoX and Llama have them, with other norms and MLPs: not mapped here),
+RMSNorm or no norm (GPT-2 has LayerNorm), convolutions, smeared keys, the Mamba mixer
+(`MambaForCausalLM` uses another discretisation of B; not mapped here), and the
+encoder-decoder and classifier architectures. The way back takes a `GPT2LMHeadModel`
+(GPT-2 itself, `gelu_new`, included) and refuses what attnlab cannot express by name.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from attnlab.errors import UserError
+from attnlab.models.stack import DecoderLM
+
+LN_EPS = 1e-5  # nn.LayerNorm's default, GPT-2's layer_norm_epsilon
+ACTS = {"gelu": "gelu", "gelu_tanh": "gelu_new"}  # attnlab mlp_act → GPT-2 activation
+FROM_ACTS = {"gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh"}
+
+
+def _require_transformers():
+    try:
+        import transformers
+    except ImportError as e:  # pragma: no cover - transformers is a dependency here
+        raise UserError(
+            "Hugging Face transformers is not installed: pip install transformers"
+        ) from e
+    return transformers
+
+
+def check_exportable(model: nn.Module) -> None:
+    """Raise a UserError naming the first option of `model` GPT-2 cannot express."""
+    if not isinstance(model, DecoderLM):
+        raise UserError(
+            f"GPT-2 is a decoder-only stack; a {type(model).__name__} (model.arch other than "
+            "decoder) cannot be exported to it"
+        )
+    cfg, mixer = model.cfg, model.cfg.mixer
+    if mixer.name != "attention":
+        raise UserError(
+            f"model.mixer.name: {mixer.name}: only attention maps onto GPT-2 (a Mamba model's "
+            "MambaForCausalLM export is not built: its B discretisation differs)"
+        )
+    if mixer.conv_kernel is not None:
+        raise UserError(f"model.mixer.conv_kernel: {mixer.conv_kernel}: GPT-2 has no convolution")
+    if mixer.smear_keys:
+        raise UserError("model.mixer.smear_keys: GPT-2 has no smeared keys")
+    if cfg.pos == "rope":
+        raise UserError(
+            "model.pos: rope: GPT-2 has absolute positions (rotary models belong to GPT-NeoX "
+            "or Llama, whose norms and MLPs differ: not mapped)"
+        )
+    if cfg.norm != "layernorm":
+        raise UserError(f"model.norm: {cfg.norm}: GPT-2 has LayerNorm only")
+
+
+def gpt2_config(model: DecoderLM):
+    """The `GPT2Config` of an exportable `model`."""
+    check_exportable(model)
+    transformers = _require_transformers()
+    cfg = model.cfg
+    return transformers.GPT2Config(
+        vocab_size=model.vocab_size,
+        n_positions=model.max_seq_len,
+        n_embd=cfg.d_model,
+        n_layer=cfg.n_layers,
+        n_head=cfg.mixer.n_heads,
+        n_inner=cfg.ff_width if cfg.mlp else 1,
+        activation_function=ACTS[cfg.mlp_act],
+        resid_pdrop=cfg.dropout,
+        embd_pdrop=cfg.dropout,
+        attn_pdrop=cfg.dropout,
+        layer_norm_epsilon=LN_EPS,
+        scale_attn_weights=True,
+        tie_word_embeddings=cfg.tie_embeddings,
+        bos_token_id=None,
+        eos_token_id=None,
+    )
+
+
+def gpt2_state_dict(model: DecoderLM) -> dict[str, torch.Tensor]:
+    """`model`'s weights under `GPT2LMHeadModel`'s names and layouts."""
+    check_exportable(model)
+    cfg, V, D = model.cfg, model.vocab_size, model.cfg.d_model
+    zeros = torch.zeros
+    sd = {"transformer.wte.weight": model.embed.weight[:V]}  # (V, D)
+    if cfg.pos == "learned":
+        sd["transformer.wpe.weight"] = model.pos.weight  # (L, D)
+    elif cfg.pos == "sinusoidal":
+        sd["transformer.wpe.weight"] = model.pos.table  # (L, D)
+    else:
+        sd["transformer.wpe.weight"] = zeros(model.max_seq_len, D)
+    for i, block in enumerate(model.blocks):
+        p, attn = f"transformer.h.{i}.", block.mixer
+        sd[f"{p}attn.c_attn.weight"] = attn.qkv.weight.T  # (D, 3D), Conv1D is x W + b
+        sd[f"{p}attn.c_attn.bias"] = attn.qkv.bias if attn.qkv.bias is not None else zeros(3 * D)
+        sd[f"{p}attn.c_proj.weight"] = attn.out.weight.T  # (D, D)
+        sd[f"{p}attn.c_proj.bias"] = attn.out.bias if attn.out.bias is not None else zeros(D)
+        sd[f"{p}ln_1.weight"], sd[f"{p}ln_1.bias"] = block.norm1.weight, block.norm1.bias
+        if block.mlp is not None:
+            sd[f"{p}ln_2.weight"], sd[f"{p}ln_2.bias"] = block.norm2.weight, block.norm2.bias
+            sd[f"{p}mlp.c_fc.weight"] = block.mlp.up.weight.T  # (D, F)
+            sd[f"{p}mlp.c_fc.bias"] = block.mlp.up.bias
+            sd[f"{p}mlp.c_proj.weight"] = block.mlp.down.weight.T  # (F, D)
+            sd[f"{p}mlp.c_proj.bias"] = block.mlp.down.bias
+        else:  # an MLP that adds exactly 0
+            sd[f"{p}ln_2.weight"], sd[f"{p}ln_2.bias"] = torch.ones(D), zeros(D)
+            sd[f"{p}mlp.c_fc.weight"], sd[f"{p}mlp.c_fc.bias"] = zeros(D, 1), zeros(1)
+            sd[f"{p}mlp.c_proj.weight"], sd[f"{p}mlp.c_proj.bias"] = zeros(1, D), zeros(D)
+    sd["transformer.ln_f.weight"], sd["transformer.ln_f.bias"] = model.norm.weight, model.norm.bias
+    sd["lm_head.weight"] = model.unembed.weight[:V]  # (V, D)
+    return {k: v.detach().float().contiguous().clone() for k, v in sd.items()}
+
+
+def to_gpt2(model: DecoderLM):
+    """A `GPT2LMHeadModel` (eval mode) computing `model`'s logits over its V real tokens."""
+    transformers = _require_transformers()
+    hf = transformers.GPT2LMHeadModel(gpt2_config(model))
+    missing, unexpected = hf.load_state_dict(gpt2_state_dict(model), strict=False)
+    missing = [k for k in missing if not k.endswith(".attn.bias") and k != "lm_head.weight"]
+    if missing or unexpected:
+        raise RuntimeError(f"GPT-2 weights did not map: missing {missing}, unexpected {unexpected}")
+    if model.cfg.tie_embeddings:
+        hf.tie_weights()
+    return hf.eval()
+
+
+def _refuse(cfg, field: str, ok, why: str = "") -> None:
+    value = getattr(cfg, field, None)
+    if not ok(value):
+        raise UserError(f"GPT-2 config.{field} = {value!r} has no attnlab equivalent{why}")
+
+
+def from_gpt2(hf) -> DecoderLM:
+    """An attnlab `DecoderLM` computing the same logits (`[..., :vocab_size]`) as a
+    `GPT2LMHeadModel` (or a path `from_pretrained` loads), so attnlab's probes, ablations
+    and patching run on it; a UserError names the config field attnlab cannot express."""
+    from attnlab.config.model import AttentionMixer, ModelConfig
+
+    transformers = _require_transformers()
+    if isinstance(hf, str | Path):
+        hf = transformers.AutoModelForCausalLM.from_pretrained(hf)
+    if not isinstance(hf, transformers.GPT2LMHeadModel):
+        raise UserError(f"{type(hf).__name__}: only GPT2LMHeadModel maps onto attnlab here")
+    c = hf.config
+    _refuse(c, "activation_function", lambda v: v in FROM_ACTS)
+    _refuse(c, "scale_attn_weights", lambda v: v)
+    _refuse(c, "scale_attn_by_inverse_layer_idx", lambda v: not v)
+    _refuse(c, "add_cross_attention", lambda v: not v)
+    D, H = c.n_embd, c.n_head
+    sd = {k: v.detach().float() for k, v in hf.state_dict().items()}
+    tied = c.tie_word_embeddings
+    zero_mlp = all(
+        not sd[f"transformer.h.{i}.mlp.{w}"].any()
+        for i in range(c.n_layer)
+        for w in ("c_proj.weight", "c_proj.bias")
+    )
+    wpe = sd["transformer.wpe.weight"]
+    biased = any(
+        sd[f"transformer.h.{i}.attn.{w}.bias"].any()
+        for i in range(c.n_layer)
+        for w in ("c_attn", "c_proj")
+    )
+    mcfg = ModelConfig(
+        arch="decoder",
+        vocab_size=c.vocab_size,
+        d_model=D,
+        n_layers=c.n_layer,
+        mixer=AttentionMixer(n_heads=H, bias=biased),
+        mlp=not zero_mlp,
+        d_ff=None if zero_mlp else (c.n_inner or 4 * D),
+        mlp_act=FROM_ACTS[c.activation_function],
+        norm="layernorm",
+        pos="none" if not wpe.any() else "learned",
+        max_seq_len=c.n_positions,
+        tie_embeddings=tied,
+        dropout=0.0,
+    )
+    model = DecoderLM(mcfg, c.vocab_size)
+    with torch.no_grad():
+        _copy_into(model, sd, c.vocab_size)
+    for m in model.modules():
+        if isinstance(m, nn.LayerNorm):
+            m.eps = c.layer_norm_epsilon
+    return model.eval()
+
+
+def _copy_into(model: DecoderLM, sd: dict[str, torch.Tensor], V: int) -> None:
+    """Copy GPT-2's weights (`sd`) into a freshly built `model` (padded rows stay 0)."""
+    model.embed.weight.zero_()
+    model.embed.weight[:V] = sd["transformer.wte.weight"]
+    if model.pos is not None:
+        model.pos.weight.copy_(sd["transformer.wpe.weight"])
+    for i, block in enumerate(model.blocks):
+        p, attn = f"transformer.h.{i}.", block.mixer
+        attn.qkv.weight.copy_(sd[f"{p}attn.c_attn.weight"].T)
+        attn.out.weight.copy_(sd[f"{p}attn.c_proj.weight"].T)
+        if attn.qkv.bias is not None:
+            attn.qkv.bias.copy_(sd[f"{p}attn.c_attn.bias"])
+            attn.out.bias.copy_(sd[f"{p}attn.c_proj.bias"])
+        block.norm1.weight.copy_(sd[f"{p}ln_1.weight"])
+        block.norm1.bias.copy_(sd[f"{p}ln_1.bias"])
+        if block.mlp is not None:
+            block.norm2.weight.copy_(sd[f"{p}ln_2.weight"])
+            block.norm2.bias.copy_(sd[f"{p}ln_2.bias"])
+            block.mlp.up.weight.copy_(sd[f"{p}mlp.c_fc.weight"].T)
+            block.mlp.up.bias.copy_(sd[f"{p}mlp.c_fc.bias"])
+            block.mlp.down.weight.copy_(sd[f"{p}mlp.c_proj.weight"].T)
+            block.mlp.down.bias.copy_(sd[f"{p}mlp.c_proj.bias"])
+    model.norm.weight.copy_(sd["transformer.ln_f.weight"])
+    model.norm.bias.copy_(sd["transformer.ln_f.bias"])
+    if not model.cfg.tie_embeddings:
+        model.unembed.weight.zero_()
+        model.unembed.weight[:V] = sd["lm_head.weight"]
