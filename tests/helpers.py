@@ -12,6 +12,7 @@ import yaml
 from attnlab.cli import main
 from attnlab.run_dir import read_metrics
 
+ROOT = Path(__file__).resolve().parents[1]  # the repository
 SHARED_DATA = Path(
     os.environ.get("ATTNLAB_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
 )

@@ -380,7 +380,7 @@ class SelectiveScan(torch.autograd.Function):
     Inputs: Δ (B, T, E), A (E, N), B and C (B, T, N), x (B, T, E). Saves h and Ā; the
     backward runs the scan right to left on dL/dh and applies the chain rule of the chosen
     discretisation (checked against autograd through the per-step `Mamba.forward_ref` in
-    tests/test_mamba.py). Contractions over E or N that have a (B, T, ·) partner go to
+    tests/unit/test_mamba.py). Contractions over E or N that have a (B, T, ·) partner go to
     batched matmuls, so no (B, T, E, N) tensor is built that the math does not need.
     """
 

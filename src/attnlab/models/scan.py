@@ -28,7 +28,7 @@ shape. Three methods, all differentiable:
   takes `log a` directly, which Mamba has (`ΔA`), skipping the `exp` and `log`. Its
   gradient is the mirrored log-space scan (`LogScan`), exact where `a` or `b` is 0.
 
-`scan_ref` and the tests use float64 as the truth; see `tests/test_scan.py` for the stated
+`scan_ref` and the tests use float64 as the truth; see `tests/unit/test_scan.py` for the stated
 tolerances.
 """
 

@@ -19,7 +19,7 @@ from attnlab.probes.paths import (
 )
 from attnlab.probes.sequences import repeated_sequences
 from attnlab.report.circuit_section import sweep_circuit_section
-from tests.test_intervene import _decoder, _no_hooks, _tokens
+from tests.unit.test_intervene import _decoder, _no_hooks, _tokens
 
 MIXERS = [{}, {"conv_kernel": 3}, {"smear_keys": True}, {"conv_kernel": 3, "conv_where": "qkv"}]
 EVERY_PATH = [("q", 1), ("k", 1), ("v", 1), ("logits", None)]

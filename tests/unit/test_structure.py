@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-SRC = Path(__file__).resolve().parents[1] / "src" / "attnlab"
+from tests.helpers import ROOT
+
+SRC = ROOT / "src" / "attnlab"
 
 # bottom to top: a unit may import only from units before it (and from itself)
 LAYERS = [

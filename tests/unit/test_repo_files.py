@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from attnlab.run_dir import decode_matrix, dumps, encode_matrix
+from tests.helpers import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 MAX_DOC_BYTES = 512 * 1024
 WEIGHTS = (".safetensors", ".pt", ".pth", ".bin", ".ckpt", ".npz")
 

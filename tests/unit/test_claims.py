@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 import random
-from pathlib import Path
 
 import pytest
 
@@ -24,7 +23,7 @@ from attnlab.experiments.claims import (
 from attnlab.experiments.reproductions import REPRODUCTIONS
 from attnlab.experiments.verdicts import judge_count, judge_difference, judge_ordering, judge_value
 from attnlab.stats import false_rejection_rate, mean_interval, prediction_interval
-from tests.helpers import SHARED_DATA
+from tests.helpers import ROOT, SHARED_DATA
 
 WRITEUPS = SHARED_DATA.parent / "writeups"
 needs_writeups = pytest.mark.skipif(not WRITEUPS.is_dir(), reason="shared write-ups absent")
@@ -145,7 +144,7 @@ def test_the_headline_table_is_generated_from_the_claims(doc):
     from attnlab.experiments.reproduce import headline
     from attnlab.report.claims_section import HEADLINE_END, HEADLINE_START
 
-    root = Path(__file__).resolve().parents[1]
+    root = ROOT
     text = (root / doc).read_text(encoding="utf-8")
     table = text.split(HEADLINE_START, 1)[1].split(HEADLINE_END, 1)[0].strip()
     assert table == headline(root / "docs" / "results").strip(), (

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from attnlab.config import apply_overrides, load_config, validate
 from attnlab.errors import ConfigError
-from tests.helpers import run_cli
+from tests.helpers import ROOT, run_cli
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = ROOT / "configs"
 
 
 def test_base_merge_and_overrides(tmp_path):

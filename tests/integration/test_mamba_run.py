@@ -6,9 +6,8 @@ from __future__ import annotations
 import json
 
 from attnlab.config import validate
-from attnlab.experiments.sweep import run_sweep
 from attnlab.runs import train
-from tests.helpers import grid_spec, pig_raw, run_cli
+from tests.helpers import pig_raw, run_cli
 
 
 def _mamba_pig(tmp_path, **mixer) -> dict:
@@ -70,17 +69,6 @@ def test_mamba_repeat_task_probes(tmp_path, monkeypatch, capsys):
     top = sorted(sorted(range(len(row)), key=lambda c: -row[c])[:8])
     assert layer["name"] == f"blocks.0.mamba (channels {', '.join(map(str, top))})"
     assert layer["heads"] == 8
-
-
-def test_discretization_sweep_table(tmp_path):
-    """Three discretisations of one tiny model → one sweep table with every row filled."""
-    discs = ("zoh_approx", "zoh", "bilinear")
-    raws = {d: _mamba_pig(tmp_path, discretization=d) for d in discs}
-    spec = grid_spec(tmp_path, raws, metric="final_val_word_accuracy", direction="maximize")
-    text = (run_sweep(spec, tmp_path / "sw", echo=lambda *_: None) / "report.md").read_text()
-    for disc in discs:
-        assert f"| {disc} | 1 |" in text
-    assert "test word acc" in text
 
 
 def test_bench_scan_cli(tmp_path, monkeypatch, capsys):

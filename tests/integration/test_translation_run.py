@@ -98,18 +98,6 @@ def test_same_seed_same_word_accuracy(tmp_path):
     assert a["translation"] == b["translation"]
 
 
-@pytest.mark.slow
-def test_quick_base_model_learns_pig_latin(tmp_path):
-    """Acceptance: the packaged quick base model, held-out words, >= 0.90 word accuracy."""
-    from attnlab.cli import config_path
-    from attnlab.config import load_config
-
-    cfg = load_config(config_path("piglatin/base_quick"), ["train.progress=false"])
-    summary = train(cfg, tmp_path / "run")
-    assert summary["test_word_accuracy"] >= 0.90
-    assert summary["translation"]["test"]["words"] == 2000
-
-
 def test_translation_sweep_table(tmp_path):
     """The ablation's table (what `attnlab study piglatin` writes): word accuracies and the
     best alignment per configuration."""
