@@ -415,3 +415,61 @@ def test_all_rows_keeps_blank_rows_as_padding_and_each_rows_newline(tmp_path):
     assert (masked.splits["train"].mask == masked.splits["train"].real).all()
     with pytest.raises(ConfigError, match="all_rows"):
         validate({"data": {**raw, "layout": "stream", "score_pad": False}}, "t")
+
+
+def _stories(n: int) -> list[str]:
+    return [f"Once upon a time story {i} had a cat.\n" for i in range(n)]
+
+
+def test_a_dataset_without_a_test_split_gets_one_cut_from_train(monkeypatch):
+    """TinyStories on the Hub has train and validation only: test_fraction of train's
+    rows, drawn with split_seed, become the test split, and leave train."""
+    import datasets
+
+    from attnlab.data.text import hub_splits
+
+    rows = {"train": _stories(400), "validation": _stories(40)}
+    monkeypatch.setattr(
+        datasets,
+        "load_dataset",
+        lambda name, config: datasets.DatasetDict(
+            {k: datasets.Dataset.from_dict({"text": v}) for k, v in rows.items()}
+        ),
+    )
+    base = {"task": "lm_text", "dataset": "roneneldan/TinyStories", "test_fraction": 0.05}
+    texts, sources = hub_splits(validate({"data": base}).data)
+    train, test = texts["train"].splitlines(), texts["test"].splitlines()
+    assert len(test) == 20 and len(train) == 380
+    assert sorted(train + test) == sorted(r.strip("\n") for r in rows["train"])
+    assert "split_seed 0" in sources["test"] and sources["train"].startswith("hf:")
+    again, _ = hub_splits(validate({"data": base}).data)
+    other, _ = hub_splits(validate({"data": {**base, "split_seed": 1}}).data)
+    assert again["test"] == texts["test"] != other["test"]
+
+
+def test_tinystories_config_runs_on_a_local_copy_in_its_layout(tmp_path, monkeypatch, capsys):
+    """The packaged TinyStories config on a small local copy laid out like the Hub's
+    (train.txt and validation.txt, one story a line; no test file)."""
+    from attnlab.config import config_path, load_config
+    from tests.helpers import run_cli
+
+    (tmp_path / "ts").mkdir()
+    (tmp_path / "ts" / "train.txt").write_text("".join(_stories(600)))
+    (tmp_path / "ts" / "validation.txt").write_text("".join(_stories(60)))
+    sets = [f"data.path={tmp_path / 'ts'}", "data.tokenizer=char", "data.test_fraction=0.05"]
+    cfg = load_config(config_path("tinystories/attn_2layer"), sets)
+    assert cfg.data.dataset == "roneneldan/TinyStories"
+    args = ["train", "tinystories/attn_2layer", "--out", str(tmp_path / "run")]
+    small = ["model.d_model=32", "model.mixer.n_heads=4", "data.seq_len=32", "data.batch_size=4"]
+    small += [
+        "train.max_steps=4",
+        "train.eval_every=2",
+        "train.eval_batches=1",
+        "train.final_eval_batches=2",
+    ]
+    for s in sets + small:
+        args += ["--set", s]
+    code, _, err = run_cli(args, monkeypatch, capsys)
+    assert code == 0, err
+    summary = (tmp_path / "run" / "summary.json").read_text()
+    assert "test: 0.05 of train's rows, split_seed 0" in summary

@@ -24,7 +24,16 @@ class LMTextData(Section):
     path: str | None = Field(None, description="local directory or .txt file")
     text_column: str = "text"
     val_fraction: float = Field(0.05, gt=0, lt=0.5, description="for a single file")
-    test_fraction: float = Field(0.05, gt=0, lt=0.5, description="for a single file")
+    test_fraction: float = Field(
+        0.05,
+        gt=0,
+        lt=0.5,
+        description="for a single file; and the share of train's rows cut out as the test "
+        "split when the data has none (TinyStories)",
+    )
+    split_seed: int = Field(
+        0, description="the seed that picks train's rows for a test split the data lacks"
+    )
     tokenizer: Literal["gpt2", "char", "bpe"] = "gpt2"
     tokenizer_path: str | None = Field(
         None, description="directory with vocab.json + merges.txt (gpt2); Hub when unset"
