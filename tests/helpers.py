@@ -24,6 +24,20 @@ needs_gpt2 = pytest.mark.skipif(not GPT2_DIR.is_dir(), reason="shared GPT-2 toke
 needs_wiki = pytest.mark.skipif(not WIKI_TOK.is_dir(), reason="shared WikiText copy absent")
 
 
+def tracked() -> set[str]:
+    """The repository's committed (or staged) files, as paths relative to its root (the
+    test skips outside a git checkout)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    out = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True
+    ).stdout.decode()
+    return {p for p in out.split("\0") if p}
+
+
 def tiny_raw(**over) -> dict:
     """A raw config of a 2-layer model on a small repeat_tokens task (trains in seconds)."""
     raw = {

@@ -7,27 +7,13 @@ it."""
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 from pathlib import Path
 from urllib.parse import unquote
 
-import pytest
-
-from tests.helpers import ROOT
+from tests.helpers import ROOT, tracked
 
 MD_LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
 HTML_LINK = re.compile(r"""(?:src|href)\s*=\s*["']([^"']+)["']""")
-
-
-def tracked() -> set[str]:
-    """The repository's committed (or staged) files, as paths relative to its root."""
-    if shutil.which("git") is None or not (ROOT / ".git").exists():
-        pytest.skip("not a git checkout")
-    out = subprocess.run(
-        ["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True
-    ).stdout.decode()
-    return {p for p in out.split("\0") if p}
 
 
 def links(path: Path) -> list[str]:

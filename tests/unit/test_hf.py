@@ -9,28 +9,12 @@ import pytest
 import torch
 import transformers
 
-from attnlab.config.model import AttentionMixer, MambaMixer, ModelConfig
+from attnlab.config.model import AttentionMixer, MambaMixer
 from attnlab.errors import UserError
 from attnlab.interop import from_gpt2, to_gpt2
-from attnlab.models.stack import DecoderLM
 from attnlab.probes.capture import capture
 from tests.helpers import run_cli, tiny_file
-
-V, T = 50, 24
-
-
-def _model(**kw) -> DecoderLM:
-    """A random decoder, weights moved off their initialisation, in eval mode."""
-    kw.setdefault("mixer", AttentionMixer(n_heads=4))
-    kw.setdefault("n_layers", 2)
-    cfg = ModelConfig(d_model=32, max_seq_len=T + 8, **kw)
-    torch.manual_seed(0)
-    model = DecoderLM(cfg, V)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.1)
-    return model.eval()
-
+from tests.unit.test_interop import T, V, _model
 
 CONFIGS = {
     "attn-only, learned": {},

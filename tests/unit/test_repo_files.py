@@ -5,27 +5,19 @@ state anywhere, and JSON written compactly (a matrix on one line, or as float16 
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from attnlab.run_dir import decode_matrix, dumps, encode_matrix
-from tests.helpers import ROOT
+from tests.helpers import ROOT, tracked
 
 MAX_DOC_BYTES = 512 * 1024
 WEIGHTS = (".safetensors", ".pt", ".pth", ".bin", ".ckpt", ".npz")
 
 
 def _tracked() -> list[Path]:
-    if shutil.which("git") is None or not (ROOT / ".git").exists():
-        pytest.skip("not a git checkout")
-    out = subprocess.run(
-        ["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True
-    ).stdout.decode()
-    return [ROOT / p for p in out.split("\0") if p]
+    return [ROOT / p for p in sorted(tracked())]
 
 
 def test_no_file_under_docs_is_over_512_kb():
