@@ -86,3 +86,11 @@ def postgres_server():
 def postgres_url(postgres_server) -> str:
     """A new empty database on the session's PostgreSQL server; its URL."""
     return postgres_server.database()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def storage(request, tmp_path) -> str:
+    """A shared database URL: a SQLite file, or a new database on the PostgreSQL server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'shared.db'}"
+    return request.getfixturevalue("postgres_url")

@@ -28,12 +28,3 @@ def test_demo_conv_attn_copies_and_one_layer_does_not(tmp_path):
     assert "max induction" in text
     for png in ("val_loss.png", "val_accuracy.png"):
         assert (tmp_path / "demo" / "repeat_tokens" / "plots" / png).is_file()
-
-
-def test_demo_refuses_to_replace_a_foreign_directory(tmp_path):
-    from attnlab.errors import UserError
-
-    (tmp_path / "mine.txt").write_text("precious")
-    with pytest.raises(UserError, match="not made by the demo"):
-        run_demo(tmp_path, echo=lambda *_: None)
-    assert (tmp_path / "mine.txt").read_text() == "precious"

@@ -23,14 +23,6 @@ from tests.integration.test_sweep import _spec
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def storage(request, tmp_path) -> str:
-    """A shared database URL: a SQLite file, or a new database on the PostgreSQL server."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'shared.db'}"
-    return request.getfixturevalue("postgres_url")
-
-
 def _cmd(spec: Path, out: Path, storage: str) -> list[str]:
     return [sys.executable, "-m", "attnlab", "sweep", str(spec), "--out", str(out),
             "--storage", storage]  # fmt: skip
