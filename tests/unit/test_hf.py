@@ -126,3 +126,54 @@ def test_export_command_writes_a_model_transformers_loads(tmp_path, monkeypatch,
         assert tok("ab")["input_ids"]
     code, _, err = run_cli(["export", str(run), "--to", "hf", str(out)], monkeypatch, capsys)
     assert code != 0 and "not empty" in err
+
+
+@pytest.mark.parametrize("tied", [False, True])
+def test_mamba_for_causal_lm_gives_attnlabs_logits(tied, tmp_path):
+    """A selective zoh_approx Mamba as Hugging Face's MambaForCausalLM, saved and loaded
+    back with AutoModelForCausalLM: the same logits; other discretisations are refused."""
+    from attnlab.interop.hf import to_mamba
+
+    model = _model(
+        mixer=MambaMixer(d_state=4, d_conv=3), norm="rmsnorm", pos="none", tie_embeddings=tied
+    )
+    hf = to_mamba(model)
+    hf.save_pretrained(tmp_path)
+    loaded = transformers.AutoModelForCausalLM.from_pretrained(tmp_path).eval()
+    assert isinstance(loaded, transformers.MambaForCausalLM)
+    x = _tokens(4)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x).logits, model(x)[..., :V], atol=1e-4, rtol=1e-4)
+    for kw, option in [
+        ({"discretization": "zoh"}, "discretization"),
+        ({"selective": False}, "selective"),
+    ]:
+        bad = _model(mixer=MambaMixer(d_state=4, **kw), norm="rmsnorm", pos="none")
+        with pytest.raises(UserError, match=option):
+            to_mamba(bad)
+    with pytest.raises(UserError, match=r"model\.pos"):
+        to_mamba(_model(mixer=MambaMixer(d_state=4), norm="rmsnorm"))
+
+
+def test_export_command_writes_a_mamba_run_as_mamba_for_causal_lm(tmp_path, monkeypatch, capsys):
+    run, out = tmp_path / "run", tmp_path / "hf"
+    cfg = tiny_file(
+        tmp_path,
+        model__mixer={"name": "mamba", "d_state": 4},
+        model__norm="rmsnorm",
+        model__pos="none",
+        train__max_steps=4,
+    )
+    code, _, err = run_cli(["train", str(cfg), "--out", str(run)], monkeypatch, capsys)
+    assert code == 0, err
+    code, _, err = run_cli(["export", str(run), "--to", "hf", str(out)], monkeypatch, capsys)
+    assert code == 0, err
+    assert "MambaForCausalLM" in (out / "README.md").read_text()
+    loaded = transformers.AutoModelForCausalLM.from_pretrained(out).eval()
+    from attnlab.probes.run import load_trained
+
+    _, model, _ = load_trained(run, "final")
+    x = torch.randint(0, model.vocab_size, (2, 8), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        want = model(x)[..., : model.vocab_size]
+        torch.testing.assert_close(loaded(x).logits, want, atol=1e-4, rtol=1e-4)

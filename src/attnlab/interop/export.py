@@ -1,8 +1,8 @@
 """`attnlab export RUN_DIR --to transformer-lens|hf OUT`: a run's model as a folder that
 TransformerLens (`config.json`, `hooked_transformer.safetensors`) or Hugging Face
-`transformers` (`AutoModelForCausalLM.from_pretrained(OUT)`: GPT-2's `config.json` and
-`model.safetensors`, `attnlab.interop.hf`) loads without attnlab, with the run's tokenizer
-and a README with the lines that load it."""
+`transformers` (`AutoModelForCausalLM.from_pretrained(OUT)`: GPT-2, or Mamba for a Mamba
+model, as `config.json` and `model.safetensors`, `attnlab.interop.hf`) loads without
+attnlab, with the run's tokenizer and a README with the lines that load it."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ FORMATS = ("transformer-lens", "hf")
 
 HF_SNIPPET = """from transformers import AutoModelForCausalLM
 
-model = AutoModelForCausalLM.from_pretrained("{out}")  # GPT2LMHeadModel
+model = AutoModelForCausalLM.from_pretrained("{out}")  # GPT-2 or Mamba
 """
 
 LOAD_SNIPPET = """import json
@@ -48,13 +48,17 @@ def export_run(run_dir: str | Path, out: str | Path, to: str = "transformer-lens
     _, model, _ = load_trained(run_dir, weights)
     out = Path(out)
     if to == "hf":
-        from attnlab.interop.hf import to_gpt2
+        from attnlab.interop.hf import to_gpt2, to_mamba
 
-        hf = to_gpt2(model)  # refuses what GPT-2 cannot express, before anything is written
+        # refuses what the architecture cannot express, before anything is written
+        hf = to_mamba(model) if model.cfg.mixer.name == "mamba" else to_gpt2(model)
         _new_folder(out)
         hf.save_pretrained(out)
         _save_hf_tokenizer(RunDir(run_dir).tokenizer, out)
-        loader, what = HF_SNIPPET.format(out=out), "Hugging Face transformers (GPT-2)"
+        loader, what = (
+            HF_SNIPPET.format(out=out),
+            f"Hugging Face transformers ({type(hf).__name__})",
+        )
     else:
         config, state = hooked_config_dict(model), hooked_state_dict(model)
         _new_folder(out)

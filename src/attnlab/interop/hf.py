@@ -22,10 +22,18 @@ Only the V real vocabulary rows are exported (attnlab pads its rows; compare
 `logits[..., :V]`). GPT-2 scales attention scores by 1/√E, as attnlab does. What GPT-2
 cannot express is refused with the option's name and the reason: rotary positions
 (`pos: rope`; GPT-NeoX and Llama have them, with other norms and MLPs: not mapped here),
-RMSNorm or no norm (GPT-2 has LayerNorm), convolutions, smeared keys, the Mamba mixer
-(`MambaForCausalLM` uses another discretisation of B; not mapped here), and the
-encoder-decoder and classifier architectures. The way back takes a `GPT2LMHeadModel`
-(GPT-2 itself, `gelu_new`, included) and refuses what attnlab cannot express by name.
+RMSNorm or no norm (GPT-2 has LayerNorm), convolutions, smeared keys, and the
+encoder-decoder and classifier architectures.
+
+A Mamba model maps onto `MambaForCausalLM` (`to_mamba`): embeddings, per block an RMSNorm
+and the mixer (`in_proj`, the depth-wise `conv1d`, `x_proj` split into Δ's rank, B and C,
+`dt_proj`, `A_log`, `D`, `out_proj`), `norm_f`, `lm_head`. Exact for the selective scan
+with `discretization: zoh_approx` (Ā = exp(ΔA), B̄ = ΔB, as Hugging Face computes them),
+learned Δ without `dt_scale`, RMSNorm, no MLP and no positions; `zoh`, `bilinear`, the
+time-invariant mode, a constant or positional Δ, an MLP or positions are refused by name.
+
+The way back (`from_gpt2`) takes a `GPT2LMHeadModel` (GPT-2 itself, `gelu_new`, included)
+and refuses what attnlab cannot express by name; Mamba's way back is not built.
 """
 
 from __future__ import annotations
@@ -63,8 +71,8 @@ def check_exportable(model: nn.Module) -> None:
     cfg, mixer = model.cfg, model.cfg.mixer
     if mixer.name != "attention":
         raise UserError(
-            f"model.mixer.name: {mixer.name}: only attention maps onto GPT-2 (a Mamba model's "
-            "MambaForCausalLM export is not built: its B discretisation differs)"
+            f"model.mixer.name: {mixer.name}: only attention maps onto GPT-2 (a Mamba model "
+            "maps onto MambaForCausalLM: to_mamba)"
         )
     if mixer.conv_kernel is not None:
         raise UserError(f"model.mixer.conv_kernel: {mixer.conv_kernel}: GPT-2 has no convolution")
@@ -237,3 +245,79 @@ def _copy_into(model: DecoderLM, sd: dict[str, torch.Tensor], V: int) -> None:
     if not model.cfg.tie_embeddings:
         model.unembed.weight.zero_()
         model.unembed.weight[:V] = sd["lm_head.weight"]
+
+
+def check_mamba_exportable(model: nn.Module) -> None:
+    """Raise a UserError naming the first option of a Mamba `model` that
+    `MambaForCausalLM` cannot express (see the module doc)."""
+    if not isinstance(model, DecoderLM) or model.cfg.mixer.name != "mamba":
+        raise UserError("MambaForCausalLM takes a decoder whose model.mixer.name is mamba")
+    cfg, m = model.cfg, model.cfg.mixer
+    wrong = {
+        "model.mixer.selective": (m.selective, True),
+        "model.mixer.dt": (m.dt, "learned"),
+        "model.mixer.dt_scale": (m.dt_scale, False),
+        "model.mixer.discretization": (m.discretization, "zoh_approx"),
+        "model.norm": (cfg.norm, "rmsnorm"),
+        "model.mlp": (cfg.mlp, False),
+        "model.pos": (cfg.pos, "none"),
+    }
+    for name, (value, needed) in wrong.items():
+        if value != needed:
+            raise UserError(
+                f"{name}: {value}: MambaForCausalLM needs {needed} (its Mamba block is the "
+                "selective scan with exp(ΔA) and B̄ = ΔB, RMSNorm, no MLP, no positions)"
+            )
+
+
+def to_mamba(model: DecoderLM):
+    """A `MambaForCausalLM` (eval mode) computing a Mamba `model`'s logits over its V real
+    tokens: exact for the selective scan with `zoh_approx` (Ā = exp(ΔA), B̄ = ΔB),
+    learned Δ, RMSNorm, no MLP and no positions; the rest is refused by name."""
+    check_mamba_exportable(model)
+    transformers = _require_transformers()
+    cfg, V = model.cfg, model.vocab_size
+    mixer = model.blocks[0].mixer
+    hf_cfg = transformers.MambaConfig(
+        vocab_size=V,
+        hidden_size=cfg.d_model,
+        state_size=mixer.d_state,
+        num_hidden_layers=cfg.n_layers,
+        expand=mixer.d_inner // cfg.d_model,
+        conv_kernel=mixer.d_conv,
+        use_bias=mixer.in_proj.bias is not None,
+        use_conv_bias=True,
+        hidden_act="silu",
+        time_step_rank=mixer.dt_rank,
+        layer_norm_epsilon=torch.finfo(torch.float32).eps,  # nn.RMSNorm(eps=None) on float32
+        tie_word_embeddings=cfg.tie_embeddings,
+        bos_token_id=None,
+        eos_token_id=None,
+        pad_token_id=None,
+    )
+    sd = {"backbone.embeddings.weight": model.embed.weight[:V]}
+    for i, block in enumerate(model.blocks):
+        p, m = f"backbone.layers.{i}.", block.mixer
+        sd[f"{p}norm.weight"] = block.norm1.weight
+        sd[f"{p}mixer.in_proj.weight"] = m.in_proj.weight
+        sd[f"{p}mixer.conv1d.weight"] = m.conv.conv.weight  # (E, 1, K)
+        sd[f"{p}mixer.conv1d.bias"] = m.conv.conv.bias
+        sd[f"{p}mixer.x_proj.weight"] = m.x_proj.weight
+        sd[f"{p}mixer.dt_proj.weight"] = m.dt_proj.weight
+        sd[f"{p}mixer.dt_proj.bias"] = m.dt_proj.bias
+        sd[f"{p}mixer.A_log"] = m.A_log
+        sd[f"{p}mixer.D"] = m.D
+        sd[f"{p}mixer.out_proj.weight"] = m.out.weight
+        if m.in_proj.bias is not None:
+            sd[f"{p}mixer.in_proj.bias"] = m.in_proj.bias
+            sd[f"{p}mixer.out_proj.bias"] = m.out.bias
+    sd["backbone.norm_f.weight"] = model.norm.weight
+    sd["lm_head.weight"] = model.unembed.weight[:V]
+    hf = transformers.MambaForCausalLM(hf_cfg)
+    state = {k: v.detach().float().contiguous().clone() for k, v in sd.items()}
+    missing, unexpected = hf.load_state_dict(state, strict=False)
+    if [k for k in missing if k != "lm_head.weight"] or unexpected:
+        raise RuntimeError(f"Mamba weights did not map: missing {missing}, unexpected {unexpected}")
+    if cfg.tie_embeddings:
+        hf.tie_weights()
+    return hf.eval()
