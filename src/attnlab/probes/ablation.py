@@ -35,7 +35,7 @@ from attnlab.probes.capture import capture, eval_mode
 from attnlab.probes.composition import composition_scores
 from attnlab.probes.heads import is_hidden
 from attnlab.probes.intervene import ablate, head_patching
-from attnlab.probes.paths import path_ablate, path_patch, pattern_preserving
+from attnlab.probes.paths import path_ablate, pattern_preserving
 from attnlab.probes.sequences import ProbeSet
 
 PREVIOUS_TOKEN_HEAD = 0.3  # previous-token score from which a head counts as one
@@ -98,6 +98,12 @@ def top_units(scores: list[float], k: int) -> list[int]:
     return sorted(range(len(scores)), key=lambda h: (-scores[h], h))[:k]
 
 
+def top_channels(induction: list[float], previous: list[float], k: int) -> list[int]:
+    """A Mamba layer's channels worth listing: its k highest by induction score and its
+    k highest by previous-token score, in index order."""
+    return sorted(set(top_units(induction, k)) | set(top_units(previous, k)))
+
+
 def _table(
     model: nn.Module, probe: ProbeSet, scores: dict, batch_size: int, how: str, ref: ProbeSet
 ) -> dict:
@@ -114,8 +120,7 @@ def _table(
         n = len(ind[li])
         if not hidden[li]:
             return list(range(n))
-        k = MAMBA_ABLATED_CHANNELS
-        return sorted(set(top_units(ind[li], k)) | set(top_units(prev[li], k)))
+        return top_channels(ind[li], prev[li], MAMBA_ABLATED_CHANNELS)
 
     rows = []
     for li, layer in enumerate(layers):
@@ -271,19 +276,20 @@ def circuit(
         ablation[how] = row
     clean, corrupted, metric = patching_pair(model, probe)
     readers = {b: ind[b] for b in receivers}
-    mass = _induction_mass(model, probe[:PATCH_SEQUENCES], readers)
-    mass_clean, mass_corrupted = mass(clean), mass(corrupted)
+    run = _induction_mass(model, probe[:PATCH_SEQUENCES], readers)
+    (mass_clean, logits_clean), (mass_corrupted, logits_corrupted) = run(clean), run(corrupted)
+    base = (metric(logits_clean), metric(logits_corrupted))
     patching, attention = {}, {}
     for what in ("all", *PATHS, "logits"):
         into = {
             "all": [(w, b) for w in PATHS for b in receivers] + [("logits", None)],
             "logits": [("logits", None)],
         }.get(what, [(what, b) for b in receivers])
-        patching[what] = path_patch(
-            model, (clean,), (corrupted,), a, sender, into, metric
-        ).recovered
+        # path patching (`paths.path_patch`): the clean senders' output put into `into`
         with torch.no_grad(), path_ablate(model, a, sender, into, "resample", (clean,)):
-            attention[what] = _share(mass_clean, mass_corrupted, mass(corrupted))
+            mass, logits = run(corrupted)
+        patching[what] = _share(*base, metric(logits))
+        attention[what] = _share(mass_clean, mass_corrupted, mass)
     return {
         "sender": {"layer": a, "heads": sender},
         "receivers": {str(b): ind[b] for b in receivers},
@@ -302,24 +308,25 @@ def _share(clean: float, corrupted: float, patched: float) -> float:
 
 
 def _induction_mass(model: nn.Module, part: ProbeSet, readers: dict[int, list[int]]):
-    """A function of tokens (N, T) → the mean attention of the `readers` heads (layer →
+    """A function of tokens (N, T) → (the mean attention of the `readers` heads (layer →
     heads) from each repeat query t to its induction target, the key after the earlier
-    copy of t's token (t − seg_len + 1): what K-composition restores when patched (run
-    inside an edit, it measures the edited model)."""
+    copy of t's token (t − seg_len + 1), the logits), from one forward pass: what
+    K-composition restores when patched (run inside an edit, it measures the edited
+    model)."""
     part = part.to(next(model.parameters()).device)
     pred = part.repeat_queries(drop_last=True)  # (N, T)
     rows, t = pred.nonzero(as_tuple=True)  # (Q,) each
     target = t - part.seg_len[rows] + 1  # (Q,) the induction target keys
     names = [f"blocks.{b}.attn.hook_pattern" for b in readers]
 
-    def mass(tokens: torch.Tensor) -> float:
+    def mass(tokens: torch.Tensor) -> tuple[float, torch.Tensor]:
         with torch.no_grad(), capture(model, names, to_cpu=False) as cache:
-            model(tokens)
+            logits = model(tokens)
         got = [
             cache[f"blocks.{b}.attn.hook_pattern"][rows, :, t, target][:, hs]
             for b, hs in readers.items()
         ]
-        return float(torch.cat(got, dim=1).mean())  # over queries and reader heads
+        return float(torch.cat(got, dim=1).mean()), logits  # over queries and reader heads
 
     return mass
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from attnlab.probes.ablation import INDUCTION_HEAD
+from attnlab.probes.ablation import INDUCTION_HEAD, top_channels
 from attnlab.probes.composition import top_pairs
 from attnlab.probes.explorer import example_patterns
 from attnlab.report import probe_plots
@@ -82,14 +82,10 @@ TABLE_CHANNELS = 8  # a Mamba layer's channels listed in the tables: the top by 
 def _units(h: dict, li: int, layer: int) -> list[int]:
     """The heads of a layer the tables list: all of an attention layer's; a Mamba layer's
     top `TABLE_CHANNELS` channels by induction and by previous-token score."""
-    n = len(h["scores"]["induction"][li])
+    induction, previous = h["scores"]["induction"][li], h["scores"]["previous_token"][li]
     if h.get("units", {}).get(str(layer)) != "channel":
-        return list(range(n))
-    top = set()
-    for name in ("induction", "previous_token"):
-        row = h["scores"][name][li]
-        top |= set(sorted(range(n), key=lambda c, row=row: -row[c])[:TABLE_CHANNELS])
-    return sorted(top)
+        return list(range(len(induction)))
+    return top_channels(induction, previous, TABLE_CHANNELS)
 
 
 def _heads(rd: RunDir, h: dict) -> str:
