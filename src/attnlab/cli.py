@@ -353,12 +353,16 @@ def export(
     run_dir: Path = typer.Argument(..., help="A trained decoder-only run directory."),
     out: Path = typer.Argument(..., help="A new folder for the exported model."),
     to: str = typer.Option(
-        "transformer-lens", "--to", help="transformer-lens, or hf (transformers' GPT-2)."
+        "hf",
+        "--to",
+        help="hf (transformers: GPT-2 or Mamba) or transformer-lens (the same folder, "
+        "opened with TransformerLens 4's TransformerBridge).",
     ),
     weights: Weights = typer.Option(Weights.final, "--weights", help="Which checkpoint."),
 ) -> None:
-    """Export a run's model for TransformerLens (HookedTransformer, transformer-lens 3.x) or
-    Hugging Face transformers (GPT-2: AutoModelForCausalLM.from_pretrained(OUT))."""
+    """Export a run's model as a Hugging Face transformers folder
+    (AutoModelForCausalLM.from_pretrained(OUT): GPT-2, or MambaForCausalLM), which
+    TransformerLens 4 opens too (TransformerBridge.boot_transformers)."""
     from attnlab.interop import export_run
 
     path = export_run(run_dir, out, to, weights.value)

@@ -177,3 +177,35 @@ def test_export_command_writes_a_mamba_run_as_mamba_for_causal_lm(tmp_path, monk
     with torch.no_grad():
         want = model(x)[..., : model.vocab_size]
         torch.testing.assert_close(loaded(x).logits, want, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_a_mamba_for_causal_lm_loads_into_attnlab(bias, tmp_path):
+    """Hugging Face's own Mamba (its eps, Δ rank, projection biases; random weights moved
+    off their start) comes in through `from_hf` with equal logits; a non-SiLU one is refused
+    by name, and so is a family attnlab does not read."""
+    from attnlab.interop import from_hf
+
+    cfg = transformers.MambaConfig(
+        vocab_size=V, hidden_size=32, state_size=4, num_hidden_layers=2, expand=2,
+        conv_kernel=3, time_step_rank=3, use_bias=bias, layer_norm_epsilon=1e-5,
+        tie_word_embeddings=False, bos_token_id=None, eos_token_id=None, pad_token_id=None,
+    )  # fmt: skip
+    torch.manual_seed(6)
+    hf = transformers.MambaForCausalLM(cfg).eval()
+    with torch.no_grad():
+        for p in hf.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    hf.save_pretrained(tmp_path)
+    model = from_hf(tmp_path)
+    assert model.cfg.mixer.name == "mamba" and model.cfg.mixer.dt_rank == 3
+    x = _tokens(5)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x)[..., :V], hf(x).logits, atol=1e-4, rtol=1e-4)
+    cfg.hidden_act = "gelu"
+    with pytest.raises(UserError, match="hidden_act"):
+        from_hf(transformers.MambaForCausalLM(cfg))
+    bert = transformers.BertConfig(vocab_size=V, hidden_size=32, num_hidden_layers=1,
+                                   num_attention_heads=4, intermediate_size=8)  # fmt: skip
+    with pytest.raises(UserError, match="GPT2LMHeadModel and MambaForCausalLM"):
+        from_hf(transformers.BertLMHeadModel(bert))

@@ -32,8 +32,10 @@ with `discretization: zoh_approx` (Ā = exp(ΔA), B̄ = ΔB, as Hugging Face com
 learned Δ without `dt_scale`, RMSNorm, no MLP and no positions; `zoh`, `bilinear`, the
 time-invariant mode, a constant or positional Δ, an MLP or positions are refused by name.
 
-The way back (`from_gpt2`) takes a `GPT2LMHeadModel` (GPT-2 itself, `gelu_new`, included)
-and refuses what attnlab cannot express by name; Mamba's way back is not built.
+The way back: `from_gpt2` takes a `GPT2LMHeadModel` (GPT-2 itself, `gelu_new`, included),
+`from_mamba` a `MambaForCausalLM` (any width, state, kernel and Δ rank; SiLU, conv bias),
+and `from_hf` either, or a folder `AutoModelForCausalLM` loads; what attnlab cannot
+express is refused by name. `to_hf` picks the export for a model (GPT-2 or Mamba).
 """
 
 from __future__ import annotations
@@ -59,6 +61,15 @@ def _require_transformers():
             "Hugging Face transformers is not installed: pip install transformers"
         ) from e
     return transformers
+
+
+def _plain_state(hf) -> dict[str, torch.Tensor]:
+    """A Hugging Face model's float32 state under its own names: TransformerLens 4's bridge
+    wraps the model's modules in place, adding `._original_component` to every name."""
+    return {
+        k.replace("._original_component", ""): v.detach().float()
+        for k, v in hf.state_dict().items()
+    }
 
 
 def check_exportable(model: nn.Module) -> None:
@@ -161,7 +172,7 @@ def to_gpt2(model: DecoderLM):
 def _refuse(cfg, field: str, ok, why: str = "") -> None:
     value = getattr(cfg, field, None)
     if not ok(value):
-        raise UserError(f"GPT-2 config.{field} = {value!r} has no attnlab equivalent{why}")
+        raise UserError(f"{type(cfg).__name__}.{field} = {value!r} has no attnlab equivalent{why}")
 
 
 def from_gpt2(hf) -> DecoderLM:
@@ -181,7 +192,7 @@ def from_gpt2(hf) -> DecoderLM:
     _refuse(c, "scale_attn_by_inverse_layer_idx", lambda v: not v)
     _refuse(c, "add_cross_attention", lambda v: not v)
     D, H = c.n_embd, c.n_head
-    sd = {k: v.detach().float() for k, v in hf.state_dict().items()}
+    sd = _plain_state(hf)
     tied = c.tie_word_embeddings
     zero_mlp = all(
         not sd[f"transformer.h.{i}.mlp.{w}"].any()
@@ -321,3 +332,92 @@ def to_mamba(model: DecoderLM):
     if cfg.tie_embeddings:
         hf.tie_weights()
     return hf.eval()
+
+
+def from_mamba(hf) -> DecoderLM:
+    """An attnlab Mamba `DecoderLM` computing the same logits (`[..., :vocab_size]`) as a
+    `MambaForCausalLM` (the selective scan, `zoh_approx`, learned Δ, RMSNorm: what
+    Hugging Face's Mamba block computes); a UserError names what attnlab cannot express."""
+    from attnlab.config.model import MambaMixer, ModelConfig
+
+    transformers = _require_transformers()
+    if not isinstance(hf, transformers.MambaForCausalLM):
+        raise UserError(f"{type(hf).__name__}: from_mamba takes a MambaForCausalLM")
+    c = hf.config
+    _refuse(c, "hidden_act", lambda v: v == "silu", " (attnlab's Mamba gates with SiLU)")
+    _refuse(c, "use_conv_bias", lambda v: v, " (attnlab's conv has a bias)")
+    D, E = c.hidden_size, c.intermediate_size
+    if E % D:
+        raise UserError(f"Mamba config.intermediate_size = {E} is not a multiple of {D}")
+    sd = _plain_state(hf)
+    mcfg = ModelConfig(
+        arch="decoder",
+        vocab_size=c.vocab_size,
+        d_model=D,
+        n_layers=c.num_hidden_layers,
+        mixer=MambaMixer(
+            d_state=c.state_size,
+            expand=E // D,
+            d_conv=c.conv_kernel,
+            dt_rank=c.time_step_rank,
+            bias=c.use_bias,
+        ),
+        mlp=False,
+        norm="rmsnorm",
+        pos="none",
+        tie_embeddings=c.tie_word_embeddings,
+        dropout=0.0,
+    )
+    V = c.vocab_size
+    model = DecoderLM(mcfg, V)
+    with torch.no_grad():
+        model.embed.weight.zero_()
+        model.embed.weight[:V] = sd["backbone.embeddings.weight"]
+        for i, block in enumerate(model.blocks):
+            p, m = f"backbone.layers.{i}.", block.mixer
+            block.norm1.weight.copy_(sd[f"{p}norm.weight"])
+            for mine, theirs in [
+                (m.in_proj.weight, "in_proj.weight"),
+                (m.conv.conv.weight, "conv1d.weight"),  # (E, 1, K)
+                (m.conv.conv.bias, "conv1d.bias"),
+                (m.x_proj.weight, "x_proj.weight"),  # (R + 2N, E)
+                (m.dt_proj.weight, "dt_proj.weight"),
+                (m.dt_proj.bias, "dt_proj.bias"),
+                (m.A_log, "A_log"),
+                (m.D, "D"),
+                (m.out.weight, "out_proj.weight"),
+            ]:
+                mine.copy_(sd[f"{p}mixer.{theirs}"])
+            if m.in_proj.bias is not None:
+                m.in_proj.bias.copy_(sd[f"{p}mixer.in_proj.bias"])
+                m.out.bias.copy_(sd[f"{p}mixer.out_proj.bias"])
+        model.norm.weight.copy_(sd["backbone.norm_f.weight"])
+        if not mcfg.tie_embeddings:
+            model.unembed.weight.zero_()
+            model.unembed.weight[:V] = sd["lm_head.weight"]
+    for mod in model.modules():
+        if isinstance(mod, nn.RMSNorm):
+            mod.eps = c.layer_norm_epsilon
+    return model.eval()
+
+
+def to_hf(model: DecoderLM):
+    """The exact Hugging Face model for `model`: `MambaForCausalLM` for a Mamba decoder,
+    `GPT2LMHeadModel` for an attention one; what neither expresses is a UserError."""
+    return to_mamba(model) if model.cfg.mixer.name == "mamba" else to_gpt2(model)
+
+
+def from_hf(hf) -> DecoderLM:
+    """An attnlab `DecoderLM` for a Hugging Face causal LM (a model or a folder
+    `AutoModelForCausalLM` loads): GPT-2 (`from_gpt2`) or Mamba (`from_mamba`)."""
+    transformers = _require_transformers()
+    if isinstance(hf, str | Path):
+        hf = transformers.AutoModelForCausalLM.from_pretrained(hf)
+    if isinstance(hf, transformers.GPT2LMHeadModel):
+        return from_gpt2(hf)
+    if isinstance(hf, transformers.MambaForCausalLM):
+        return from_mamba(hf)
+    raise UserError(
+        f"{type(hf).__name__}: attnlab reads GPT2LMHeadModel and MambaForCausalLM (the "
+        "families its models map onto exactly)"
+    )

@@ -10,8 +10,8 @@ For heads h1 (layer l1) and h2 (layer l2 > l1), with W_OV = W_V W_O and W_QK = W
     Q: ‖W_OV¹ W_QK²‖ / (‖W_OV¹‖ ‖W_QK²‖)      K: ‖W_OV¹ W_QK²ᵀ‖ / (‖W_OV¹‖ ‖W_QK²‖)
     V: ‖W_OV¹ W_OV²‖ / (‖W_OV¹‖ ‖W_OV²‖)
 
-with Frobenius norms: TransformerLens's `HookedTransformer.all_composition_scores`, and
-equal to it on a model exported with `attnlab export --to transformer-lens` (a test
+with Frobenius norms: TransformerLens's `all_composition_scores`, and equal to it on an
+attnlab model opened in TransformerLens 4 (`attnlab.interop.to_transformer_bridge`; a test
 checks). Pairs with l2 <= l1 are 0. Like TransformerLens's, the scores ignore the norms,
 biases, convolutions and smeared keys between the heads: a conv or smear on the keys
 changes what K-composition means, and a model with one says so (`exact: false`). Two
